@@ -1,0 +1,20 @@
+// Every `tandem` subcommand registers itself on the CLI11 app. Each lives in its own
+// file (cli/<name>_command.cc) and returns the process exit code through `exit_code`.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace tandem::cli {
+
+// Set by the chosen subcommand's callback.
+struct RunState {
+  int exit_code = 0;
+};
+
+void RegisterGenerateCommand(CLI::App& app, RunState& state);
+void RegisterInfoCommand(CLI::App& app, RunState& state);
+void RegisterMakeModelCommand(CLI::App& app, RunState& state);
+void RegisterBenchCommand(CLI::App& app, RunState& state);
+void RegisterPlanCommand(CLI::App& app, RunState& state);
+
+}  // namespace tandem::cli

@@ -1,0 +1,76 @@
+#include "model/hparams.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace tandem {
+
+absl::StatusOr<Hparams> ReadHparams(const GgufFile& file) {
+  Hparams h;
+  auto arch = file.GetString("general.architecture");
+  if (!arch.ok()) return arch.status();
+  h.architecture = *arch;
+  if (h.architecture != "llama") {
+    return absl::UnimplementedError(absl::StrCat(file.path(), ": architecture '", h.architecture,
+                                                 "' is not supported (supported: llama)"));
+  }
+  const std::string p = h.architecture + ".";
+  auto get = [&](const std::string& key, int64_t* out) -> absl::Status {
+    auto v = file.GetInt(p + key);
+    if (!v.ok()) return v.status();
+    *out = *v;
+    return absl::OkStatus();
+  };
+  for (auto [key, out] : {std::pair{"embedding_length", &h.n_embd},
+                          std::pair{"block_count", &h.n_layer},
+                          std::pair{"attention.head_count", &h.n_head},
+                          std::pair{"feed_forward_length", &h.n_ff}}) {
+    absl::Status s = get(key, out);
+    if (!s.ok()) return s;
+  }
+  auto ctx = file.GetInt(p + "context_length", 2048);
+  if (!ctx.ok()) return ctx.status();
+  h.n_ctx_train = *ctx;
+  auto head_kv = file.GetInt(p + "attention.head_count_kv", h.n_head);
+  if (!head_kv.ok()) return head_kv.status();
+  h.n_head_kv = *head_kv;
+
+  auto bad = [&](absl::string_view what) {
+    return absl::InvalidArgumentError(absl::StrCat(file.path(), ": ", what));
+  };
+  if (h.n_embd <= 0 || h.n_embd > (1 << 20)) return bad(absl::StrCat("embedding_length ", h.n_embd, " is out of range"));
+  if (h.n_layer <= 0 || h.n_layer > 4096) return bad(absl::StrCat("block_count ", h.n_layer, " is out of range"));
+  if (h.n_head <= 0 || h.n_embd % h.n_head != 0) {
+    return bad(absl::StrCat("head_count ", h.n_head, " does not divide embedding_length ", h.n_embd));
+  }
+  if (h.n_head_kv <= 0 || h.n_head % h.n_head_kv != 0) {
+    return bad(absl::StrCat("head_count_kv ", h.n_head_kv, " does not divide head_count ", h.n_head));
+  }
+  if (h.n_ff <= 0 || h.n_ff > (1 << 22)) return bad(absl::StrCat("feed_forward_length ", h.n_ff, " is out of range"));
+  h.head_dim = h.n_embd / h.n_head;
+  auto rot = file.GetInt(p + "rope.dimension_count", h.head_dim);
+  if (!rot.ok()) return rot.status();
+  h.n_rot = *rot;
+  if (h.n_rot <= 0 || h.n_rot > h.head_dim || h.n_rot % 2 != 0) {
+    return bad(absl::StrCat("rope.dimension_count ", h.n_rot, " is invalid for head size ", h.head_dim));
+  }
+  auto eps = file.GetFloat(p + "attention.layer_norm_rms_epsilon", 1e-5);
+  if (!eps.ok()) return eps.status();
+  h.rms_eps = static_cast<float>(*eps);
+  auto base = file.GetFloat(p + "rope.freq_base", 10000.0);
+  if (!base.ok()) return base.status();
+  h.rope_freq_base = static_cast<float>(*base);
+  auto scale = file.GetFloat(p + "rope.scale_linear", 1.0);
+  if (!scale.ok()) return scale.status();
+  h.rope_freq_scale = static_cast<float>(1.0 / *scale);
+
+  const GgufTensor* embd = file.FindTensor("token_embd.weight");
+  if (!embd) return absl::NotFoundError(absl::StrCat(file.path(), ": tensor 'token_embd.weight' is missing"));
+  if (embd->dims.size() < 2 || embd->dims[0] != h.n_embd) {
+    return bad(absl::StrCat("tensor 'token_embd.weight' has shape ", embd->ShapeString(),
+                            ", expected [", h.n_embd, ", n_vocab]"));
+  }
+  h.n_vocab = embd->dims[1];
+  return h;
+}
+
+}  // namespace tandem

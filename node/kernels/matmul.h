@@ -1,0 +1,31 @@
+// Products of a GGUF weight matrix with activations. Every weight type plugs in here.
+#pragma once
+
+#include <cstdint>
+
+#include "model/ggml_type.h"
+#include "node/kernels/thread_pool.h"
+
+namespace tandem {
+
+// A weight matrix as GGUF stores it: `rows` rows of `cols` elements of `type`, each row
+// `RowBytes(type, cols)` bytes, rows back to back starting at `data`.
+struct WeightMatrix {
+  GgmlType type = GgmlType::kF32;
+  int64_t rows = 0;
+  int64_t cols = 0;
+  const uint8_t* data = nullptr;
+};
+
+// Whether MatMul supports this weight type.
+bool MatMulSupports(GgmlType type);
+
+// y[b * w.rows + r] = sum_c W[r, c] * x[b * w.cols + c]  for b < n_batch, r < w.rows.
+// n_batch == 1 is the one-token (matrix-vector) path; larger batches are prompt
+// processing or several sessions at once.
+void MatMul(const WeightMatrix& w, const float* x, int64_t n_batch, float* y, ThreadPool& pool);
+
+// Row `row` of the matrix converted to f32 (n = w.cols values): embedding lookup.
+void DequantizeRow(const WeightMatrix& w, int64_t row, float* out);
+
+}  // namespace tandem
