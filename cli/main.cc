@@ -10,9 +10,6 @@ int main(int argc, char** argv) {
   tandem::cli::RunState state;
   tandem::cli::RegisterGenerateCommand(app, state);
   tandem::cli::RegisterInfoCommand(app, state);
-  tandem::cli::RegisterMakeModelCommand(app, state);
-  tandem::cli::RegisterBenchCommand(app, state);
-  tandem::cli::RegisterPlanCommand(app, state);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,0 +1,110 @@
+// `tandem generate`: text from a prompt, in this process.
+#include <cstdio>
+#include <random>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "cli/model_loading.h"
+#include "coordinator/generation.h"
+#include "node/forward.h"
+#include "node/kernels/thread_pool.h"
+#include "node/local_stepper.h"
+
+namespace tandem::cli {
+namespace {
+
+struct GenerateOptions {
+  std::string model;
+  std::string prompt;
+  int32_t n_predict = 32;
+  SamplingParams sampling;
+  int64_t seed = -1;
+  int threads = 0;
+  int64_t ctx_size = 0;
+  bool json = false;
+  bool stop_at_eos = false;
+};
+
+int RunGenerate(GenerateOptions& o) {
+  auto model = LoadModel(o.model);
+  if (!model.ok()) return ReportError(model.status());
+  o.sampling.seed = o.seed >= 0 ? static_cast<uint64_t>(o.seed) : std::random_device{}();
+  const int threads = o.threads > 0 ? o.threads : static_cast<int>(std::thread::hardware_concurrency());
+
+  auto shard = ModelShard::Load(model->file, {0, static_cast<int>(model->hparams.n_layer)});
+  if (!shard.ok()) return ReportError(shard.status());
+  ThreadPool pool(threads);
+  Forward forward(**shard, pool);
+
+  GenerationRequest request;
+  request.prompt_ids = model->tokenizer->Encode(o.prompt, /*add_special=*/true, /*parse_special=*/true);
+  request.n_predict = o.n_predict;
+  request.sampling = o.sampling;
+  request.stop_at_eos = o.stop_at_eos;
+  request.n_ctx = o.ctx_size > 0 ? o.ctx_size : model->hparams.n_ctx_train;
+  LocalStepper stepper(forward, request.n_ctx);
+
+  const Tokenizer& tok = *model->tokenizer;
+  std::string text;
+  auto result = RunGeneration(
+      stepper, request, [&](TokenId id) { return tok.IsEog(id); },
+      [&](TokenId id) {
+        std::string piece = tok.TokenToPiece(id, /*render_special=*/false);
+        text += piece;
+        if (!o.json) {
+          std::fwrite(piece.data(), 1, piece.size(), stdout);
+          std::fflush(stdout);
+        }
+        return true;
+      });
+  if (!result.ok()) return ReportError(result.status());
+  if (o.json) {
+    nlohmann::json j;
+    j["prompt_ids"] = request.prompt_ids;
+    j["ids"] = result->ids;
+    j["text"] = text;
+    j["seed"] = o.sampling.seed;
+    j["timings"] = {{"prompt_tokens", result->n_prompt},
+                    {"prompt_ms", result->prompt_seconds * 1e3},
+                    {"prompt_tokens_per_s", result->prompt_tokens_per_s()},
+                    {"generated_tokens", result->ids.size()},
+                    {"decode_ms", result->decode_seconds * 1e3},
+                    {"generated_tokens_per_s", result->generated_tokens_per_s()}};
+    std::printf("%s\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+  } else {
+    std::printf("\n");
+    std::fprintf(stderr, "prompt: %lld tokens, %.1f tokens/s; generated: %zu tokens, %.1f tokens/s\n",
+                 static_cast<long long>(result->n_prompt), result->prompt_tokens_per_s(),
+                 result->ids.size(), result->generated_tokens_per_s());
+  }
+  return 0;
+}
+
+}  // namespace
+
+void RegisterGenerateCommand(CLI::App& app, RunState& state) {
+  auto o = std::make_shared<GenerateOptions>();
+  CLI::App* cmd = app.add_subcommand("generate", "Generate text from a prompt");
+  cmd->add_option("-m,--model", o->model, "GGUF model file")->required();
+  cmd->add_option("-p,--prompt", o->prompt, "Prompt text")->required();
+  cmd->add_option("-n,--n-predict", o->n_predict, "Tokens to generate")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--temp", o->sampling.temperature, "Temperature (0: greedy)")->capture_default_str();
+  cmd->add_option("--top-k", o->sampling.top_k, "Top-k (0: off)")->capture_default_str();
+  cmd->add_option("--top-p", o->sampling.top_p, "Top-p (1: off)")->capture_default_str();
+  cmd->add_option("--min-p", o->sampling.min_p, "Min-p (0: off)")->capture_default_str();
+  cmd->add_option("--repeat-penalty", o->sampling.repeat_penalty, "Repetition penalty (1: off)")
+      ->capture_default_str();
+  cmd->add_option("--repeat-last-n", o->sampling.repeat_last_n, "Tokens the penalty looks back on")
+      ->capture_default_str();
+  cmd->add_option("--seed", o->seed, "Random seed (default: random)");
+  cmd->add_option("-t,--threads", o->threads, "Threads (default: all cores)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("-c,--ctx-size", o->ctx_size, "Context length (default: the model's)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_flag("--json", o->json, "Print one JSON object instead of streaming text");
+  cmd->add_flag("--stop-at-eos", o->stop_at_eos, "Stop at an end-of-generation token");
+  cmd->callback([o, &state] { state.exit_code = RunGenerate(*o); });
+}
+
+}  // namespace tandem::cli

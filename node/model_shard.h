@@ -1,0 +1,71 @@
+// The weights one node needs for a contiguous range of layers [layer_first, layer_last):
+// views into the memory-mapped GGUF, checked by name and shape at load. Only these
+// tensors are ever touched, so a node's resident memory is its shard, not the model.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "model/gguf.h"
+#include "model/hparams.h"
+#include "node/kernels/matmul.h"
+
+namespace tandem {
+
+struct LayerRange {
+  int layer_first = 0;
+  int layer_last = 0;  // exclusive
+  int size() const { return layer_last - layer_first; }
+};
+
+struct LayerWeights {
+  const float* attn_norm = nullptr;  // (n_embd)
+  WeightMatrix wq;                   // (n_embd rows, n_embd cols)
+  WeightMatrix wk;                   // (n_embd_kv, n_embd)
+  WeightMatrix wv;                   // (n_embd_kv, n_embd)
+  WeightMatrix wo;                   // (n_embd, n_embd)
+  const float* ffn_norm = nullptr;   // (n_embd)
+  WeightMatrix w_gate;               // (n_ff, n_embd)
+  WeightMatrix w_up;                 // (n_ff, n_embd)
+  WeightMatrix w_down;               // (n_embd, n_ff)
+};
+
+class ModelShard {
+ public:
+  static absl::StatusOr<std::unique_ptr<ModelShard>> Load(std::shared_ptr<const GgufFile> file,
+                                                          LayerRange range);
+  ModelShard(const ModelShard&) = delete;
+  ModelShard& operator=(const ModelShard&) = delete;
+
+  const Hparams& hparams() const { return hparams_; }
+  const GgufFile& file() const { return *file_; }
+  LayerRange range() const { return range_; }
+  bool has_embedding() const { return range_.layer_first == 0; }
+  bool has_head() const { return range_.layer_last == hparams_.n_layer; }
+
+  // Absolute layer index in [layer_first, layer_last).
+  const LayerWeights& layer(int index) const { return layers_[index - range_.layer_first]; }
+  const WeightMatrix& token_embd() const { return token_embd_; }  // first stage only
+  const float* output_norm() const { return output_norm_; }       // last stage only
+  const WeightMatrix& output() const { return output_; }          // last stage only
+  const float* rope_freqs() const { return rope_freqs_; }         // (n_rot / 2) or null
+
+  // Bytes of weight data this shard reads.
+  uint64_t weight_bytes() const { return weight_bytes_; }
+
+ private:
+  ModelShard() = default;
+  std::shared_ptr<const GgufFile> file_;
+  Hparams hparams_;
+  LayerRange range_;
+  std::vector<LayerWeights> layers_;
+  WeightMatrix token_embd_;
+  const float* output_norm_ = nullptr;
+  WeightMatrix output_;
+  const float* rope_freqs_ = nullptr;
+  uint64_t weight_bytes_ = 0;
+};
+
+}  // namespace tandem

@@ -1,0 +1,110 @@
+#include "node/sampler.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <vector>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "node/counter_rng.h"
+
+namespace tandem {
+
+absl::Status ValidateSamplingParams(const SamplingParams& p) {
+  auto bad = [](const std::string& what) { return absl::InvalidArgumentError(what); };
+  if (!std::isfinite(p.temperature) || p.temperature < 0) {
+    return bad(absl::StrCat("temperature must be >= 0, got ", p.temperature));
+  }
+  if (!std::isfinite(p.top_p) || p.top_p <= 0 || p.top_p > 1) {
+    return bad(absl::StrCat("top-p must be in (0, 1], got ", p.top_p));
+  }
+  if (!std::isfinite(p.min_p) || p.min_p < 0 || p.min_p > 1) {
+    return bad(absl::StrCat("min-p must be in [0, 1], got ", p.min_p));
+  }
+  if (!std::isfinite(p.repeat_penalty) || p.repeat_penalty <= 0) {
+    return bad(absl::StrCat("repeat-penalty must be > 0, got ", p.repeat_penalty));
+  }
+  if (p.top_k < 0) return bad(absl::StrCat("top-k must be >= 0, got ", p.top_k));
+  if (p.repeat_last_n < 0) return bad(absl::StrCat("repeat-last-n must be >= 0, got ", p.repeat_last_n));
+  return absl::OkStatus();
+}
+
+int32_t Argmax(absl::Span<const float> logits) {
+  int32_t best = 0;
+  for (size_t i = 1; i < logits.size(); ++i) {
+    if (logits[i] > logits[best]) best = static_cast<int32_t>(i);
+  }
+  return best;
+}
+
+int32_t SampleToken(absl::Span<const float> logits, const SamplingParams& p,
+                    absl::Span<const int32_t> recent, int64_t position) {
+  std::vector<float> l(logits.begin(), logits.end());
+  // Repetition penalty as llama.cpp applies it: divide positive logits, multiply negative.
+  if (p.repeat_penalty != 1.0f && p.repeat_last_n > 0) {
+    size_t n = std::min<size_t>(recent.size(), static_cast<size_t>(p.repeat_last_n));
+    absl::flat_hash_set<int32_t> seen(recent.end() - n, recent.end());
+    for (int32_t id : seen) {
+      if (id < 0 || static_cast<size_t>(id) >= l.size()) continue;
+      l[id] = l[id] > 0 ? l[id] / p.repeat_penalty : l[id] * p.repeat_penalty;
+    }
+  }
+  if (p.temperature <= 0) return Argmax(l);
+
+  // Candidates sorted by logit, descending (ties: lower id first).
+  std::vector<int32_t> ids(l.size());
+  std::iota(ids.begin(), ids.end(), 0);
+  auto by_logit = [&](int32_t a, int32_t b) { return l[a] > l[b] || (l[a] == l[b] && a < b); };
+  size_t keep = ids.size();
+  if (p.top_k > 0 && static_cast<size_t>(p.top_k) < keep) {
+    keep = static_cast<size_t>(p.top_k);
+    std::partial_sort(ids.begin(), ids.begin() + keep, ids.end(), by_logit);
+  } else {
+    std::sort(ids.begin(), ids.end(), by_logit);
+  }
+  ids.resize(keep);
+
+  auto softmax = [&](float temperature) {
+    std::vector<double> probs(ids.size());
+    double max = l[ids[0]], sum = 0;
+    for (size_t i = 0; i < ids.size(); ++i) {
+      probs[i] = std::exp((l[ids[i]] - max) / temperature);
+      sum += probs[i];
+    }
+    for (double& v : probs) v /= sum;
+    return probs;
+  };
+
+  // top-p: the smallest prefix whose probability reaches p (at least one token).
+  if (p.top_p < 1.0f) {
+    std::vector<double> probs = softmax(1.0f);
+    double cum = 0;
+    size_t n = ids.size();
+    for (size_t i = 0; i < ids.size(); ++i) {
+      cum += probs[i];
+      if (cum >= p.top_p) {
+        n = i + 1;
+        break;
+      }
+    }
+    ids.resize(n);
+  }
+  // min-p: drop tokens whose probability is below min_p times the best one's.
+  if (p.min_p > 0.0f) {
+    const float threshold = l[ids[0]] + std::log(p.min_p);
+    size_t n = 1;
+    while (n < ids.size() && l[ids[n]] >= threshold) ++n;
+    ids.resize(n);
+  }
+  std::vector<double> probs = softmax(p.temperature);
+  const double u = CounterUniform(p.seed, static_cast<uint64_t>(position));
+  double cum = 0;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    cum += probs[i];
+    if (u < cum) return ids[i];
+  }
+  return ids.back();
+}
+
+}  // namespace tandem
