@@ -4,52 +4,144 @@
 
 #include <algorithm>
 #include <cassert>
+#include <memory>
+#include <mutex>
 #include <vector>
 
-#include "node/kernels/fp16.h"
+#include "node/kernels/quants.h"
+#include "node/kernels/vec_dot.h"
 
 namespace tandem {
+namespace {
 
-bool MatMulSupports(GgmlType type) { return type == GgmlType::kF32 || type == GgmlType::kF16; }
+const kernels::KernelTable& TableFor(KernelIsa isa) {
+  switch (isa) {
+    case KernelIsa::kAvx512:
+      return kernels::Avx512Kernels();
+    case KernelIsa::kAvx2:
+      return kernels::Avx2Kernels();
+    case KernelIsa::kScalar:
+      break;
+  }
+  return kernels::ScalarKernels();
+}
+
+// Rows per tile in the one-token path: the tile's weights are read once for all tokens of
+// a small batch.
+constexpr int64_t kRowTile = 16;
+
+void MatVecPath(const WeightMatrix& w, const float* x, int64_t n_batch, float* y,
+                ThreadPool& pool, KernelIsa isa) {
+  static thread_local kernels::ActivationBatch activations;
+  activations.Prepare(w.type, x, n_batch, w.cols, pool);
+  const kernels::RowsDotFn fn = kernels::LookupKernel(TableFor(isa), w.type);
+  const int64_t row_bytes = RowBytes(w.type, w.cols);
+  const kernels::ActivationBatch& acts = activations;
+  pool.ParallelFor(w.rows, kRowTile, [&](int64_t r0, int64_t r1) {
+    if (n_batch == 1) {
+      fn(w.data + r0 * row_bytes, row_bytes, r1 - r0, acts[0], y + r0);
+      return;
+    }
+    for (int64_t t = r0; t < r1; t += kRowTile) {
+      const int64_t t1 = std::min(r1, t + kRowTile);
+      for (int64_t b = 0; b < n_batch; ++b) {
+        fn(w.data + t * row_bytes, row_bytes, t1 - t, acts[b], y + b * w.rows + t);
+      }
+    }
+  });
+}
+
+// Many tokens: OpenBLAS sgemm on f32 tiles of the weights, one OpenBLAS thread inside each
+// of our pool threads (no oversubscription). Measured against the integer kernel run once
+// per token (bench/kernels_bench.cc, BM_Gemm*): see the note in the report / README.
+void SgemmPath(const WeightMatrix& w, const float* x, int64_t n_batch, float* y,
+               ThreadPool& pool) {
+  static std::once_flag once;
+  std::call_once(once, [] { openblas_set_num_threads(1); });
+  const int64_t row_bytes = RowBytes(w.type, w.cols);
+  // Tiles of about 1 MiB of f32 weights stay in L2 while sgemm streams the tokens.
+  const int64_t tile_rows = std::max<int64_t>(16, (int64_t{1} << 18) / w.cols);
+  pool.ParallelFor(w.rows, 16, [&](int64_t r0, int64_t r1) {
+    if (w.type == GgmlType::kF32) {
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(n_batch),
+                  static_cast<int>(r1 - r0), static_cast<int>(w.cols), 1.0f, x,
+                  static_cast<int>(w.cols), reinterpret_cast<const float*>(w.data) + r0 * w.cols,
+                  static_cast<int>(w.cols), 0.0f, y + r0, static_cast<int>(w.rows));
+      return;
+    }
+    std::vector<float> tile(static_cast<size_t>(tile_rows * w.cols));
+    for (int64_t t = r0; t < r1; t += tile_rows) {
+      const int64_t t1 = std::min(r1, t + tile_rows);
+      for (int64_t r = t; r < t1; ++r) {
+        DequantizeRowReference(w.type, w.data + r * row_bytes, w.cols,
+                               tile.data() + (r - t) * w.cols);
+      }
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(n_batch),
+                  static_cast<int>(t1 - t), static_cast<int>(w.cols), 1.0f, x,
+                  static_cast<int>(w.cols), tile.data(), static_cast<int>(w.cols), 0.0f, y + t,
+                  static_cast<int>(w.rows));
+    }
+  });
+}
+
+}  // namespace
+
+bool MatMulSupports(GgmlType type) { return IsSupportedWeightType(type); }
 
 void DequantizeRow(const WeightMatrix& w, int64_t row, float* out) {
-  const int64_t row_bytes = RowBytes(w.type, w.cols);
-  const uint8_t* p = w.data + row * row_bytes;
-  switch (w.type) {
-    case GgmlType::kF32:
-      std::copy_n(reinterpret_cast<const float*>(p), w.cols, out);
+  assert(row >= 0 && row < w.rows);
+  DequantizeRowReference(w.type, w.data + row * RowBytes(w.type, w.cols), w.cols, out);
+}
+
+const char* KernelIsaName(KernelIsa isa) {
+  switch (isa) {
+    case KernelIsa::kAvx512:
+      return "avx512";
+    case KernelIsa::kAvx2:
+      return "avx2";
+    case KernelIsa::kScalar:
       break;
-    case GgmlType::kF16: {
-      const uint16_t* h = reinterpret_cast<const uint16_t*>(p);
-      for (int64_t i = 0; i < w.cols; ++i) out[i] = Fp16ToFp32(h[i]);
+  }
+  return "scalar";
+}
+
+bool KernelIsaAvailable(KernelIsa isa) {
+  switch (isa) {
+    case KernelIsa::kAvx512:
+      return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+             __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni") &&
+             KernelIsaAvailable(KernelIsa::kAvx2);
+    case KernelIsa::kAvx2:
+      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+             __builtin_cpu_supports("f16c");
+    case KernelIsa::kScalar:
       break;
-    }
-    default:
-      assert(false && "unsupported weight type");
+  }
+  return true;
+}
+
+KernelIsa BestKernelIsa() {
+  static const KernelIsa best = [] {
+    if (KernelIsaAvailable(KernelIsa::kAvx512)) return KernelIsa::kAvx512;
+    if (KernelIsaAvailable(KernelIsa::kAvx2)) return KernelIsa::kAvx2;
+    return KernelIsa::kScalar;
+  }();
+  return best;
+}
+
+void MatMul(const WeightMatrix& w, const float* x, int64_t n_batch, float* y, ThreadPool& pool,
+            KernelIsa isa) {
+  assert(MatMulSupports(w.type) && KernelIsaAvailable(isa));
+  if (n_batch <= 0 || w.rows <= 0) return;
+  if (n_batch >= kSgemmMinBatch) {
+    SgemmPath(w, x, n_batch, y, pool);
+  } else {
+    MatVecPath(w, x, n_batch, y, pool, isa);
   }
 }
 
 void MatMul(const WeightMatrix& w, const float* x, int64_t n_batch, float* y, ThreadPool& pool) {
-  if (w.type == GgmlType::kF32 && n_batch > 1) {
-    // y (n_batch, rows) = x (n_batch, cols) * W^T
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(n_batch),
-                static_cast<int>(w.rows), static_cast<int>(w.cols), 1.0f, x,
-                static_cast<int>(w.cols), reinterpret_cast<const float*>(w.data),
-                static_cast<int>(w.cols), 0.0f, y, static_cast<int>(w.rows));
-    return;
-  }
-  pool.ParallelFor(w.rows, 16, [&](int64_t r0, int64_t r1) {
-    std::vector<float> row(w.cols);
-    for (int64_t r = r0; r < r1; ++r) {
-      DequantizeRow(w, r, row.data());
-      for (int64_t b = 0; b < n_batch; ++b) {
-        const float* xb = x + b * w.cols;
-        float sum = 0;
-        for (int64_t c = 0; c < w.cols; ++c) sum += row[c] * xb[c];
-        y[b * w.rows + r] = sum;
-      }
-    }
-  });
+  MatMul(w, x, n_batch, y, pool, BestKernelIsa());
 }
 
 }  // namespace tandem

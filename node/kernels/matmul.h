@@ -28,4 +28,22 @@ void MatMul(const WeightMatrix& w, const float* x, int64_t n_batch, float* y, Th
 // Row `row` of the matrix converted to f32 (n = w.cols values): embedding lookup.
 void DequantizeRow(const WeightMatrix& w, int64_t row, float* out);
 
+// Instruction-set levels of the kernels, chosen at run time (the binary runs on any x86-64).
+enum class KernelIsa {
+  kScalar,  // portable reference
+  kAvx2,    // AVX2 + FMA + F16C
+  kAvx512,  // AVX-512 F/BW/VL + VNNI
+};
+const char* KernelIsaName(KernelIsa isa);
+bool KernelIsaAvailable(KernelIsa isa);  // on this CPU
+KernelIsa BestKernelIsa();               // the one MatMul uses
+
+// MatMul forced to one instruction-set level (tests and benchmarks); `isa` must be available.
+void MatMul(const WeightMatrix& w, const float* x, int64_t n_batch, float* y, ThreadPool& pool,
+            KernelIsa isa);
+
+// Products with n_batch at least this use dequantized tiles and OpenBLAS sgemm; smaller
+// batches run the integer matrix-vector kernel once per token.
+inline constexpr int64_t kSgemmMinBatch = 8;
+
 }  // namespace tandem

@@ -1,0 +1,168 @@
+#include "node/kernels/matmul.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "node/kernels/prepared_matrix.h"
+#include "node/kernels/quants.h"
+
+namespace tandem {
+namespace {
+
+constexpr GgmlType kTypes[] = {GgmlType::kF32,  GgmlType::kF16,  GgmlType::kBF16,
+                               GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ4_1,
+                               GgmlType::kQ5_0, GgmlType::kQ5_1, GgmlType::kQ4_K,
+                               GgmlType::kQ5_K, GgmlType::kQ6_K};
+
+std::vector<float> RandomNormal(int64_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  std::vector<float> v(n);
+  for (float& x : v) x = dist(rng);
+  return v;
+}
+
+std::vector<KernelIsa> AvailableIsas() {
+  std::vector<KernelIsa> isas;
+  for (KernelIsa isa : {KernelIsa::kScalar, KernelIsa::kAvx2, KernelIsa::kAvx512}) {
+    if (KernelIsaAvailable(isa)) isas.push_back(isa);
+  }
+  return isas;
+}
+
+// Error allowed for each output: what rounding the activation to the kernel's input format
+// can cause (half a step of 8-bit blocks: amax / 254 per element, or the f16 / bf16
+// relative rounding), plus float summation-order error (1e-5 of sum |w x|).
+std::vector<double> ErrorBounds(GgmlType type, const std::vector<float>& w, const float* x,
+                                int64_t rows, int64_t cols) {
+  const int64_t block = (type == GgmlType::kQ4_K || type == GgmlType::kQ5_K ||
+                         type == GgmlType::kQ6_K) ? 256 : 32;
+  std::vector<double> x_err(cols);
+  for (int64_t b = 0; b < cols / block; ++b) {
+    double amax = 0;
+    for (int64_t i = 0; i < block; ++i) amax = std::max(amax, std::fabs(double{x[b * block + i]}));
+    for (int64_t i = 0; i < block; ++i) {
+      const double xi = std::fabs(x[b * block + i]);
+      switch (type) {
+        case GgmlType::kF32: x_err[b * block + i] = 0; break;
+        case GgmlType::kF16: x_err[b * block + i] = xi * 1e-3; break;
+        case GgmlType::kBF16: x_err[b * block + i] = xi * 8e-3; break;
+        default: x_err[b * block + i] = amax / 254 * 1.01 + amax * 1e-3;  // +f16 scale rounding
+      }
+    }
+  }
+  std::vector<double> bounds(rows);
+  for (int64_t r = 0; r < rows; ++r) {
+    double q = 0, mag = 0;
+    for (int64_t c = 0; c < cols; ++c) {
+      q += std::fabs(w[r * cols + c]) * x_err[c];
+      mag += std::fabs(w[r * cols + c] * x[c]);
+    }
+    bounds[r] = q + 1e-5 * mag + 1e-6;
+  }
+  return bounds;
+}
+
+struct Shape {
+  int64_t rows, cols, n_batch;
+};
+
+void CheckAgainstReference(GgmlType type, const Shape& s, KernelIsa isa, ThreadPool& pool,
+                           bool prepared) {
+  SCOPED_TRACE(std::string(GgmlTypeName(type)) + " " + KernelIsaName(isa) + " rows " +
+               std::to_string(s.rows) + " cols " + std::to_string(s.cols) + " batch " +
+               std::to_string(s.n_batch) + (prepared ? " prepared" : ""));
+  const std::vector<float> w_f32 = RandomNormal(s.rows * s.cols, 1);
+  const std::vector<uint8_t> w_bytes = QuantizeMatrix(type, w_f32.data(), s.rows, s.cols);
+  const WeightMatrix w{type, s.rows, s.cols, w_bytes.data()};
+  // The reference multiplies the dequantized weights, so only activation rounding differs.
+  std::vector<float> w_deq(s.rows * s.cols);
+  for (int64_t r = 0; r < s.rows; ++r) DequantizeRow(w, r, w_deq.data() + r * s.cols);
+  const std::vector<float> x = RandomNormal(s.n_batch * s.cols, 2);
+  std::vector<float> y(s.n_batch * s.rows, NAN);
+  if (prepared) {
+    auto p = Prepare(w);
+    ASSERT_TRUE(p.ok()) << p.status();
+    MatMul(*p, x.data(), s.n_batch, y.data(), pool);
+  } else {
+    MatMul(w, x.data(), s.n_batch, y.data(), pool, isa);
+  }
+  for (int64_t b = 0; b < s.n_batch; ++b) {
+    const std::vector<double> bounds = ErrorBounds(type, w_deq, x.data() + b * s.cols, s.rows, s.cols);
+    for (int64_t r = 0; r < s.rows; ++r) {
+      double ref = 0;
+      for (int64_t c = 0; c < s.cols; ++c) ref += double{w_deq[r * s.cols + c]} * x[b * s.cols + c];
+      ASSERT_NEAR(y[b * s.rows + r], ref, bounds[r]) << "b " << b << " r " << r;
+    }
+  }
+}
+
+TEST(MatMulTest, EveryTypeEveryIsaRaggedShapes) {
+  ThreadPool pool(2);
+  // Rows and batch sizes that are not multiples of any vector width or tile; cols are
+  // multiples of 256 so every block size fits.
+  const Shape shapes[] = {{1, 256, 1}, {7, 256, 1}, {37, 512, 1},  {130, 768, 1},
+                          {19, 256, 3}, {5, 512, 7}, {33, 256, 8}, {21, 512, 13}};
+  for (GgmlType type : kTypes) {
+    ASSERT_TRUE(MatMulSupports(type));
+    for (KernelIsa isa : AvailableIsas()) {
+      for (const Shape& s : shapes) CheckAgainstReference(type, s, isa, pool, false);
+    }
+  }
+}
+
+TEST(MatMulTest, SimdMatchesScalarClosely) {
+  // Same quantized activation, same integer sums: only float summation order differs.
+  ThreadPool pool(1);
+  for (GgmlType type : kTypes) {
+    const int64_t rows = 45, cols = 1024;
+    const std::vector<float> w_f32 = RandomNormal(rows * cols, 3);
+    const std::vector<uint8_t> w_bytes = QuantizeMatrix(type, w_f32.data(), rows, cols);
+    const WeightMatrix w{type, rows, cols, w_bytes.data()};
+    const std::vector<float> x = RandomNormal(cols, 4);
+    std::vector<float> y_ref(rows);
+    MatMul(w, x.data(), 1, y_ref.data(), pool, KernelIsa::kScalar);
+    for (KernelIsa isa : AvailableIsas()) {
+      std::vector<float> y(rows);
+      MatMul(w, x.data(), 1, y.data(), pool, isa);
+      for (int64_t r = 0; r < rows; ++r) {
+        // Sums of ~1000 terms of size ~1: float reassociation error well under 1e-3.
+        EXPECT_NEAR(y[r], y_ref[r], 1e-3 + 1e-5 * std::fabs(y_ref[r]))
+            << GgmlTypeName(type) << " " << KernelIsaName(isa) << " r " << r;
+      }
+    }
+  }
+}
+
+TEST(MatMulTest, PreparedMatchesPlain) {
+  ThreadPool pool(2);
+  for (GgmlType type : kTypes) {
+    CheckAgainstReference(type, {67, 512, 1}, BestKernelIsa(), pool, true);
+    CheckAgainstReference(type, {67, 512, 9}, BestKernelIsa(), pool, true);
+  }
+}
+
+TEST(PrepareTest, RejectsBadMatrices) {
+  std::vector<uint8_t> data(1024);
+  EXPECT_FALSE(Prepare({GgmlType::kQ4_0, 4, 33, data.data()}).ok());  // not whole blocks
+  EXPECT_FALSE(Prepare({GgmlType::kQ2_K, 1, 256, data.data()}).ok());  // unsupported type
+  EXPECT_FALSE(Prepare({GgmlType::kF32, 0, 32, data.data()}).ok());
+  EXPECT_FALSE(Prepare({GgmlType::kF32, 1, 32, nullptr}).ok());
+  auto view = Prepare({GgmlType::kF32, 2, 32, data.data()}, {.repack = false});
+  ASSERT_TRUE(view.ok());
+  EXPECT_FALSE(view->owned());
+  EXPECT_EQ(view->view().data, data.data());
+  auto owned = Prepare({GgmlType::kF32, 2, 32, data.data()});
+  ASSERT_TRUE(owned.ok());
+  EXPECT_TRUE(owned->owned());
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(owned->view().data) % (2 << 20), 0u);
+  PreparedMatrix moved = std::move(*owned);
+  EXPECT_TRUE(moved.owned());
+}
+
+}  // namespace
+}  // namespace tandem

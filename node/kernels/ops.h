@@ -1,0 +1,24 @@
+// Vector helpers of the forward pass. Each is scalar-correct and vectorized for the CPU it
+// runs on (chosen at run time).
+#pragma once
+
+#include <cstdint>
+
+namespace tandem {
+
+// out[i] = x[i] / sqrt(mean(x^2) + eps) * weight[i]. `out` may alias `x`.
+void RmsNorm(const float* x, const float* weight, int64_t n, float eps, float* out);
+
+// In place: x[i] = exp(x[i] - max) / sum. n >= 1.
+void Softmax(float* x, int64_t n);
+
+// out[i] = silu(gate[i]) * up[i], silu(g) = g / (1 + exp(-g)). `out` may alias either input.
+void SwiGlu(const float* gate, const float* up, int64_t n, float* out);
+
+// sum_i a[i] * b[i].
+float Dot(const float* a, const float* b, int64_t n);
+
+// y[i] += a * x[i].
+void Axpy(float a, const float* x, float* y, int64_t n);
+
+}  // namespace tandem

@@ -1,0 +1,97 @@
+#include "node/kernels/prepared_matrix.h"
+
+#include <sys/mman.h>
+
+#include <cstring>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "node/kernels/quants.h"
+
+namespace tandem {
+namespace {
+
+constexpr size_t kHugePage = size_t{2} << 20;
+
+}  // namespace
+
+PreparedMatrix::~PreparedMatrix() { Release(); }
+
+PreparedMatrix::PreparedMatrix(PreparedMatrix&& other) noexcept
+    : view_(other.view_), buffer_(other.buffer_), owned_bytes_(other.owned_bytes_) {
+  other.buffer_ = nullptr;
+  other.owned_bytes_ = 0;
+  other.view_ = WeightMatrix{};
+}
+
+PreparedMatrix& PreparedMatrix::operator=(PreparedMatrix&& other) noexcept {
+  if (this != &other) {
+    Release();
+    view_ = std::exchange(other.view_, WeightMatrix{});
+    buffer_ = std::exchange(other.buffer_, nullptr);
+    owned_bytes_ = std::exchange(other.owned_bytes_, 0);
+  }
+  return *this;
+}
+
+void PreparedMatrix::Release() {
+  if (buffer_ != nullptr) munmap(buffer_, owned_bytes_);
+  buffer_ = nullptr;
+  owned_bytes_ = 0;
+}
+
+absl::StatusOr<PreparedMatrix> Prepare(const WeightMatrix& w, const PrepareOptions& options) {
+  if (!IsSupportedWeightType(w.type)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("weight type ", GgmlTypeName(w.type), " is not supported by the kernels"));
+  }
+  if (w.rows <= 0 || w.cols <= 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("bad weight shape (", w.rows, ", ", w.cols, ")"));
+  }
+  const int64_t row_bytes = RowBytes(w.type, w.cols);
+  if (row_bytes <= 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "cols ", w.cols, " is not a multiple of the ", GgmlTypeName(w.type), " block size"));
+  }
+  if (w.rows > static_cast<int64_t>(SIZE_MAX / 2) / row_bytes) {
+    return absl::InvalidArgumentError("weight matrix too large");
+  }
+  if (w.data == nullptr) return absl::InvalidArgumentError("weight matrix has no data");
+  PreparedMatrix p;
+  p.view_ = w;
+  if (!options.repack) return p;
+
+  const size_t bytes = static_cast<size_t>(row_bytes * w.rows);
+  const size_t rounded = (bytes + kHugePage - 1) / kHugePage * kHugePage;
+  // Over-allocate by one huge page so the buffer can start on a 2 MiB boundary.
+  const size_t mapped = rounded + kHugePage;
+  void* raw = mmap(nullptr, mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (raw == MAP_FAILED) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("cannot allocate ", mapped, " bytes for repacked weights"));
+  }
+  const uintptr_t start = reinterpret_cast<uintptr_t>(raw);
+  const uintptr_t aligned = (start + kHugePage - 1) / kHugePage * kHugePage;
+  if (aligned > start) munmap(raw, aligned - start);
+  const uintptr_t end = start + mapped;
+  if (end > aligned + rounded) munmap(reinterpret_cast<void*>(aligned + rounded), end - aligned - rounded);
+  void* buffer = reinterpret_cast<void*>(aligned);
+  madvise(buffer, rounded, MADV_HUGEPAGE);  // advisory: fine if THP is off
+  std::memcpy(buffer, w.data, bytes);
+  p.buffer_ = buffer;
+  p.owned_bytes_ = rounded;
+  p.view_.data = static_cast<const uint8_t*>(buffer);
+  return p;
+}
+
+void MatMul(const PreparedMatrix& w, const float* x, int64_t n_batch, float* y,
+            ThreadPool& pool) {
+  MatMul(w.view(), x, n_batch, y, pool);
+}
+
+void DequantizeRow(const PreparedMatrix& w, int64_t row, float* out) {
+  DequantizeRow(w.view(), row, out);
+}
+
+}  // namespace tandem

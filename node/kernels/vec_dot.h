@@ -1,0 +1,60 @@
+// Internal to node/kernels: the activation formats the weight kernels consume and the
+// per-instruction-set kernel tables. Not part of the public interface.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "model/ggml_type.h"
+#include "node/kernels/matmul.h"
+
+namespace tandem::kernels {
+
+// One activation vector of n elements prepared for a weight type:
+//  * 32-element block types: qs int8 with one scale d per 32 (rounded to f16 as ggml's
+//    Q8_0 / Q8_1 are), isum = sum(qs) per block, s = d * isum;
+//  * K types: qs int8 with a float scale d per 256 and bsums = sum(qs) per 16 (ggml's Q8_K);
+//  * F32 / F16 / BF16: f, the activation rounded to the weight's precision (llama.cpp
+//    rounds activations to f16 before f16 products).
+struct Activation {
+  int64_t n = 0;
+  const float* f = nullptr;
+  const int8_t* qs = nullptr;
+  const float* d = nullptr;
+  const float* s = nullptr;
+  const int32_t* isum = nullptr;
+  const int16_t* bsums = nullptr;
+};
+
+// Owns the storage of n_batch activations, reused across calls.
+class ActivationBatch {
+ public:
+  // Prepares x (n_batch, n) for weights of `type`.
+  void Prepare(GgmlType type, const float* x, int64_t n_batch, int64_t n, ThreadPool& pool);
+  const Activation& operator[](int64_t b) const { return rows_[b]; }
+
+ private:
+  struct Free {
+    void operator()(void* p) const;
+  };
+  std::unique_ptr<uint8_t[], Free> storage_;
+  size_t capacity_ = 0;
+  std::unique_ptr<Activation[]> rows_;
+  int64_t rows_capacity_ = 0;
+};
+
+// y[r] = dot(row r of the weights, x) for r < n_rows; rows start at w, row_bytes apart.
+using RowsDotFn = void (*)(const uint8_t* w, int64_t row_bytes, int64_t n_rows,
+                           const Activation& x, float* y);
+
+struct KernelTable {
+  RowsDotFn f32, f16, bf16, q4_0, q4_1, q5_0, q5_1, q8_0, q4_k, q5_k, q6_k;
+};
+
+const KernelTable& ScalarKernels();
+const KernelTable& Avx2Kernels();    // only call when KernelIsaAvailable(kAvx2)
+const KernelTable& Avx512Kernels();  // only call when KernelIsaAvailable(kAvx512)
+
+RowsDotFn LookupKernel(const KernelTable& table, GgmlType type);
+
+}  // namespace tandem::kernels
