@@ -30,6 +30,10 @@ const kernels::KernelTable& TableFor(KernelIsa isa) {
 // a small batch.
 constexpr int64_t kRowTile = 16;
 
+}  // namespace
+
+namespace kernels {
+
 void MatVecPath(const WeightMatrix& w, const float* x, int64_t n_batch, float* y,
                 ThreadPool& pool, KernelIsa isa) {
   static thread_local kernels::ActivationBatch activations;
@@ -84,7 +88,7 @@ void SgemmPath(const WeightMatrix& w, const float* x, int64_t n_batch, float* y,
   });
 }
 
-}  // namespace
+}  // namespace kernels
 
 bool MatMulSupports(GgmlType type) { return IsSupportedWeightType(type); }
 
@@ -134,9 +138,9 @@ void MatMul(const WeightMatrix& w, const float* x, int64_t n_batch, float* y, Th
   assert(MatMulSupports(w.type) && KernelIsaAvailable(isa));
   if (n_batch <= 0 || w.rows <= 0) return;
   if (n_batch >= kSgemmMinBatch) {
-    SgemmPath(w, x, n_batch, y, pool);
+    kernels::SgemmPath(w, x, n_batch, y, pool);
   } else {
-    MatVecPath(w, x, n_batch, y, pool, isa);
+    kernels::MatVecPath(w, x, n_batch, y, pool, isa);
   }
 }
 

@@ -57,4 +57,11 @@ const KernelTable& Avx512Kernels();  // only call when KernelIsaAvailable(kAvx51
 
 RowsDotFn LookupKernel(const KernelTable& table, GgmlType type);
 
+// The two product strategies MatMul chooses between (exposed for the benchmarks):
+// activations quantized once per token + integer row kernels, or f32 tiles + sgemm.
+void MatVecPath(const WeightMatrix& w, const float* x, int64_t n_batch, float* y,
+                ThreadPool& pool, KernelIsa isa);
+void SgemmPath(const WeightMatrix& w, const float* x, int64_t n_batch, float* y,
+               ThreadPool& pool);
+
 }  // namespace tandem::kernels

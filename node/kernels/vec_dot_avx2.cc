@@ -1,7 +1,20 @@
+// AVX2 + FMA + F16C kernels (see vec_dot_x86.h).
+#include <immintrin.h>
+
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+
+#include "node/kernels/quants.h"
 #include "node/kernels/vec_dot.h"
 
-namespace tandem::kernels {
+#pragma GCC target("avx2,fma,f16c")
 
-const KernelTable& Avx2Kernels() { return ScalarKernels(); }
+namespace tandem::kernels {
+namespace {
+#include "node/kernels/vec_dot_x86.h"
+}  // namespace
+
+const KernelTable& Avx2Kernels() { return kTable; }
 
 }  // namespace tandem::kernels
