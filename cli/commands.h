@@ -16,5 +16,8 @@ void RegisterInfoCommand(CLI::App& app, RunState& state);
 void RegisterMakeModelCommand(CLI::App& app, RunState& state);
 void RegisterBenchCommand(CLI::App& app, RunState& state);
 void RegisterPlanCommand(CLI::App& app, RunState& state);
+void RegisterNodeCommand(CLI::App& app, RunState& state);
+void RegisterCoordinatorCommand(CLI::App& app, RunState& state);
+void RegisterRunCommand(CLI::App& app, RunState& state);
 
 }  // namespace tandem::cli

@@ -3,9 +3,9 @@
 #include <random>
 #include <string>
 
-#include <nlohmann/json.hpp>
-
 #include "cli/commands.h"
+#include "cli/generation_output.h"
+#include "cli/remote_generation.h"
 #include "cli/model_loading.h"
 #include "coordinator/generation.h"
 #include "node/forward.h"
@@ -17,6 +17,7 @@ namespace {
 
 struct GenerateOptions {
   std::string model;
+  std::string coordinator;
   std::string prompt;
   int32_t n_predict = 32;
   SamplingParams sampling;
@@ -27,10 +28,26 @@ struct GenerateOptions {
   bool stop_at_eos = false;
 };
 
+int RunRemote(const GenerateOptions& o) {
+  GenerationOutput out;
+  out.seed = o.sampling.seed;
+  auto result = RemoteGenerateText(o.coordinator, o.prompt, o.n_predict, o.sampling, o.stop_at_eos,
+                                   !o.json, &out);
+  if (!result.ok()) return ReportError(result);
+  if (o.json) {
+    PrintGenerationJson(out);
+  } else {
+    PrintGenerationSummary(out);
+  }
+  return 0;
+}
+
 int RunGenerate(GenerateOptions& o) {
+  o.sampling.seed = o.seed >= 0 ? static_cast<uint64_t>(o.seed) : std::random_device{}();
+  if (!o.coordinator.empty()) return RunRemote(o);
+  if (o.model.empty()) return ReportError(absl::InvalidArgumentError("give a model (-m) or a cluster (--coordinator)"));
   auto model = LoadModel(o.model);
   if (!model.ok()) return ReportError(model.status());
-  o.sampling.seed = o.seed >= 0 ? static_cast<uint64_t>(o.seed) : std::random_device{}();
   const int threads = o.threads > 0 ? o.threads : static_cast<int>(std::thread::hardware_concurrency());
 
   auto shard = ModelShard::Load(model->file, {0, static_cast<int>(model->hparams.n_layer)});
@@ -47,12 +64,14 @@ int RunGenerate(GenerateOptions& o) {
   LocalStepper stepper(forward, request.n_ctx);
 
   const Tokenizer& tok = *model->tokenizer;
-  std::string text;
+  GenerationOutput out;
+  out.prompt_ids = request.prompt_ids;
+  out.seed = o.sampling.seed;
   auto result = RunGeneration(
       stepper, request, [&](TokenId id) { return tok.IsEog(id); },
       [&](TokenId id) {
         std::string piece = tok.TokenToPiece(id, /*render_special=*/false);
-        text += piece;
+        out.text += piece;
         if (!o.json) {
           std::fwrite(piece.data(), 1, piece.size(), stdout);
           std::fflush(stdout);
@@ -60,24 +79,14 @@ int RunGenerate(GenerateOptions& o) {
         return true;
       });
   if (!result.ok()) return ReportError(result.status());
+  out.ids = result->ids;
+  out.prompt_ms = result->prompt_seconds * 1e3;
+  out.decode_ms = result->decode_seconds * 1e3;
+  out.n_decode_steps = result->n_decode_steps;
   if (o.json) {
-    nlohmann::json j;
-    j["prompt_ids"] = request.prompt_ids;
-    j["ids"] = result->ids;
-    j["text"] = text;
-    j["seed"] = o.sampling.seed;
-    j["timings"] = {{"prompt_tokens", result->n_prompt},
-                    {"prompt_ms", result->prompt_seconds * 1e3},
-                    {"prompt_tokens_per_s", result->prompt_tokens_per_s()},
-                    {"generated_tokens", result->ids.size()},
-                    {"decode_ms", result->decode_seconds * 1e3},
-                    {"generated_tokens_per_s", result->generated_tokens_per_s()}};
-    std::printf("%s\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+    PrintGenerationJson(out);
   } else {
-    std::printf("\n");
-    std::fprintf(stderr, "prompt: %lld tokens, %.1f tokens/s; generated: %zu tokens, %.1f tokens/s\n",
-                 static_cast<long long>(result->n_prompt), result->prompt_tokens_per_s(),
-                 result->ids.size(), result->generated_tokens_per_s());
+    PrintGenerationSummary(out);
   }
   return 0;
 }
@@ -87,7 +96,8 @@ int RunGenerate(GenerateOptions& o) {
 void RegisterGenerateCommand(CLI::App& app, RunState& state) {
   auto o = std::make_shared<GenerateOptions>();
   CLI::App* cmd = app.add_subcommand("generate", "Generate text from a prompt");
-  cmd->add_option("-m,--model", o->model, "GGUF model file")->required();
+  cmd->add_option("-m,--model", o->model, "GGUF model file (runs in this process)");
+  cmd->add_option("--coordinator", o->coordinator, "A running cluster's coordinator HOST:PORT");
   cmd->add_option("-p,--prompt", o->prompt, "Prompt text")->required();
   cmd->add_option("-n,--n-predict", o->n_predict, "Tokens to generate")->check(CLI::NonNegativeNumber);
   cmd->add_option("--temp", o->sampling.temperature, "Temperature (0: greedy)")->capture_default_str();

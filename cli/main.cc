@@ -10,6 +10,10 @@ int main(int argc, char** argv) {
   tandem::cli::RunState state;
   tandem::cli::RegisterGenerateCommand(app, state);
   tandem::cli::RegisterInfoCommand(app, state);
+  tandem::cli::RegisterPlanCommand(app, state);
+  tandem::cli::RegisterRunCommand(app, state);
+  tandem::cli::RegisterCoordinatorCommand(app, state);
+  tandem::cli::RegisterNodeCommand(app, state);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

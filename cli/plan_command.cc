@@ -11,7 +11,7 @@
 #include "absl/strings/str_format.h"
 #include "cli/commands.h"
 #include "cli/model_loading.h"
-#include "cli/model_profile.h"
+#include "coordinator/model_profile.h"
 #include "cli/node_profiles.h"
 #include "model/gguf.h"
 #include "model/hparams.h"
@@ -49,7 +49,7 @@ absl::StatusOr<PlanInputs> GatherInputs(const PlanOptions& options) {
   if (!hparams.ok()) return hparams.status();
 
   PlanInputs inputs;
-  absl::StatusOr<partition::ModelProfile> model = BuildModelProfile(**file, *hparams);
+  absl::StatusOr<partition::ModelProfile> model = tandem::BuildModelProfile(**file, *hparams);
   if (!model.ok()) return model.status();
   inputs.model = *std::move(model);
 

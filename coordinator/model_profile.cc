@@ -1,4 +1,4 @@
-#include "cli/model_profile.h"
+#include "coordinator/model_profile.h"
 
 #include <algorithm>
 #include <charconv>
@@ -9,7 +9,7 @@
 #include "absl/strings/str_format.h"
 #include "node/kv_cache.h"
 
-namespace tandem::cli {
+namespace tandem {
 namespace {
 
 // The layer index of a "blk.<i>.<rest>" tensor name, or -1 for other tensors.
@@ -86,4 +86,4 @@ absl::StatusOr<partition::ModelProfile> BuildModelProfile(const GgufFile& file,
   return profile;
 }
 
-}  // namespace tandem::cli
+}  // namespace tandem

@@ -1,5 +1,5 @@
 // The planner's view of a GGUF model: per-layer weight bytes, KV-cache bytes and
-// per-token work, plus the embedding and head. Lives in cli/ because partition/
+// per-token work, plus the embedding and head. Lives with the coordinator, which plans; partition/
 // does no I/O.
 #pragma once
 
@@ -8,7 +8,7 @@
 #include "model/hparams.h"
 #include "partition/profile.h"
 
-namespace tandem::cli {
+namespace tandem {
 
 // Layer i is every tensor named "blk.<i>.*": its bytes are held and read once per
 // generated token, at 2 flops per weight element. KV bytes per token follow the
@@ -19,4 +19,4 @@ namespace tandem::cli {
 absl::StatusOr<partition::ModelProfile> BuildModelProfile(const GgufFile& file,
                                                           const Hparams& hparams);
 
-}  // namespace tandem::cli
+}  // namespace tandem

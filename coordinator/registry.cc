@@ -1,0 +1,66 @@
+#include "coordinator/registry.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace tandem {
+
+std::string Registry::Register(const std::string& address, const v1::NodeProfile& profile) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (auto& n : nodes_) {
+    if (n.address == address && n.alive) {
+      n.profile = profile;
+      n.last_seen = std::chrono::steady_clock::now();
+      ++generation_;
+      return n.id;
+    }
+  }
+  NodeRecord n;
+  n.id = absl::StrCat("node-", next_id_++);
+  n.address = address;
+  n.profile = profile;
+  n.last_seen = std::chrono::steady_clock::now();
+  nodes_.push_back(n);
+  ++generation_;
+  return n.id;
+}
+
+bool Registry::Heartbeat(const std::string& id) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (auto& n : nodes_) {
+    if (n.id == id && n.alive) {
+      n.last_seen = std::chrono::steady_clock::now();
+      return true;
+    }
+  }
+  return false;
+}
+
+std::vector<std::string> Registry::Expire() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::vector<std::string> dead;
+  const auto now = std::chrono::steady_clock::now();
+  for (auto& n : nodes_) {
+    if (n.alive && now - n.last_seen > timeout_) {
+      n.alive = false;
+      dead.push_back(n.id);
+    }
+  }
+  if (!dead.empty()) ++generation_;
+  return dead;
+}
+
+std::vector<NodeRecord> Registry::Alive() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::vector<NodeRecord> out;
+  for (const auto& n : nodes_) {
+    if (n.alive) out.push_back(n);
+  }
+  return out;
+}
+
+uint64_t Registry::generation() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return generation_;
+}
+
+}  // namespace tandem

@@ -1,0 +1,44 @@
+// The nodes that registered, with their profiles and heartbeats.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "tandem.pb.h"
+
+namespace tandem {
+
+struct NodeRecord {
+  std::string id;
+  std::string address;
+  v1::NodeProfile profile;
+  std::chrono::steady_clock::time_point last_seen;
+  bool alive = true;
+};
+
+class Registry {
+ public:
+  explicit Registry(std::chrono::milliseconds timeout) : timeout_(timeout) {}
+
+  // Adds a node (or refreshes one registering again from the same address); returns its id.
+  std::string Register(const std::string& address, const v1::NodeProfile& profile);
+  // False when the id is unknown or was declared dead.
+  bool Heartbeat(const std::string& id);
+  // Marks nodes silent for longer than the timeout dead; returns their ids.
+  std::vector<std::string> Expire();
+  std::vector<NodeRecord> Alive() const;
+  // Bumped whenever the set of live nodes changes.
+  uint64_t generation() const;
+
+ private:
+  const std::chrono::milliseconds timeout_;
+  mutable std::mutex mutex_;
+  std::vector<NodeRecord> nodes_;
+  uint64_t next_id_ = 1;
+  uint64_t generation_ = 0;
+};
+
+}  // namespace tandem

@@ -1,0 +1,273 @@
+#include "node/node_service.h"
+
+#include <cstdio>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "net/convert.h"
+
+namespace tandem {
+
+// Lets the worker reply on a Forward stream that may already have ended.
+class ReplyChannel {
+ public:
+  using Sink = std::function<void(v1::FrameReply)>;
+  explicit ReplyChannel(Sink sink) : sink_(std::move(sink)) {}
+  void Send(v1::FrameReply reply) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (sink_) sink_(std::move(reply));
+  }
+  void Detach() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    sink_ = nullptr;
+  }
+
+ private:
+  std::mutex mutex_;
+  Sink sink_;
+};
+
+namespace {
+
+// One reactor per Forward stream: reads frames into the node's queue, writes replies one
+// at a time, and never blocks inside a reaction.
+class ForwardReactor : public grpc::ServerBidiReactor<v1::ActivationFrame, v1::FrameReply> {
+ public:
+  explicit ForwardReactor(NodeService* node) : node_(node) {
+    channel_ = std::make_shared<ReplyChannel>([this](v1::FrameReply r) { Reply(std::move(r)); });
+    StartRead(&frame_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      reads_done_ = true;
+      MaybeFinishLocked();
+      return;
+    }
+    node_->Enqueue(std::move(frame_), channel_);
+    frame_.Clear();
+    StartRead(&frame_);
+  }
+
+  void OnWriteDone(bool ok) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    replies_.pop_front();
+    if (!ok) replies_.clear();
+    if (!replies_.empty()) {
+      StartWrite(&replies_.front());
+    } else {
+      writing_ = false;
+      MaybeFinishLocked();
+    }
+  }
+
+  void OnDone() override {
+    channel_->Detach();
+    delete this;
+  }
+
+ private:
+  void Reply(v1::FrameReply reply) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (finished_) return;
+    replies_.push_back(std::move(reply));
+    if (!writing_) {
+      writing_ = true;
+      StartWrite(&replies_.front());
+    }
+  }
+  void MaybeFinishLocked() {
+    if (reads_done_ && !writing_ && !finished_) {
+      finished_ = true;
+      Finish(grpc::Status::OK);
+    }
+  }
+
+  NodeService* node_;
+  std::shared_ptr<ReplyChannel> channel_;
+  v1::ActivationFrame frame_;
+  std::mutex mutex_;
+  std::deque<v1::FrameReply> replies_;
+  bool writing_ = false;
+  bool reads_done_ = false;
+  bool finished_ = false;
+};
+
+}  // namespace
+
+NodeService::NodeService(std::shared_ptr<const GgufFile> file, NodeOptions options,
+                         std::shared_ptr<ResultsClient> results)
+    : file_(std::move(file)), options_(std::move(options)), results_(std::move(results)) {
+  worker_ = std::thread([this] { WorkerLoop(); });
+}
+
+NodeService::~NodeService() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  worker_.join();
+}
+
+grpc::ServerBidiReactor<v1::ActivationFrame, v1::FrameReply>* NodeService::Forward(
+    grpc::CallbackServerContext*) {
+  return new ForwardReactor(this);
+}
+
+void NodeService::Enqueue(v1::ActivationFrame frame, std::shared_ptr<ReplyChannel> reply) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    queue_.push_back({std::move(frame), std::move(reply)});
+  }
+  cv_.notify_one();
+}
+
+absl::Status NodeService::LoadShard(const v1::ConfigureRequest& r, uint64_t* weight_bytes) {
+  if (r.protocol_version() != kProtocolVersion) {
+    return absl::FailedPreconditionError(absl::StrCat("protocol version ", r.protocol_version(),
+                                                      ", this node speaks ", kProtocolVersion));
+  }
+  StageConfig config;
+  config.plan_epoch = r.plan_epoch();
+  config.range = {r.layer_first(), r.layer_last()};
+  config.wire_dtype = r.wire_dtype();
+  config.n_ctx = r.n_ctx();
+  auto stage = Stage::Create(file_, config, options_.threads);
+  if (!stage.ok()) return stage.status();
+  *weight_bytes = (*stage)->shard().weight_bytes();
+  if (!(*stage)->is_last() && r.next_hop().empty()) {
+    return absl::InvalidArgumentError("a stage that is not the last needs a next hop");
+  }
+  std::shared_ptr<ForwardClient> downstream;
+  if (!(*stage)->is_last()) {
+    downstream = std::make_shared<ForwardClient>(r.next_hop(), [](const v1::FrameReply& reply) {
+      // The stage that rejected the frame reports it to the coordinator itself.
+      std::fprintf(stderr, "tandem node: next stage rejected a frame: %s\n", reply.message().c_str());
+    });
+  }
+  std::shared_ptr<Stage> old;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    old = std::move(stage_);
+    stage_ = std::move(*stage);
+    downstream_ = std::move(downstream);
+  }
+  epoch_ = r.plan_epoch();
+  return absl::OkStatus();
+}
+
+grpc::ServerUnaryReactor* NodeService::Configure(grpc::CallbackServerContext* context,
+                                                 const v1::ConfigureRequest* request,
+                                                 v1::ConfigureResponse* response) {
+  auto* reactor = context->DefaultReactor();
+  // Loading maps and checks the shard; do it off the reactor thread.
+  std::thread([this, reactor, request, response] {
+    std::lock_guard<std::mutex> lock(configure_mutex_);
+    serving_ = false;
+    if (options_.set_serving) options_.set_serving(false);
+    uint64_t weight_bytes = 0;
+    absl::Status s = LoadShard(*request, &weight_bytes);
+    response->set_ok(s.ok());
+    response->set_reason(std::string(s.message()));
+    response->set_weight_bytes(weight_bytes);
+    if (s.ok()) {
+      serving_ = true;
+      if (options_.set_serving) options_.set_serving(true);
+    }
+    reactor->Finish(grpc::Status::OK);
+  }).detach();
+  return reactor;
+}
+
+void NodeService::Reject(const Pending& p, const absl::Status& status) {
+  v1::FrameReply reply;
+  reply.set_session_id(p.frame.session_id());
+  reply.set_position(p.frame.position());
+  reply.set_code(static_cast<int>(status.code()));
+  reply.set_message(std::string(status.message()));
+  if (p.reply) p.reply->Send(reply);
+  v1::StepResult result;
+  result.set_session_id(p.frame.session_id());
+  result.set_plan_epoch(p.frame.plan_epoch());
+  result.set_position(p.frame.position());
+  result.set_code(static_cast<int>(status.code()));
+  result.set_message(std::string(status.message()));
+  ReportResult(result);
+}
+
+void NodeService::ReportResult(const v1::StepResult& result) {
+  if (!results_) return;
+  v1::StepResult r = result;
+  r.set_node_id(options_.node_id);
+  absl::Status s = results_->Send(r);
+  if (!s.ok()) std::fprintf(stderr, "tandem node: %s\n", std::string(s.message()).c_str());
+}
+
+void NodeService::WorkerLoop() {
+  for (;;) {
+    std::vector<Pending> batch;
+    std::vector<std::pair<Pending, absl::Status>> rejected;
+    std::vector<Pending> forwarded_ends;
+    std::shared_ptr<Stage> stage;
+    std::shared_ptr<ForwardClient> downstream;
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+      if (stop_) return;
+      stage = stage_;
+      downstream = downstream_;
+      // At most one frame per session per batch, and a session's frames stay in order:
+      // once a session has a frame left behind, its later frames wait too.
+      absl::flat_hash_set<uint64_t> taken, blocked;
+      int tokens = 0;
+      for (auto it = queue_.begin(); it != queue_.end();) {
+        const uint64_t sid = it->frame.session_id();
+        if (blocked.contains(sid) || taken.contains(sid) ||
+            (tokens > 0 && tokens + it->frame.n_tokens() > options_.max_batch_tokens)) {
+          blocked.insert(sid);
+          ++it;
+          continue;
+        }
+        absl::Status s = stage ? stage->Admit(it->frame)
+                               : absl::UnavailableError("the node has no shard configured yet");
+        if (!s.ok()) {
+          rejected.emplace_back(std::move(*it), s);
+        } else if (it->frame.end_session()) {
+          forwarded_ends.push_back(std::move(*it));
+        } else {
+          taken.insert(sid);
+          tokens += it->frame.n_tokens();
+          batch.push_back(std::move(*it));
+        }
+        it = queue_.erase(it);
+      }
+    }
+    for (auto& [p, s] : rejected) Reject(p, s);
+    for (auto& p : forwarded_ends) {
+      if (downstream) (void)downstream->Send(p.frame);
+    }
+    if (batch.empty()) continue;
+
+    std::vector<const v1::ActivationFrame*> frames;
+    for (const auto& p : batch) frames.push_back(&p.frame);
+    std::vector<StageOutput> outputs = stage->RunBatch(frames);
+    for (size_t i = 0; i < batch.size(); ++i) {
+      const auto& f = batch[i].frame;
+      if (!stage->is_last()) {
+        absl::Status s = downstream->Send(outputs[i].frame);
+        if (!s.ok()) Reject(batch[i], s);
+      } else if (outputs[i].has_token) {
+        v1::StepResult r;
+        r.set_session_id(f.session_id());
+        r.set_plan_epoch(f.plan_epoch());
+        r.set_position(outputs[i].token_position);
+        r.set_token(outputs[i].token);
+        ReportResult(r);
+      }
+    }
+  }
+}
+
+}  // namespace tandem

@@ -1,0 +1,81 @@
+// The Node gRPC service: Configure loads a shard for a plan epoch; Forward streams carry
+// activation frames in from the previous stage (or the coordinator). One worker thread
+// takes whatever frames are waiting, validates them in arrival order, runs them as one
+// batch and ships the outputs: activations to the next stage, tokens to the coordinator.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include <grpcpp/grpcpp.h>
+
+#include "model/gguf.h"
+#include "net/forward_client.h"
+#include "net/results_client.h"
+#include "node/stage.h"
+#include "tandem.grpc.pb.h"
+
+namespace tandem {
+
+class ReplyChannel;
+
+struct NodeOptions {
+  int threads = 1;
+  std::string node_id;
+  int max_batch_tokens = 512;
+  // Told whether the node serves (grpc.health.v1): false while a shard loads.
+  std::function<void(bool)> set_serving;
+};
+
+class NodeService final : public v1::Node::CallbackService {
+ public:
+  NodeService(std::shared_ptr<const GgufFile> file, NodeOptions options,
+              std::shared_ptr<ResultsClient> results);
+  ~NodeService() override;
+
+  grpc::ServerUnaryReactor* Configure(grpc::CallbackServerContext* context,
+                                      const v1::ConfigureRequest* request,
+                                      v1::ConfigureResponse* response) override;
+  grpc::ServerBidiReactor<v1::ActivationFrame, v1::FrameReply>* Forward(
+      grpc::CallbackServerContext* context) override;
+
+  uint64_t plan_epoch() const { return epoch_.load(); }
+  bool serving() const { return serving_.load(); }
+
+  // Frames from a Forward stream (or a test) enter here.
+  void Enqueue(v1::ActivationFrame frame, std::shared_ptr<ReplyChannel> reply);
+
+ private:
+  struct Pending {
+    v1::ActivationFrame frame;
+    std::shared_ptr<ReplyChannel> reply;
+  };
+  void WorkerLoop();
+  void Reject(const Pending& p, const absl::Status& status);
+  void ReportResult(const v1::StepResult& result);
+  absl::Status LoadShard(const v1::ConfigureRequest& request, uint64_t* weight_bytes);
+
+  std::shared_ptr<const GgufFile> file_;
+  NodeOptions options_;
+  std::shared_ptr<ResultsClient> results_;
+
+  std::mutex configure_mutex_;  // one Configure at a time
+  std::atomic<uint64_t> epoch_{0};
+  std::atomic<bool> serving_{false};
+
+  std::mutex mutex_;  // guards everything below
+  std::condition_variable cv_;
+  std::deque<Pending> queue_;
+  std::shared_ptr<Stage> stage_;
+  std::shared_ptr<ForwardClient> downstream_;
+  bool stop_ = false;
+  std::thread worker_;
+};
+
+}  // namespace tandem

@@ -1,0 +1,86 @@
+// One pipeline stage: a shard of layers with the sessions that pass through it. Frames
+// are validated against the plan epoch, the session's position and the model's shapes
+// before anything is applied; several sessions' frames run as one batch.
+// No networking here: the node service feeds frames in and ships the outputs.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "node/forward.h"
+#include "node/kernels/thread_pool.h"
+#include "node/model_shard.h"
+#include "tandem.pb.h"
+
+namespace tandem {
+
+inline constexpr uint32_t kProtocolVersion = 1;
+// Frames carry at most this many bytes of activations (prefills are chunked to fit).
+inline constexpr size_t kMaxFrameBytes = 1 << 20;
+
+struct StageConfig {
+  uint64_t plan_epoch = 0;
+  LayerRange range;
+  v1::WireDtype wire_dtype = v1::WIRE_DTYPE_F32;
+  int64_t n_ctx = 0;
+  int max_sessions = 256;
+};
+
+// What a stage produces for one frame: activations for the next stage, or a token.
+struct StageOutput {
+  v1::ActivationFrame frame;  // to the next stage (not last stage)
+  bool has_token = false;     // last stage, when the frame asked to sample
+  int32_t token = 0;
+  int64_t token_position = 0;
+};
+
+class Stage {
+ public:
+  static absl::StatusOr<std::unique_ptr<Stage>> Create(std::shared_ptr<const GgufFile> file,
+                                                       const StageConfig& config, int threads);
+
+  const StageConfig& config() const { return config_; }
+  const ModelShard& shard() const { return *shard_; }
+  bool is_first() const { return shard_->has_embedding(); }
+  bool is_last() const { return shard_->has_head(); }
+  size_t n_sessions() const { return sessions_.size(); }
+
+  // Checks a frame against the stage and the session's state and, when it is good,
+  // advances the session's expected position (frames are admitted in arrival order).
+  // The status code says what is wrong: FAILED_PRECONDITION (protocol version, stale
+  // epoch), NOT_FOUND (unknown session), OUT_OF_RANGE (position gap, past the context),
+  // INVALID_ARGUMENT (shape, token ids, sampling), RESOURCE_EXHAUSTED (oversized frame,
+  // too many sessions). An end_session frame frees the session at once.
+  absl::Status Admit(const v1::ActivationFrame& frame);
+
+  // Runs admitted frames (at most one per session) as one batch.
+  std::vector<StageOutput> RunBatch(const std::vector<const v1::ActivationFrame*>& frames);
+
+ private:
+  struct Session {
+    std::unique_ptr<KvCache> cache;
+    int64_t next_position = 0;  // admitted up to here
+  };
+  Stage(std::unique_ptr<ModelShard> shard, const StageConfig& config, int threads);
+
+  StageConfig config_;
+  std::unique_ptr<ModelShard> shard_;
+  ThreadPool pool_;
+  Forward forward_;
+  absl::flat_hash_map<uint64_t, Session> sessions_;
+  std::vector<float> x_;       // (batch tokens, n_embd)
+  std::vector<float> logits_;  // (batch rows, n_vocab)
+};
+
+// Activations on the wire.
+std::string EncodeActivations(const float* x, int64_t n, v1::WireDtype dtype);
+// `bytes` must hold exactly n values of dtype.
+void DecodeActivations(const std::string& bytes, v1::WireDtype dtype, int64_t n, float* out);
+size_t WireDtypeSize(v1::WireDtype dtype);
+
+}  // namespace tandem

@@ -1,0 +1,170 @@
+// A stage's frame validation and batching, without the network: each malformed frame
+// gets its own status code, and the good sessions go on unharmed.
+#include "node/stage.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "node/local_stepper.h"
+
+namespace tandem {
+namespace {
+
+using ::testing::HasSubstr;
+
+constexpr const char* kModel = TANDEM_SHARED_DIR "/models/stories260K-f32.gguf";
+
+std::shared_ptr<const GgufFile> OpenModel() {
+  auto f = GgufFile::Open(kModel);
+  EXPECT_TRUE(f.ok()) << f.status();
+  return std::move(*f);
+}
+
+std::unique_ptr<Stage> MakeStage(std::shared_ptr<const GgufFile> file, int first, int last,
+                                 uint64_t epoch = 3) {
+  StageConfig c;
+  c.plan_epoch = epoch;
+  c.range = {first, last};
+  c.n_ctx = 128;
+  auto s = Stage::Create(std::move(file), c, 1);
+  EXPECT_TRUE(s.ok()) << s.status();
+  return std::move(*s);
+}
+
+v1::ActivationFrame TokenFrame(uint64_t session, int64_t position, std::vector<int32_t> tokens,
+                               uint64_t epoch = 3) {
+  v1::ActivationFrame f;
+  f.set_protocol_version(kProtocolVersion);
+  f.set_session_id(session);
+  f.set_plan_epoch(epoch);
+  f.set_position(position);
+  f.set_n_tokens(static_cast<int32_t>(tokens.size()));
+  for (int32_t t : tokens) f.add_tokens(t);
+  return f;
+}
+
+v1::ActivationFrame ActivationFrameOf(uint64_t session, int64_t position, int n_tokens,
+                                      size_t bytes, uint64_t epoch = 3) {
+  v1::ActivationFrame f;
+  f.set_protocol_version(kProtocolVersion);
+  f.set_session_id(session);
+  f.set_plan_epoch(epoch);
+  f.set_position(position);
+  f.set_n_tokens(n_tokens);
+  f.set_activations(std::string(bytes, '\0'));
+  return f;
+}
+
+TEST(StageTest, RejectsEachMalformedFrameWithItsCode) {
+  auto file = OpenModel();
+  auto first = MakeStage(file, 0, 2);
+  auto later = MakeStage(file, 2, 5);
+  const size_t row = 64 * sizeof(float);
+
+  EXPECT_TRUE(first->Admit(TokenFrame(1, 0, {1, 403, 407})).ok());
+  // Stale epoch.
+  auto s = first->Admit(TokenFrame(1, 3, {261}, /*epoch=*/2));
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(s.message()), HasSubstr("stale plan epoch 2"));
+  // Unknown session.
+  s = first->Admit(TokenFrame(99, 5, {261}));
+  EXPECT_EQ(s.code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(s.message()), HasSubstr("unknown session"));
+  // Position gap.
+  s = first->Admit(TokenFrame(1, 7, {261}));
+  EXPECT_EQ(s.code(), absl::StatusCode::kOutOfRange);
+  EXPECT_THAT(std::string(s.message()), HasSubstr("expected position 3, got 7"));
+  // Token id outside the vocabulary.
+  s = first->Admit(TokenFrame(1, 3, {9999}));
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  // Wrong shape on a later stage.
+  s = later->Admit(ActivationFrameOf(1, 0, 2, row * 2 - 4));
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(s.message()), HasSubstr("activation shape mismatch"));
+  // Oversized.
+  s = later->Admit(ActivationFrameOf(1, 0, 5000, row * 5000));
+  EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted);
+  // Past the context.
+  s = later->Admit(ActivationFrameOf(1, 120, 10, row * 10));
+  EXPECT_EQ(s.code(), absl::StatusCode::kOutOfRange);
+  // Protocol version.
+  auto f = TokenFrame(1, 3, {261});
+  f.set_protocol_version(99);
+  EXPECT_EQ(first->Admit(f).code(), absl::StatusCode::kFailedPrecondition);
+  // After all that, the good session continues where it was.
+  EXPECT_TRUE(first->Admit(TokenFrame(1, 3, {261})).ok());
+}
+
+// Two stages fed by hand give the tokens a single process gives, with two sessions
+// batched together at every step.
+TEST(StageTest, SplitStagesBatchSessionsAndMatchOneProcess) {
+  auto file = OpenModel();
+  auto a = MakeStage(file, 0, 2);
+  auto b = MakeStage(file, 2, 5);
+  auto h = ReadHparams(*file);
+  auto whole = ModelShard::Load(file, {0, 5});
+  ASSERT_TRUE(whole.ok());
+  ThreadPool pool(1);
+  Forward forward(**whole, pool);
+
+  const std::vector<std::vector<int32_t>> prompts = {{1, 403, 407, 261, 378}, {1, 291, 376, 400, 428}};
+  std::vector<std::vector<int32_t>> expected;
+  for (const auto& p : prompts) {
+    LocalStepper stepper(forward, 128);
+    GenerationRequest r;
+    r.prompt_ids = p;
+    r.n_predict = 12;
+    r.sampling.temperature = 0;
+    auto out = RunGeneration(stepper, r, [](TokenId) { return false; }, [](TokenId) { return true; });
+    ASSERT_TRUE(out.ok());
+    expected.push_back(out->ids);
+  }
+
+  std::vector<std::vector<int32_t>> history = prompts;
+  std::vector<int64_t> fed(2, 0);
+  for (int step = 0; step < 12; ++step) {
+    std::vector<v1::ActivationFrame> in;
+    for (int s = 0; s < 2; ++s) {
+      std::vector<int32_t> tokens(history[s].begin() + fed[s], history[s].end());
+      auto f = TokenFrame(s + 10, fed[s], tokens);
+      f.set_sample(true);
+      f.mutable_sampling()->set_temperature(0);
+      f.mutable_sampling()->set_top_p(1);
+      f.mutable_sampling()->set_repeat_penalty(1);
+      ASSERT_TRUE(a->Admit(f).ok());
+      fed[s] = static_cast<int64_t>(history[s].size());
+      in.push_back(f);
+    }
+    auto mid = a->RunBatch({&in[0], &in[1]});
+    for (auto& o : mid) ASSERT_TRUE(b->Admit(o.frame).ok());
+    auto out = b->RunBatch({&mid[0].frame, &mid[1].frame});
+    for (int s = 0; s < 2; ++s) {
+      ASSERT_TRUE(out[s].has_token);
+      EXPECT_EQ(out[s].token_position, static_cast<int64_t>(history[s].size()));
+      history[s].push_back(out[s].token);
+    }
+  }
+  for (int s = 0; s < 2; ++s) {
+    std::vector<int32_t> generated(history[s].begin() + prompts[s].size(), history[s].end());
+    EXPECT_EQ(generated, expected[s]) << "session " << s;
+  }
+  (void)h;
+}
+
+TEST(StageTest, EndSessionFreesIt) {
+  auto file = OpenModel();
+  auto a = MakeStage(file, 0, 5);
+  ASSERT_TRUE(a->Admit(TokenFrame(1, 0, {1, 2})).ok());
+  EXPECT_EQ(a->n_sessions(), 1u);
+  v1::ActivationFrame end;
+  end.set_protocol_version(kProtocolVersion);
+  end.set_session_id(1);
+  end.set_plan_epoch(3);
+  end.set_end_session(true);
+  ASSERT_TRUE(a->Admit(end).ok());
+  EXPECT_EQ(a->n_sessions(), 0u);
+  EXPECT_EQ(a->Admit(TokenFrame(1, 2, {5})).code(), absl::StatusCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace tandem
