@@ -119,7 +119,7 @@ class SplitRegexCompiler {
       cls.ranges = {{'\n', '\n'}, {'\r', '\r'}};
       cls.negated = true;
     } else if (Consume('\\')) {
-      TANDEM_RETURN_IF_ERROR(ParseEscape(ignore_case, &cls, /*in_bracket=*/false));
+      TANDEM_RETURN_IF_ERROR(ParseEscape(ignore_case, &cls));
     } else {
       const uint32_t c = pattern_[pos_++];
       if (c == '*' || c == '+' || c == '?' || c == '{') return Error("nothing to repeat");
@@ -184,7 +184,7 @@ class SplitRegexCompiler {
       uint32_t lo;
       if (Consume('\\')) {
         CharClass escaped;
-        TANDEM_RETURN_IF_ERROR(ParseEscape(ignore_case, &escaped, /*in_bracket=*/true));
+        TANDEM_RETURN_IF_ERROR(ParseEscape(ignore_case, &escaped));
         if (escaped.negated) return Error("negated escape inside [...]");
         const bool single = escaped.flag_mask == 0 && escaped.ranges.size() == 1 &&
                             escaped.ranges[0].first == escaped.ranges[0].second && !ignore_case;
@@ -202,7 +202,7 @@ class SplitRegexCompiler {
         ++pos_;
         if (Consume('\\')) {
           CharClass escaped;
-          TANDEM_RETURN_IF_ERROR(ParseEscape(false, &escaped, /*in_bracket=*/true));
+          TANDEM_RETURN_IF_ERROR(ParseEscape(false, &escaped));
           if (escaped.flag_mask != 0 || escaped.ranges.size() != 1) return Error("bad range");
           hi = escaped.ranges[0].first;
         } else {
@@ -217,7 +217,7 @@ class SplitRegexCompiler {
   }
 
   // After a backslash.
-  absl::Status ParseEscape(bool ignore_case, CharClass* cls, bool in_bracket) {
+  absl::Status ParseEscape(bool ignore_case, CharClass* cls) {
     if (AtEnd()) return Error("trailing backslash");
     const uint32_t c = pattern_[pos_++];
     switch (c) {
@@ -263,7 +263,6 @@ class SplitRegexCompiler {
     const bool is_word_char =
         (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
     if (is_word_char) return Error("unsupported escape");
-    (void)in_bracket;
     AddLiteral(c, c, ignore_case, cls);
     return absl::OkStatus();
   }

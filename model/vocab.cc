@@ -136,7 +136,6 @@ absl::Status Vocab::LoadTokens(const GgufFile& file) {
     }
   }
   tokens_.resize(texts.size());
-  text_to_id_.reserve(texts.size());
   for (size_t i = 0; i < texts.size(); ++i) {
     TokenData& token = tokens_[i];
     token.text = std::move(texts[i]);
@@ -144,8 +143,12 @@ absl::Status Vocab::LoadTokens(const GgufFile& file) {
     if (token.text.empty()) token.text = absl::StrCat("[EMPTY_", i, "]");
     token.score = scores.empty() ? 0.0f : scores[i];
     token.attr = types.empty() ? kAttrNormal : AttrFromGgufType(types[i]);
-    text_to_id_[token.text] = static_cast<TokenId>(i);
     max_token_length_ = std::max(max_token_length_, token.text.size());
+  }
+  // Built only once tokens_ no longer changes size, since the keys view its strings.
+  text_to_id_.reserve(tokens_.size());
+  for (size_t i = 0; i < tokens_.size(); ++i) {
+    text_to_id_[tokens_[i].text] = static_cast<TokenId>(i);  // a duplicate text keeps the last id
   }
   return absl::OkStatus();
 }

@@ -70,6 +70,12 @@ class Vocab {
  public:
   static absl::StatusOr<Vocab> FromGguf(const GgufFile& file);
 
+  // Move-only: text_to_id_ views the strings owned by tokens_.
+  Vocab(Vocab&&) = default;
+  Vocab& operator=(Vocab&&) = default;
+  Vocab(const Vocab&) = delete;
+  Vocab& operator=(const Vocab&) = delete;
+
   VocabType type() const { return type_; }
   // tokenizer.ggml.pre (BPE), "" when absent.
   const std::string& pre_name() const { return pre_name_; }
@@ -90,6 +96,8 @@ class Vocab {
   const std::vector<TokenId>& special_tokens() const { return special_tokens_; }
 
  private:
+  Vocab() = default;
+
   absl::Status LoadTokens(const GgufFile& file);
   absl::Status LoadSpecialIds(const GgufFile& file);
   void DetectEndOfGeneration();
@@ -101,7 +109,9 @@ class Vocab {
   VocabFlags flags_;
   SpecialTokenIds special_;
   std::vector<TokenData> tokens_;
-  absl::flat_hash_map<std::string, TokenId> text_to_id_;
+  // Views into tokens_[i].text: a vector move keeps its elements in place, so they survive
+  // moving the Vocab.
+  absl::flat_hash_map<absl::string_view, TokenId> text_to_id_;
   size_t max_token_length_ = 0;
   std::vector<TokenId> eog_ids_;  // sorted; a handful of ids
   std::vector<TokenId> special_tokens_;
