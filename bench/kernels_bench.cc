@@ -118,9 +118,9 @@ void BM_Gemm(benchmark::State& state) {
   std::vector<float> y(n_batch * rows);
   for (auto _ : state) {
     if (integer) {
-      kernels::MatVecPath(m, x.data(), n_batch, y.data(), Pool(), BestKernelIsa());
+      kernels::MatVecPath({m}, x.data(), n_batch, y.data(), Pool(), BestKernelIsa());
     } else {
-      kernels::SgemmPath(m, x.data(), n_batch, y.data(), Pool());
+      kernels::SgemmPath({m}, x.data(), n_batch, y.data(), Pool());
     }
     benchmark::DoNotOptimize(y.data());
   }

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cassert>
+#include <cstring>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -34,11 +35,14 @@ constexpr int64_t kRowTile = 16;
 
 namespace kernels {
 
-void MatVecPath(const WeightMatrix& w, const float* x, int64_t n_batch, float* y,
+void MatVecPath(const KernelMatrix& m, const float* x, int64_t n_batch, float* y,
                 ThreadPool& pool, KernelIsa isa) {
+  const WeightMatrix& w = m.w;
   static thread_local kernels::ActivationBatch activations;
   activations.Prepare(w.type, x, n_batch, w.cols, pool);
-  const kernels::RowsDotFn fn = kernels::LookupKernel(TableFor(isa), w.type);
+  const kernels::RowsDotFn fn = m.layout == RowLayout::kQ4_0Repacked
+                                    ? Avx512Q4_0RepackedKernel()
+                                    : kernels::LookupKernel(TableFor(isa), w.type);
   const int64_t row_bytes = RowBytes(w.type, w.cols);
   const kernels::ActivationBatch& acts = activations;
   pool.ParallelFor(w.rows, kRowTile, [&](int64_t r0, int64_t r1) {
@@ -58,11 +62,11 @@ void MatVecPath(const WeightMatrix& w, const float* x, int64_t n_batch, float* y
 // Many tokens: OpenBLAS sgemm on f32 tiles of the weights, one OpenBLAS thread inside each
 // of our pool threads (no oversubscription). Measured against the integer kernel run once
 // per token (bench/kernels_bench.cc, BM_Gemm*): see the note in the report / README.
-void SgemmPath(const WeightMatrix& w, const float* x, int64_t n_batch, float* y,
+void SgemmPath(const KernelMatrix& m, const float* x, int64_t n_batch, float* y,
                ThreadPool& pool) {
+  const WeightMatrix& w = m.w;
   static std::once_flag once;
   std::call_once(once, [] { openblas_set_num_threads(1); });
-  const int64_t row_bytes = RowBytes(w.type, w.cols);
   // Tiles of about 1 MiB of f32 weights stay in L2 while sgemm streams the tokens.
   const int64_t tile_rows = std::max<int64_t>(16, (int64_t{1} << 18) / w.cols);
   pool.ParallelFor(w.rows, 16, [&](int64_t r0, int64_t r1) {
@@ -76,16 +80,68 @@ void SgemmPath(const WeightMatrix& w, const float* x, int64_t n_batch, float* y,
     std::vector<float> tile(static_cast<size_t>(tile_rows * w.cols));
     for (int64_t t = r0; t < r1; t += tile_rows) {
       const int64_t t1 = std::min(r1, t + tile_rows);
-      for (int64_t r = t; r < t1; ++r) {
-        DequantizeRowReference(w.type, w.data + r * row_bytes, w.cols,
-                               tile.data() + (r - t) * w.cols);
-      }
+      for (int64_t r = t; r < t1; ++r) DequantizeRowLayout(m, r, tile.data() + (r - t) * w.cols);
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(n_batch),
                   static_cast<int>(t1 - t), static_cast<int>(w.cols), 1.0f, x,
                   static_cast<int>(w.cols), tile.data(), static_cast<int>(w.cols), 0.0f, y + t,
                   static_cast<int>(w.rows));
     }
   });
+}
+
+void RepackQ4_0Row(const uint8_t* gguf_row, int64_t cols, uint8_t* out) {
+  const int64_t nb = cols / 32;
+  const BlockQ4_0* blocks = reinterpret_cast<const BlockQ4_0*>(gguf_row);
+  uint8_t* qs = out + 2 * nb;
+  std::fill(qs, qs + 16 * nb, 0);
+  for (int64_t b = 0; b < nb; ++b) {
+    std::memcpy(out + 2 * b, &blocks[b].d, 2);
+    for (int j = 0; j < 32; ++j) {
+      const int q = j < 16 ? blocks[b].qs[j] & 15 : blocks[b].qs[j - 16] >> 4;
+      const int64_t e = 32 * b + j;             // element index in the row
+      const int64_t half = e / 128, k = e % 128;  // 128 elements per 64-byte half
+      qs[64 * half + k % 64] |= static_cast<uint8_t>(k < 64 ? q : q << 4);
+    }
+  }
+}
+
+void UnpackQ4_0Row(const uint8_t* repacked_row, int64_t cols, uint8_t* gguf_row) {
+  const int64_t nb = cols / 32;
+  const uint8_t* qs = repacked_row + 2 * nb;
+  BlockQ4_0* blocks = reinterpret_cast<BlockQ4_0*>(gguf_row);
+  for (int64_t b = 0; b < nb; ++b) {
+    std::memcpy(&blocks[b].d, repacked_row + 2 * b, 2);
+    std::fill(blocks[b].qs, blocks[b].qs + 16, 0);
+    for (int j = 0; j < 32; ++j) {
+      const int64_t e = 32 * b + j, half = e / 128, k = e % 128;
+      const uint8_t byte = qs[64 * half + k % 64];
+      const int q = k < 64 ? byte & 15 : byte >> 4;
+      blocks[b].qs[j % 16] |= static_cast<uint8_t>(j < 16 ? q : q << 4);
+    }
+  }
+}
+
+void DequantizeRowLayout(const KernelMatrix& m, int64_t row, float* out) {
+  const int64_t row_bytes = RowBytes(m.w.type, m.w.cols);
+  const uint8_t* src = m.w.data + row * row_bytes;
+  if (m.layout == RowLayout::kQ4_0Repacked) {
+    std::vector<uint8_t> gguf(static_cast<size_t>(row_bytes));
+    UnpackQ4_0Row(src, m.w.cols, gguf.data());
+    DequantizeRowReference(m.w.type, gguf.data(), m.w.cols, out);
+  } else {
+    DequantizeRowReference(m.w.type, src, m.w.cols, out);
+  }
+}
+
+void MatMulLayout(const KernelMatrix& m, const float* x, int64_t n_batch, float* y,
+                  ThreadPool& pool, KernelIsa isa) {
+  assert(MatMulSupports(m.w.type) && KernelIsaAvailable(isa));
+  if (n_batch <= 0 || m.w.rows <= 0) return;
+  if (n_batch >= kSgemmMinBatch) {
+    SgemmPath(m, x, n_batch, y, pool);
+  } else {
+    MatVecPath(m, x, n_batch, y, pool, isa);
+  }
 }
 
 }  // namespace kernels
@@ -135,13 +191,7 @@ KernelIsa BestKernelIsa() {
 
 void MatMul(const WeightMatrix& w, const float* x, int64_t n_batch, float* y, ThreadPool& pool,
             KernelIsa isa) {
-  assert(MatMulSupports(w.type) && KernelIsaAvailable(isa));
-  if (n_batch <= 0 || w.rows <= 0) return;
-  if (n_batch >= kSgemmMinBatch) {
-    kernels::SgemmPath(w, x, n_batch, y, pool);
-  } else {
-    kernels::MatVecPath(w, x, n_batch, y, pool, isa);
-  }
+  kernels::MatMulLayout({w, kernels::RowLayout::kGguf}, x, n_batch, y, pool, isa);
 }
 
 void MatMul(const WeightMatrix& w, const float* x, int64_t n_batch, float* y, ThreadPool& pool) {

@@ -9,6 +9,7 @@
 
 #include "node/kernels/prepared_matrix.h"
 #include "node/kernels/quants.h"
+#include "node/kernels/vec_dot.h"
 
 namespace tandem {
 namespace {
@@ -144,6 +145,26 @@ TEST(MatMulTest, PreparedMatchesPlain) {
     CheckAgainstReference(type, {67, 512, 1}, BestKernelIsa(), pool, true);
     CheckAgainstReference(type, {67, 512, 9}, BestKernelIsa(), pool, true);
   }
+}
+
+TEST(MatMulTest, PreparedRaggedRowsWideMatrix) {
+  ThreadPool pool(2);
+  for (GgmlType type : {GgmlType::kQ4_0, GgmlType::kQ8_0, GgmlType::kQ4_K, GgmlType::kQ6_K}) {
+    CheckAgainstReference(type, {61, 2048, 1}, BestKernelIsa(), pool, true);
+    CheckAgainstReference(type, {3, 2048, 2}, BestKernelIsa(), pool, true);
+  }
+}
+
+TEST(RepackTest, Q4_0RoundTripIsExact) {
+  const int64_t cols = 768;
+  const std::vector<float> x = RandomNormal(cols, 9);
+  std::vector<uint8_t> gguf(RowBytes(GgmlType::kQ4_0, cols)), packed(gguf.size()),
+      back(gguf.size());
+  QuantizeRowReference(GgmlType::kQ4_0, x.data(), cols, gguf.data());
+  kernels::RepackQ4_0Row(gguf.data(), cols, packed.data());
+  kernels::UnpackQ4_0Row(packed.data(), cols, back.data());
+  EXPECT_EQ(back, gguf);
+  EXPECT_NE(packed, gguf);
 }
 
 TEST(PrepareTest, RejectsBadMatrices) {

@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "node/kernels/quants.h"
+#include "node/kernels/vec_dot.h"
 
 namespace tandem {
 namespace {
@@ -18,7 +19,10 @@ constexpr size_t kHugePage = size_t{2} << 20;
 PreparedMatrix::~PreparedMatrix() { Release(); }
 
 PreparedMatrix::PreparedMatrix(PreparedMatrix&& other) noexcept
-    : view_(other.view_), buffer_(other.buffer_), owned_bytes_(other.owned_bytes_) {
+    : view_(other.view_),
+      layout_(other.layout_),
+      buffer_(other.buffer_),
+      owned_bytes_(other.owned_bytes_) {
   other.buffer_ = nullptr;
   other.owned_bytes_ = 0;
   other.view_ = WeightMatrix{};
@@ -28,6 +32,7 @@ PreparedMatrix& PreparedMatrix::operator=(PreparedMatrix&& other) noexcept {
   if (this != &other) {
     Release();
     view_ = std::exchange(other.view_, WeightMatrix{});
+    layout_ = std::exchange(other.layout_, 0);
     buffer_ = std::exchange(other.buffer_, nullptr);
     owned_bytes_ = std::exchange(other.owned_bytes_, 0);
   }
@@ -78,7 +83,18 @@ absl::StatusOr<PreparedMatrix> Prepare(const WeightMatrix& w, const PrepareOptio
   if (end > aligned + rounded) munmap(reinterpret_cast<void*>(aligned + rounded), end - aligned - rounded);
   void* buffer = reinterpret_cast<void*>(aligned);
   madvise(buffer, rounded, MADV_HUGEPAGE);  // advisory: fine if THP is off
-  std::memcpy(buffer, w.data, bytes);
+  // Q4_0 gets a layout the AVX-512 kernel streams without shuffles (vec_dot_avx512.cc).
+  const bool repack_q4_0 = w.type == GgmlType::kQ4_0 && w.cols % 256 == 0 &&
+                           BestKernelIsa() == KernelIsa::kAvx512 && options.kernel_layout;
+  if (repack_q4_0) {
+    for (int64_t r = 0; r < w.rows; ++r) {
+      kernels::RepackQ4_0Row(w.data + r * row_bytes, w.cols,
+                             static_cast<uint8_t*>(buffer) + r * row_bytes);
+    }
+    p.layout_ = static_cast<int>(kernels::RowLayout::kQ4_0Repacked);
+  } else {
+    std::memcpy(buffer, w.data, bytes);
+  }
   p.buffer_ = buffer;
   p.owned_bytes_ = rounded;
   p.view_.data = static_cast<const uint8_t*>(buffer);
@@ -87,11 +103,12 @@ absl::StatusOr<PreparedMatrix> Prepare(const WeightMatrix& w, const PrepareOptio
 
 void MatMul(const PreparedMatrix& w, const float* x, int64_t n_batch, float* y,
             ThreadPool& pool) {
-  MatMul(w.view(), x, n_batch, y, pool);
+  kernels::MatMulLayout({w.view(), static_cast<kernels::RowLayout>(w.layout_)}, x, n_batch, y,
+                        pool, BestKernelIsa());
 }
 
 void DequantizeRow(const PreparedMatrix& w, int64_t row, float* out) {
-  DequantizeRow(w.view(), row, out);
+  kernels::DequantizeRowLayout({w.view(), static_cast<kernels::RowLayout>(w.layout_)}, row, out);
 }
 
 }  // namespace tandem

@@ -16,9 +16,12 @@ struct PrepareOptions {
   // Copy the weights into an owned, huge-page-backed buffer. Off: keep a view of the
   // caller's bytes (which must then outlive the PreparedMatrix).
   bool repack = true;
+  // When repacking, also reorder rows into the fastest kernel's own layout if it has one.
+  bool kernel_layout = true;
 };
 
-// Movable, non-copyable. The bytes are in GGUF layout (view() is a valid WeightMatrix).
+// Movable, non-copyable. A repacked matrix may hold its rows in a kernel-specific layout
+// (Q4_0 on AVX-512 CPUs): use MatMul / DequantizeRow below, not the bytes.
 class PreparedMatrix {
  public:
   PreparedMatrix() = default;
@@ -28,7 +31,10 @@ class PreparedMatrix {
   PreparedMatrix(const PreparedMatrix&) = delete;
   PreparedMatrix& operator=(const PreparedMatrix&) = delete;
 
+  // The matrix with data in this object's row layout (GGUF layout unless repacked_layout()).
   const WeightMatrix& view() const { return view_; }
+  // Whether rows are in a kernel-specific layout rather than GGUF's.
+  bool repacked_layout() const { return layout_ != 0; }
   GgmlType type() const { return view_.type; }
   int64_t rows() const { return view_.rows; }
   int64_t cols() const { return view_.cols; }
@@ -40,9 +46,13 @@ class PreparedMatrix {
  private:
   friend absl::StatusOr<PreparedMatrix> Prepare(const WeightMatrix& w,
                                                 const PrepareOptions& options);
+  friend void MatMul(const PreparedMatrix& w, const float* x, int64_t n_batch, float* y,
+                     ThreadPool& pool);
+  friend void DequantizeRow(const PreparedMatrix& w, int64_t row, float* out);
   void Release();
 
   WeightMatrix view_;
+  int layout_ = 0;  // kernels::RowLayout
   void* buffer_ = nullptr;
   size_t owned_bytes_ = 0;
 };

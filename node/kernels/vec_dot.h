@@ -57,11 +57,29 @@ const KernelTable& Avx512Kernels();  // only call when KernelIsaAvailable(kAvx51
 
 RowsDotFn LookupKernel(const KernelTable& table, GgmlType type);
 
+// Row layouts of a PreparedMatrix.
+enum class RowLayout {
+  kGguf,             // as in the file
+  kQ4_0Repacked,     // Q4_0 with cols % 256 == 0, AVX-512 only (see vec_dot_avx512.cc)
+};
+RowsDotFn Avx512Q4_0RepackedKernel();  // only call when KernelIsaAvailable(kAvx512)
+void RepackQ4_0Row(const uint8_t* gguf_row, int64_t cols, uint8_t* out);
+void UnpackQ4_0Row(const uint8_t* repacked_row, int64_t cols, uint8_t* gguf_row);
+
+// A weight matrix in some row layout with the kernels for it.
+struct KernelMatrix {
+  WeightMatrix w;  // w.data rows are in `layout`
+  RowLayout layout = RowLayout::kGguf;
+};
+void MatMulLayout(const KernelMatrix& m, const float* x, int64_t n_batch, float* y,
+                  ThreadPool& pool, KernelIsa isa);
+void DequantizeRowLayout(const KernelMatrix& m, int64_t row, float* out);
+
 // The two product strategies MatMul chooses between (exposed for the benchmarks):
 // activations quantized once per token + integer row kernels, or f32 tiles + sgemm.
-void MatVecPath(const WeightMatrix& w, const float* x, int64_t n_batch, float* y,
+void MatVecPath(const KernelMatrix& m, const float* x, int64_t n_batch, float* y,
                 ThreadPool& pool, KernelIsa isa);
-void SgemmPath(const WeightMatrix& w, const float* x, int64_t n_batch, float* y,
+void SgemmPath(const KernelMatrix& m, const float* x, int64_t n_batch, float* y,
                ThreadPool& pool);
 
 }  // namespace tandem::kernels
