@@ -1,38 +1,53 @@
 #include "node/kernels/thread_pool.h"
 
+#include <immintrin.h>
+
 #include <algorithm>
+#include <chrono>
 
 namespace tandem {
+namespace {
+
+constexpr auto kSpinTime = std::chrono::microseconds(100);
+
+// Spins until `value` differs from `old` or kSpinTime passes, then sleeps on it. Returns the
+// new value.
+template <typename T>
+T WaitForChange(const std::atomic<T>& value, T old) {
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0;; ++i) {
+    const T v = value.load(std::memory_order_acquire);
+    if (v != old) return v;
+    _mm_pause();
+    if ((i & 255) == 255 && std::chrono::steady_clock::now() - start > kSpinTime) break;
+  }
+  for (;;) {
+    value.wait(old, std::memory_order_acquire);
+    const T v = value.load(std::memory_order_acquire);
+    if (v != old) return v;
+  }
+}
+
+}  // namespace
 
 ThreadPool::ThreadPool(int n_threads) : n_threads_(std::max(1, n_threads)) {
   for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this, i] { WorkerLoop(i); });
 }
 
 ThreadPool::~ThreadPool() {
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    stop_ = true;
-  }
-  start_cv_.notify_all();
+  stop_ = true;
+  generation_.fetch_add(1, std::memory_order_release);
+  generation_.notify_all();
   for (auto& t : workers_) t.join();
 }
 
 void ThreadPool::WorkerLoop(int index) {
   uint64_t seen = 0;
   for (;;) {
-    const std::function<void(int, int)>* job;
-    {
-      std::unique_lock<std::mutex> lock(mutex_);
-      start_cv_.wait(lock, [&] { return stop_ || generation_ != seen; });
-      if (stop_) return;
-      seen = generation_;
-      job = job_;
-    }
-    (*job)(index, n_threads_);
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      if (--pending_ == 0) done_cv_.notify_one();
-    }
+    seen = WaitForChange(generation_, seen);
+    if (stop_) return;
+    (*job_)(index, n_threads_);
+    if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) pending_.notify_one();
   }
 }
 
@@ -41,16 +56,15 @@ void ThreadPool::Run(const std::function<void(int, int)>& fn) {
     fn(0, 1);
     return;
   }
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    job_ = &fn;
-    pending_ = n_threads_ - 1;
-    ++generation_;
-  }
-  start_cv_.notify_all();
+  job_ = &fn;
+  pending_.store(n_threads_ - 1, std::memory_order_relaxed);
+  generation_.fetch_add(1, std::memory_order_release);
+  generation_.notify_all();
   fn(0, n_threads_);
-  std::unique_lock<std::mutex> lock(mutex_);
-  done_cv_.wait(lock, [&] { return pending_ == 0; });
+  for (int left = pending_.load(std::memory_order_acquire); left != 0;
+       left = pending_.load(std::memory_order_acquire)) {
+    WaitForChange(pending_, left);
+  }
   job_ = nullptr;
 }
 
