@@ -87,7 +87,10 @@ void SpmEncoder::Encode(absl::string_view text, std::vector<TokenId>* out) const
       out->push_back(id);
       continue;
     }
-    for (char c : piece) out->push_back(ByteToken(static_cast<uint8_t>(c)));
+    for (char c : piece) {
+      const TokenId byte_id = ByteToken(static_cast<uint8_t>(c));
+      if (byte_id != kNoToken) out->push_back(byte_id);  // a vocab without unk drops the byte
+    }
   }
 }
 

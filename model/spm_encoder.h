@@ -15,7 +15,8 @@ class SpmEncoder : public SubwordEncoder {
   // `text` must already have its spaces escaped to U+2581 (and any prefix space added).
   void Encode(absl::string_view text, std::vector<TokenId>* out) const override;
 
-  // The token for a raw byte: <0xNN>, else the one-byte text itself, else unk.
+  // The token for a raw byte: <0xNN>, else the one-byte text itself, else unk (which may be
+  // kNoToken).
   TokenId ByteToken(uint8_t byte) const;
 
  private:

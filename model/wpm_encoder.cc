@@ -62,7 +62,9 @@ void WpmEncoder::Encode(absl::string_view text, std::vector<TokenId>* out) const
       out->push_back(id);
       i = j;
     }
-    if (out->size() == start_size) out->push_back(vocab_.special().unk);
+    if (out->size() == start_size && vocab_.special().unk != kNoToken) {
+      out->push_back(vocab_.special().unk);
+    }
   }
 }
 
