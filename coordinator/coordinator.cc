@@ -1,5 +1,6 @@
 #include "coordinator/coordinator.h"
 
+#include <algorithm>
 #include <cstdio>
 
 #include <grpcpp/grpcpp.h>
@@ -35,6 +36,28 @@ Coordinator::~Coordinator() {
   if (planner_.joinable()) planner_.join();
 }
 
+namespace {
+
+// Median of a few empty round trips to the node's service.
+double MeasureRttMs(const std::string& address) {
+  auto stub = v1::Node::NewStub(MakeChannel(address));
+  std::vector<double> samples;
+  for (int i = 0; i < 7; ++i) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+    v1::PingReply reply;
+    const auto t0 = std::chrono::steady_clock::now();
+    if (!stub->Ping(&ctx, v1::PingRequest(), &reply).ok()) continue;
+    samples.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  }
+  if (samples.empty()) return 0;
+  std::sort(samples.begin(), samples.end());
+  // The first call opens the connection; the median ignores it.
+  return samples[samples.size() / 2];
+}
+
+}  // namespace
+
 v1::RegisterResponse Coordinator::Register(const v1::RegisterRequest& r) {
   v1::RegisterResponse resp;
   if (r.protocol_version() != kProtocolVersion) {
@@ -55,6 +78,7 @@ v1::RegisterResponse Coordinator::Register(const v1::RegisterRequest& r) {
   }
   resp.set_accepted(true);
   resp.set_node_id(registry_.Register(r.address(), r.profile()));
+  registry_.SetRtt(resp.node_id(), MeasureRttMs(r.address()));
   resp.set_heartbeat_interval_ms(static_cast<uint32_t>(options_.heartbeat_interval.count()));
   std::fprintf(stderr, "tandem coordinator: %s registered from %s (%.1f MiB, %.1f GB/s, %.1f GFLOP/s)\n",
                resp.node_id().c_str(), r.address().c_str(), r.profile().memory_bytes() / 1048576.0,
@@ -73,6 +97,18 @@ v1::StatusResponse Coordinator::Status() {
   s.set_model(options_.model_path);
   s.set_reason(ready_ ? "" : not_ready_reason_);
   s.set_predicted_ms_per_token(plan_.predicted_seconds_per_token * 1e3);
+  for (const auto& n : registry_.Alive()) {
+    auto* info = s.add_nodes();
+    info->set_node_id(n.id);
+    info->set_address(n.address);
+    *info->mutable_profile() = n.profile;
+    info->set_rtt_ms(n.rtt_ms);
+  }
+  s.set_planner(options_.planning.policy == PlanPolicy::kOptimal ? "optimal"
+                : options_.planning.policy == PlanPolicy::kEven  ? "even"
+                                                                 : "manual");
+  s.set_n_ctx(n_ctx_);
+  s.set_sessions(options_.planning.requirements.sessions);
   for (const auto& st : plan_.stages) {
     auto* p = s.add_stages();
     p->set_node_id(st.node.id);
@@ -224,7 +260,7 @@ void Coordinator::FailSession(uint64_t id, const absl::Status& status) {
     s = it->second;
     sessions_.erase(it);
   }
-  s->Push({.error = status});
+  s->Push(SessionEvent::Error(status));
 }
 
 absl::StatusOr<std::shared_ptr<Session>> Coordinator::StartSession(const v1::GenerateRequest& r,
@@ -254,7 +290,7 @@ absl::StatusOr<std::shared_ptr<Session>> Coordinator::StartSession(const v1::Gen
         s->plan_epoch = epoch_;
         s->started = std::chrono::steady_clock::now();
         if (r.n_predict() == 0) {
-          s->Push({.done = true});
+          s->Push(SessionEvent::Done());
           return s;
         }
         sessions_[s->id()] = s;
@@ -311,8 +347,8 @@ void Coordinator::OnResult(const v1::StepResult& r) {
     if (r.position() != static_cast<int64_t>(history.size())) return;  // duplicate
     if (r.token() < 0 || r.token() >= hparams_.n_vocab) {
       sessions_.erase(it);
-      s->Push({.error = absl::DataLossError(absl::StrCat(r.node_id(), " sent token id ", r.token(),
-                                                         ", outside the vocabulary"))});
+      s->Push(SessionEvent::Error(absl::DataLossError(
+          absl::StrCat(r.node_id(), " sent token id ", r.token(), ", outside the vocabulary"))));
       return;
     }
     history.push_back(r.token());

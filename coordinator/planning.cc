@@ -17,8 +17,8 @@ partition::NodeProfile ToPartitionProfile(const NodeRecord& node) {
   p.memory_bytes = node.profile.memory_bytes();
   p.memory_bandwidth = std::max(1e8, node.profile.bandwidth_gbs() * 1e9);
   p.flops_per_second = std::max(1e8, node.profile.gflops() * 1e9);
-  // Loopback and LAN defaults until the coordinator measures links.
-  p.link_rtt_seconds = 2e-4;
+  // Measured at registration; a LAN-like default until then.
+  p.link_rtt_seconds = node.rtt_ms > 0 ? node.rtt_ms * 1e-3 : 2e-4;
   p.link_bandwidth = 1e9;
   return p;
 }

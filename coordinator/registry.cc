@@ -58,6 +58,13 @@ std::vector<NodeRecord> Registry::Alive() const {
   return out;
 }
 
+void Registry::SetRtt(const std::string& id, double rtt_ms) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (auto& n : nodes_) {
+    if (n.id == id) n.rtt_ms = rtt_ms;
+  }
+}
+
 uint64_t Registry::generation() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return generation_;

@@ -17,6 +17,7 @@ struct NodeRecord {
   v1::NodeProfile profile;
   std::chrono::steady_clock::time_point last_seen;
   bool alive = true;
+  double rtt_ms = 0;  // measured by the coordinator; 0 until then
 };
 
 class Registry {
@@ -32,6 +33,7 @@ class Registry {
   std::vector<NodeRecord> Alive() const;
   // Bumped whenever the set of live nodes changes.
   uint64_t generation() const;
+  void SetRtt(const std::string& id, double rtt_ms);
 
  private:
   const std::chrono::milliseconds timeout_;

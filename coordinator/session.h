@@ -22,6 +22,17 @@ struct SessionEvent {
   int32_t token = 0;
   bool done = false;
   absl::Status error;
+
+  static SessionEvent Error(absl::Status status) {
+    SessionEvent e;
+    e.error = std::move(status);
+    return e;
+  }
+  static SessionEvent Done() {
+    SessionEvent e;
+    e.done = true;
+    return e;
+  }
 };
 
 class Session {

@@ -116,6 +116,14 @@ grpc::ServerBidiReactor<v1::ActivationFrame, v1::FrameReply>* NodeService::Forwa
   return new ForwardReactor(this);
 }
 
+grpc::ServerUnaryReactor* NodeService::Ping(grpc::CallbackServerContext* context,
+                                            const v1::PingRequest* request, v1::PingReply* reply) {
+  reply->set_payload(request->payload());
+  auto* reactor = context->DefaultReactor();
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
 void NodeService::Enqueue(v1::ActivationFrame frame, std::shared_ptr<ReplyChannel> reply) {
   {
     std::lock_guard<std::mutex> lock(mutex_);

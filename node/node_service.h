@@ -42,6 +42,8 @@ class NodeService final : public v1::Node::CallbackService {
   grpc::ServerUnaryReactor* Configure(grpc::CallbackServerContext* context,
                                       const v1::ConfigureRequest* request,
                                       v1::ConfigureResponse* response) override;
+  grpc::ServerUnaryReactor* Ping(grpc::CallbackServerContext* context,
+                                 const v1::PingRequest* request, v1::PingReply* reply) override;
   grpc::ServerBidiReactor<v1::ActivationFrame, v1::FrameReply>* Forward(
       grpc::CallbackServerContext* context) override;
 
