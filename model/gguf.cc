@@ -308,6 +308,8 @@ class GgufParser {
     }
 
     uint64_t data_offset = AlignUp(pos_, file_.alignment_);
+    // A vocab-only file (no tensors) may end right after its metadata, unpadded.
+    if (data_offset > size_ && file_.tensors_.empty()) data_offset = size_;
     if (data_offset > size_) {
       return Error(absl::StrCat("data section starts at ", data_offset, ", past the end of the file"));
     }

@@ -256,6 +256,12 @@ TEST(GgufTest, RejectsBadBool) {
   EXPECT_THAT(OpenStatus("bool", b.bytes).message(), HasSubstr("bool value 5"));
 }
 
+TEST(GgufTest, AcceptsUnpaddedFileWithoutTensors) {
+  Builder b;
+  b.Header(0, 1).Str("k").Put<uint32_t>(4).Put<uint32_t>(7);  // 33 bytes, no padding
+  EXPECT_TRUE(OpenStatus("unpadded", b.bytes).ok());
+}
+
 TEST(GgufTest, ErrorsNameTheFile) {
   Builder b;
   b.Put<uint32_t>(0x12345678);
