@@ -41,10 +41,11 @@ std::vector<float> Random(int64_t n, uint32_t seed) {
 }
 
 // Enough distinct copies of a (rows, cols) matrix that cycling through them reads from
-// DRAM (>= 512 MiB in total, far beyond the L3), as a real forward pass does.
+// DRAM (>= 256 MiB in total, far beyond the L3), as a real forward pass does.
 struct MatrixSet {
   std::vector<PreparedMatrix> matrices;
   std::vector<uint8_t> source;
+  std::vector<uint8_t> plain;  // all copies, for the not-repacked variant
   size_t bytes_each = 0;
 };
 
@@ -53,14 +54,14 @@ MatrixSet MakeMatrices(GgmlType type, int64_t rows, int64_t cols, bool repack, b
   const std::vector<float> w = Random(rows * cols, 1);
   set.source = QuantizeMatrix(type, w.data(), rows, cols);
   set.bytes_each = set.source.size();
-  const size_t copies = stream ? std::max<size_t>(2, (size_t{512} << 20) / set.bytes_each) : 1;
+  const size_t copies = stream ? std::max<size_t>(2, (size_t{256} << 20) / set.bytes_each) : 1;
   if (!repack) {
     // One big plain heap buffer holding all copies (ordinary 4 KiB pages).
-    auto* big = new std::vector<uint8_t>(set.bytes_each * copies);  // leaked: lives for the run
+    set.plain.resize(set.bytes_each * copies);
     for (size_t i = 0; i < copies; ++i) {
-      std::memcpy(big->data() + i * set.bytes_each, set.source.data(), set.bytes_each);
+      std::memcpy(set.plain.data() + i * set.bytes_each, set.source.data(), set.bytes_each);
       set.matrices.push_back(
-          *Prepare({type, rows, cols, big->data() + i * set.bytes_each}, {.repack = false}));
+          *Prepare({type, rows, cols, set.plain.data() + i * set.bytes_each}, {.repack = false}));
     }
   } else {
     for (size_t i = 0; i < copies; ++i) {
