@@ -1,0 +1,226 @@
+// The distributed pipeline with real processes and real gRPC on 127.0.0.1: the same
+// tokens as llama.cpp and as one process, however the layers are split.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <signal.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include <grpcpp/grpcpp.h>
+
+#include "coordinator/generation.h"
+#include "model/gguf.h"
+#include "net/client.h"
+#include "net/forward_client.h"
+#include "node/forward.h"
+#include "node/local_stepper.h"
+#include "node/stage.h"
+#include "tandem.grpc.pb.h"
+#include "tests/golden_support.h"
+#include "tests/local_cluster.h"
+
+namespace tandem {
+namespace {
+
+using ::testing::HasSubstr;
+using testing::ClusterOptions;
+using testing::LocalCluster;
+using testing::ReadJson;
+using testing::SharedPath;
+
+const std::string kModel = SharedPath("models/stories260K-f32.gguf");
+
+v1::GenerateRequest Request(const std::string& prompt, int n, float temperature, uint64_t seed) {
+  v1::GenerateRequest r;
+  r.set_prompt(prompt);
+  r.set_n_predict(n);
+  auto* s = r.mutable_sampling();
+  s->set_temperature(temperature);
+  s->set_top_k(40);
+  s->set_top_p(0.95f);
+  s->set_min_p(0.05f);
+  s->set_repeat_penalty(1.0f);
+  s->set_repeat_last_n(64);
+  s->set_seed(seed);
+  return r;
+}
+
+// The single-process engine's tokens for the same request.
+std::vector<int32_t> LocalTokens(const std::vector<int32_t>& prompt_ids, int n, float temperature,
+                                 uint64_t seed) {
+  auto f = GgufFile::Open(kModel);
+  std::shared_ptr<const GgufFile> file = std::move(*f);
+  auto shard = ModelShard::Load(file, {0, 5});
+  ThreadPool pool(1);
+  Forward forward(**shard, pool);
+  LocalStepper stepper(forward, 128);
+  GenerationRequest r;
+  r.prompt_ids = prompt_ids;
+  r.n_predict = n;
+  r.sampling.temperature = temperature;
+  r.sampling.seed = seed;
+  r.n_ctx = 128;
+  auto out = RunGeneration(stepper, r, [](TokenId) { return false; }, [](TokenId) { return true; });
+  EXPECT_TRUE(out.ok()) << out.status();
+  return out.ok() ? out->ids : std::vector<int32_t>{};
+}
+
+struct SplitCase {
+  int nodes;
+  std::string split;
+};
+
+class PipelineSplitTest : public ::testing::TestWithParam<SplitCase> {};
+
+TEST_P(PipelineSplitTest, GreedyMatchesReferenceAndSeededMatchesOneProcess) {
+  LocalCluster cluster;
+  ClusterOptions o;
+  o.model = kModel;
+  o.nodes = GetParam().nodes;
+  o.split = GetParam().split;
+  ASSERT_TRUE(cluster.Start(o).ok()) << cluster.Start(o);
+  ASSERT_EQ(cluster.status().stages_size(), o.nodes);
+
+  nlohmann::json ref = ReadJson(SharedPath("reference/stories260K-f32.json"));
+  for (const auto& p : ref["prompts"]) {
+    SCOPED_TRACE(p["id"].get<std::string>());
+    auto out = RemoteGenerate(cluster.address(), Request(p["text"], 48, 0.0f, 1), nullptr);
+    ASSERT_TRUE(out.ok()) << out.status();
+    EXPECT_EQ(out->prompt_ids, p["prompt_ids"].get<std::vector<int32_t>>());
+    EXPECT_EQ(out->ids, p["greedy_ids"].get<std::vector<int32_t>>());
+  }
+  // Seeded sampling: the counter-based draws make every split agree with one process.
+  auto sampled = RemoteGenerate(cluster.address(), Request("Lily wanted to", 40, 0.9f, 1234), nullptr);
+  ASSERT_TRUE(sampled.ok()) << sampled.status();
+  EXPECT_EQ(sampled->ids, LocalTokens(sampled->prompt_ids, 40, 0.9f, 1234));
+}
+
+INSTANTIATE_TEST_SUITE_P(Splits, PipelineSplitTest,
+                         ::testing::Values(SplitCase{1, "5"}, SplitCase{2, "2,3"}, SplitCase{2, "4,1"},
+                                           SplitCase{3, "1,2,2"}, SplitCase{3, "2,2,1"},
+                                           SplitCase{5, "1,1,1,1,1"}),
+                         [](const ::testing::TestParamInfo<SplitCase>& info) {
+                           std::string name = std::to_string(info.param.nodes) + "nodes_";
+                           for (char c : info.param.split) name += c == ',' ? '_' : c;
+                           return name;
+                         });
+
+TEST(PipelineTest, EightConcurrentSessionsAreAllCorrect) {
+  LocalCluster cluster;
+  ClusterOptions o;
+  o.model = kModel;
+  o.nodes = 2;
+  o.split = "2,3";
+  ASSERT_TRUE(cluster.Start(o).ok());
+  const std::vector<std::string> prompts = {"Once upon a time", "The little dog", "Lily wanted to",
+                                            "Tom and Sue",      "The sun was",    "A big red ball",
+                                            "One day, a bird",  "Mom said"};
+  std::vector<absl::StatusOr<RemoteGeneration>> results(prompts.size(),
+                                                        absl::UnknownError("not run"));
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    threads.emplace_back([&, i] {
+      results[i] = RemoteGenerate(cluster.address(), Request(prompts[i], 32, i % 2 ? 0.8f : 0.0f, 77 + i),
+                                  nullptr);
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    ASSERT_TRUE(results[i].ok()) << prompts[i] << ": " << results[i].status();
+    EXPECT_EQ(results[i]->ids, LocalTokens(results[i]->prompt_ids, 32, i % 2 ? 0.8f : 0.0f, 77 + i))
+        << prompts[i];
+  }
+}
+
+TEST(PipelineTest, NodeWithAnotherModelIsRefusedWithTheReason) {
+  LocalCluster cluster;
+  ClusterOptions o;
+  o.model = kModel;
+  o.nodes = 1;
+  ASSERT_TRUE(cluster.Start(o).ok());
+  pid_t pid = cluster.StartNode(SharedPath("models/stories260K-f16.gguf"));
+  int status = 0;
+  for (int i = 0; i < 300; ++i) {
+    if (::waitpid(pid, &status, WNOHANG) == pid) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_TRUE(WIFEXITED(status)) << "the refused node did not exit";
+  EXPECT_EQ(WEXITSTATUS(status), 2);
+  const std::string log = cluster.NodeLog(1);
+  EXPECT_THAT(log, HasSubstr("the coordinator refused this node: model mismatch"));
+  EXPECT_THAT(log, HasSubstr("stories260K-f16.gguf"));
+  // The cluster keeps serving.
+  auto out = RemoteGenerate(cluster.address(), Request("Once upon a time", 8, 0.0f, 1), nullptr);
+  ASSERT_TRUE(out.ok()) << out.status();
+}
+
+// Frames sent straight to a later stage: every malformed one is answered with its code
+// on the open stream, and the good session goes on.
+TEST(PipelineTest, MalformedFramesGetTheirCodesAndGoodSessionsContinue) {
+  LocalCluster cluster;
+  ClusterOptions o;
+  o.model = kModel;
+  o.nodes = 2;
+  o.split = "2,3";
+  ASSERT_TRUE(cluster.Start(o).ok());
+  const v1::StatusResponse status = cluster.status();
+  const v1::PlanStage& stage = status.stages(1);
+  const uint64_t epoch = status.plan_epoch();
+  auto stub = v1::Node::NewStub(MakeChannel(stage.address()));
+  grpc::ClientContext ctx;
+  auto stream = stub->Forward(&ctx);
+  const size_t row = 64 * sizeof(float);
+  auto frame = [&](uint64_t session, int64_t pos, int n, size_t bytes, uint64_t ep) {
+    v1::ActivationFrame f;
+    f.set_protocol_version(kProtocolVersion);
+    f.set_session_id(session);
+    f.set_plan_epoch(ep);
+    f.set_position(pos);
+    f.set_n_tokens(n);
+    f.set_activations(std::string(bytes, '\0'));
+    return f;
+  };
+  ASSERT_TRUE(stream->Write(frame(500, 0, 3, 3 * row, epoch)));          // good
+  ASSERT_TRUE(stream->Write(frame(500, 3, 1, row - 8, epoch)));          // wrong shape
+  ASSERT_TRUE(stream->Write(frame(500, 3, 1, row, epoch + 7)));          // stale epoch
+  ASSERT_TRUE(stream->Write(frame(777, 9, 1, row, epoch)));              // unknown session
+  ASSERT_TRUE(stream->Write(frame(500, 5, 1, row, epoch)));              // position gap
+  ASSERT_TRUE(stream->Write(frame(500, 3, 5000, 5000 * row, epoch)));    // oversized
+  ASSERT_TRUE(stream->Write(frame(500, 3, 1, row, epoch)));              // good, continues
+  stream->WritesDone();
+  std::vector<v1::FrameReply> replies;
+  v1::FrameReply r;
+  while (stream->Read(&r)) replies.push_back(r);
+  ASSERT_TRUE(stream->Finish().ok());
+  // Replies for one session keep its order; other sessions' may come in between.
+  ASSERT_EQ(replies.size(), 5u);
+  std::vector<v1::FrameReply> ours;
+  for (const auto& reply : replies) {
+    if (reply.session_id() == 777) {
+      EXPECT_EQ(reply.code(), grpc::StatusCode::NOT_FOUND);
+      EXPECT_THAT(reply.message(), HasSubstr("unknown session"));
+    } else {
+      ours.push_back(reply);
+    }
+  }
+  ASSERT_EQ(ours.size(), 4u);
+  EXPECT_EQ(ours[0].code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(ours[0].message(), HasSubstr("activation shape mismatch"));
+  EXPECT_EQ(ours[1].code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(ours[1].message(), HasSubstr("stale plan epoch"));
+  EXPECT_EQ(ours[2].code(), grpc::StatusCode::OUT_OF_RANGE);
+  EXPECT_THAT(ours[2].message(), HasSubstr("position gap"));
+  EXPECT_EQ(ours[3].code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  // The node still serves real sessions, correctly.
+  nlohmann::json ref = ReadJson(SharedPath("reference/stories260K-f32.json"));
+  auto out = RemoteGenerate(cluster.address(), Request("Once upon a time", 48, 0.0f, 1), nullptr);
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(out->ids, ref["prompts"][0]["greedy_ids"].get<std::vector<int32_t>>());
+}
+
+}  // namespace
+}  // namespace tandem
