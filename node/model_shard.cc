@@ -8,7 +8,8 @@ namespace {
 
 class ShardLoader {
  public:
-  ShardLoader(const GgufFile& file, uint64_t* weight_bytes) : file_(file), bytes_(weight_bytes) {}
+  ShardLoader(const GgufFile& file, uint64_t* weight_bytes, ShardOptions options)
+      : file_(file), bytes_(weight_bytes), options_(options) {}
 
   absl::StatusOr<const float*> Vector(const std::string& name, int64_t n) {
     TANDEM_ASSIGN_OR_RETURN(const GgufTensor* t, file_.GetTensor(name, {n}));
@@ -21,15 +22,23 @@ class ShardLoader {
   }
 
   // A (rows, cols) matrix: ggml shape [cols, rows].
-  absl::StatusOr<WeightMatrix> Matrix(const std::string& name, int64_t rows, int64_t cols) {
+  absl::StatusOr<PreparedMatrix> Matrix(const std::string& name, int64_t rows, int64_t cols) {
     TANDEM_ASSIGN_OR_RETURN(const GgufTensor* t, file_.GetTensor(name, {cols, rows}));
     if (!MatMulSupports(t->type)) {
       return absl::UnimplementedError(absl::StrCat(file_.path(), ": tensor '", name, "' has type ",
                                                    GgmlTypeName(t->type),
                                                    ", which this build cannot multiply"));
     }
-    Touch(*t);
-    return WeightMatrix{t->type, rows, cols, t->data};
+    *bytes_ += t->size_bytes;
+    const size_t offset = static_cast<size_t>(t->data - file_.mapping().data());
+    if (!options_.repack) {
+      file_.mapping().WillNeed(offset, t->size_bytes);
+      return Prepare(WeightMatrix{t->type, rows, cols, t->data}, {.repack = false});
+    }
+    auto prepared = Prepare(WeightMatrix{t->type, rows, cols, t->data});
+    // The copy is what we read from now on: give the file's pages back.
+    file_.mapping().DontNeed(offset, t->size_bytes);
+    return prepared;
   }
 
  private:
@@ -39,12 +48,14 @@ class ShardLoader {
   }
   const GgufFile& file_;
   uint64_t* bytes_;
+  ShardOptions options_;
 };
 
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<ModelShard>> ModelShard::Load(std::shared_ptr<const GgufFile> file,
-                                                             LayerRange range) {
+                                                             LayerRange range,
+                                                             ShardOptions options) {
   std::unique_ptr<ModelShard> shard(new ModelShard());
   shard->file_ = file;
   TANDEM_ASSIGN_OR_RETURN(shard->hparams_, ReadHparams(*file));
@@ -55,7 +66,7 @@ absl::StatusOr<std::unique_ptr<ModelShard>> ModelShard::Load(std::shared_ptr<con
                                                    h.n_layer, " layers"));
   }
   shard->range_ = range;
-  ShardLoader load(*file, &shard->weight_bytes_);
+  ShardLoader load(*file, &shard->weight_bytes_, options);
   const int64_t n_embd = h.n_embd, n_kv = h.n_embd_kv(), n_ff = h.n_ff;
 
   if (const GgufTensor* freqs = file->FindTensor("rope_freqs.weight")) {
@@ -77,7 +88,7 @@ absl::StatusOr<std::unique_ptr<ModelShard>> ModelShard::Load(std::shared_ptr<con
     TANDEM_ASSIGN_OR_RETURN(w.w_gate, load.Matrix(p + "ffn_gate.weight", n_ff, n_embd));
     TANDEM_ASSIGN_OR_RETURN(w.w_up, load.Matrix(p + "ffn_up.weight", n_ff, n_embd));
     TANDEM_ASSIGN_OR_RETURN(w.w_down, load.Matrix(p + "ffn_down.weight", n_embd, n_ff));
-    shard->layers_.push_back(w);
+    shard->layers_.push_back(std::move(w));
   }
   if (shard->has_head()) {
     TANDEM_ASSIGN_OR_RETURN(shard->output_norm_, load.Vector("output_norm.weight", n_embd));

@@ -1,6 +1,7 @@
-// The weights one node needs for a contiguous range of layers [layer_first, layer_last):
-// views into the memory-mapped GGUF, checked by name and shape at load. Only these
-// tensors are ever touched, so a node's resident memory is its shard, not the model.
+// The weights one node needs for a contiguous range of layers [layer_first, layer_last),
+// checked by name and shape at load. Only these tensors are ever touched, so a node's
+// resident memory is its shard, not the model. Matrices are prepared once: by default
+// copied into huge pages in the kernels' layout, and the mapped file's pages released.
 #pragma once
 
 #include <cstdint>
@@ -11,8 +12,13 @@
 #include "model/gguf.h"
 #include "model/hparams.h"
 #include "node/kernels/matmul.h"
+#include "node/kernels/prepared_matrix.h"
 
 namespace tandem {
+
+struct ShardOptions {
+  bool repack = true;  // false: multiply straight from the mapped file
+};
 
 struct LayerRange {
   int layer_first = 0;
@@ -22,20 +28,21 @@ struct LayerRange {
 
 struct LayerWeights {
   const float* attn_norm = nullptr;  // (n_embd)
-  WeightMatrix wq;                   // (n_embd rows, n_embd cols)
-  WeightMatrix wk;                   // (n_embd_kv, n_embd)
-  WeightMatrix wv;                   // (n_embd_kv, n_embd)
-  WeightMatrix wo;                   // (n_embd, n_embd)
+  PreparedMatrix wq;                   // (n_embd rows, n_embd cols)
+  PreparedMatrix wk;                   // (n_embd_kv, n_embd)
+  PreparedMatrix wv;                   // (n_embd_kv, n_embd)
+  PreparedMatrix wo;                   // (n_embd, n_embd)
   const float* ffn_norm = nullptr;   // (n_embd)
-  WeightMatrix w_gate;               // (n_ff, n_embd)
-  WeightMatrix w_up;                 // (n_ff, n_embd)
-  WeightMatrix w_down;               // (n_embd, n_ff)
+  PreparedMatrix w_gate;               // (n_ff, n_embd)
+  PreparedMatrix w_up;                 // (n_ff, n_embd)
+  PreparedMatrix w_down;               // (n_embd, n_ff)
 };
 
 class ModelShard {
  public:
   static absl::StatusOr<std::unique_ptr<ModelShard>> Load(std::shared_ptr<const GgufFile> file,
-                                                          LayerRange range);
+                                                          LayerRange range,
+                                                          ShardOptions options = {});
   ModelShard(const ModelShard&) = delete;
   ModelShard& operator=(const ModelShard&) = delete;
 
@@ -47,9 +54,9 @@ class ModelShard {
 
   // Absolute layer index in [layer_first, layer_last).
   const LayerWeights& layer(int index) const { return layers_[index - range_.layer_first]; }
-  const WeightMatrix& token_embd() const { return token_embd_; }  // first stage only
-  const float* output_norm() const { return output_norm_; }       // last stage only
-  const WeightMatrix& output() const { return output_; }          // last stage only
+  const PreparedMatrix& token_embd() const { return token_embd_; }  // first stage only
+  const float* output_norm() const { return output_norm_; }         // last stage only
+  const PreparedMatrix& output() const { return output_; }          // last stage only
   const float* rope_freqs() const { return rope_freqs_; }         // (n_rot / 2) or null
 
   // Bytes of weight data this shard reads.
@@ -61,9 +68,9 @@ class ModelShard {
   Hparams hparams_;
   LayerRange range_;
   std::vector<LayerWeights> layers_;
-  WeightMatrix token_embd_;
+  PreparedMatrix token_embd_;
   const float* output_norm_ = nullptr;
-  WeightMatrix output_;
+  PreparedMatrix output_;
   const float* rope_freqs_ = nullptr;
   uint64_t weight_bytes_ = 0;
 };

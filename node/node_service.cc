@@ -8,33 +8,42 @@
 
 namespace tandem {
 
-// Lets the worker reply on a Forward stream that may already have ended.
+// Lets the worker answer a Forward stream that may already have ended: rejections, and
+// word that a frame from it has been handled (the stream ends only after all were).
 class ReplyChannel {
  public:
-  using Sink = std::function<void(v1::FrameReply)>;
-  explicit ReplyChannel(Sink sink) : sink_(std::move(sink)) {}
+  struct Target {
+    virtual void Reply(v1::FrameReply reply) = 0;
+    virtual void Processed() = 0;
+  };
+  explicit ReplyChannel(Target* target) : target_(target) {}
   void Send(v1::FrameReply reply) {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (sink_) sink_(std::move(reply));
+    if (target_) target_->Reply(std::move(reply));
+  }
+  void Processed() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (target_) target_->Processed();
   }
   void Detach() {
     std::lock_guard<std::mutex> lock(mutex_);
-    sink_ = nullptr;
+    target_ = nullptr;
   }
 
  private:
   std::mutex mutex_;
-  Sink sink_;
+  Target* target_;
 };
 
 namespace {
 
 // One reactor per Forward stream: reads frames into the node's queue, writes replies one
 // at a time, and never blocks inside a reaction.
-class ForwardReactor : public grpc::ServerBidiReactor<v1::ActivationFrame, v1::FrameReply> {
+class ForwardReactor : public grpc::ServerBidiReactor<v1::ActivationFrame, v1::FrameReply>,
+                       public ReplyChannel::Target {
  public:
   explicit ForwardReactor(NodeService* node) : node_(node) {
-    channel_ = std::make_shared<ReplyChannel>([this](v1::FrameReply r) { Reply(std::move(r)); });
+    channel_ = std::make_shared<ReplyChannel>(this);
     StartRead(&frame_);
   }
 
@@ -44,6 +53,10 @@ class ForwardReactor : public grpc::ServerBidiReactor<v1::ActivationFrame, v1::F
       reads_done_ = true;
       MaybeFinishLocked();
       return;
+    }
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      ++outstanding_;
     }
     node_->Enqueue(std::move(frame_), channel_);
     frame_.Clear();
@@ -68,7 +81,12 @@ class ForwardReactor : public grpc::ServerBidiReactor<v1::ActivationFrame, v1::F
   }
 
  private:
-  void Reply(v1::FrameReply reply) {
+  void Processed() override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    --outstanding_;
+    MaybeFinishLocked();
+  }
+  void Reply(v1::FrameReply reply) override {
     std::lock_guard<std::mutex> lock(mutex_);
     if (finished_) return;
     replies_.push_back(std::move(reply));
@@ -78,7 +96,7 @@ class ForwardReactor : public grpc::ServerBidiReactor<v1::ActivationFrame, v1::F
     }
   }
   void MaybeFinishLocked() {
-    if (reads_done_ && !writing_ && !finished_) {
+    if (reads_done_ && outstanding_ == 0 && !writing_ && !finished_) {
       finished_ = true;
       Finish(grpc::Status::OK);
     }
@@ -90,6 +108,7 @@ class ForwardReactor : public grpc::ServerBidiReactor<v1::ActivationFrame, v1::F
   std::mutex mutex_;
   std::deque<v1::FrameReply> replies_;
   bool writing_ = false;
+  int outstanding_ = 0;  // frames enqueued, not yet handled
   bool reads_done_ = false;
   bool finished_ = false;
 };
@@ -252,9 +271,13 @@ void NodeService::WorkerLoop() {
         it = queue_.erase(it);
       }
     }
-    for (auto& [p, s] : rejected) Reject(p, s);
+    for (auto& [p, s] : rejected) {
+      Reject(p, s);
+      if (p.reply) p.reply->Processed();
+    }
     for (auto& p : forwarded_ends) {
       if (downstream) (void)downstream->Send(p.frame);
+      if (p.reply) p.reply->Processed();
     }
     if (batch.empty()) continue;
 
@@ -274,6 +297,9 @@ void NodeService::WorkerLoop() {
         r.set_token(outputs[i].token);
         ReportResult(r);
       }
+    }
+    for (const auto& p : batch) {
+      if (p.reply) p.reply->Processed();
     }
   }
 }
