@@ -97,6 +97,8 @@ v1::StatusResponse Coordinator::Status() {
   s.set_model(options_.model_path);
   s.set_reason(ready_ ? "" : not_ready_reason_);
   s.set_predicted_ms_per_token(plan_.predicted_seconds_per_token * 1e3);
+  s.set_predicted_tokens_per_s(plan_.predicted_tokens_per_second);
+  s.set_n_layers(static_cast<int32_t>(profile_.layers.size()));
   for (const auto& n : registry_.Alive()) {
     auto* info = s.add_nodes();
     info->set_node_id(n.id);
@@ -117,6 +119,9 @@ v1::StatusResponse Coordinator::Status() {
     p->set_layer_last(st.layer_last);
     p->set_memory_bytes(st.memory_bytes);
     p->set_node_memory_bytes(st.node.profile.memory_bytes());
+    p->set_weight_bytes(st.weight_bytes);
+    p->set_kv_bytes(st.kv_bytes);
+    p->set_compute_ms(st.compute_seconds * 1e3);
   }
   return s;
 }

@@ -62,6 +62,39 @@ absl::StatusOr<ClusterPlan> FixedPlan(const partition::ModelProfile& m,
   return plan;
 }
 
+// Copies a partition plan's predictions onto the cluster plan with the same stages.
+void CopyPredictions(const partition::Plan& p, ClusterPlan& plan) {
+  plan.predicted_seconds_per_token = p.seconds_per_token;
+  plan.predicted_tokens_per_second = p.tokens_per_second;
+  for (size_t i = 0; i < plan.stages.size() && i < p.stages.size(); ++i) {
+    plan.stages[i].weight_bytes = p.stages[i].weight_bytes;
+    plan.stages[i].kv_bytes = p.stages[i].kv_bytes;
+    plan.stages[i].compute_seconds = p.stages[i].compute_seconds;
+  }
+}
+
+// A plan the operator chose (even, manual) judged by the same cost model as the
+// planner's. FixedPlan has checked memory without headroom, so the evaluation does too;
+// a plan the model cannot judge keeps zero predictions rather than failing.
+void PredictFixedPlan(const partition::ModelProfile& model, const std::vector<NodeRecord>& nodes,
+                      partition::Requirements requirements, ClusterPlan& plan) {
+  requirements.headroom_bytes = 0;
+  requirements.headroom_fraction = 0;
+  std::vector<partition::NodeProfile> profiles;
+  for (const auto& n : nodes) profiles.push_back(ToPartitionProfile(n));
+  absl::StatusOr<partition::CostModel> cost =
+      partition::CostModel::Create(model, profiles, requirements);
+  if (!cost.ok()) return;
+  std::vector<partition::StageRange> ranges;
+  for (const StagePlan& st : plan.stages) {
+    const auto it = std::find_if(nodes.begin(), nodes.end(),
+                                 [&](const NodeRecord& n) { return n.id == st.node.id; });
+    ranges.push_back({static_cast<int>(it - nodes.begin()), st.layer_first, st.layer_last});
+  }
+  absl::StatusOr<partition::Plan> p = cost->Evaluate(ranges, requirements.objective);
+  if (p.ok()) CopyPredictions(*p, plan);
+}
+
 }  // namespace
 
 absl::StatusOr<ClusterPlan> MakeClusterPlan(const partition::ModelProfile& model,
@@ -81,7 +114,10 @@ absl::StatusOr<ClusterPlan> MakeClusterPlan(const partition::ModelProfile& model
         return absl::InvalidArgumentError(absl::StrCat("the split ", absl::StrJoin(options.layer_counts, ","),
                                                        " does not add up to the model's ", n_layers, " layers"));
       }
-      return FixedPlan(model, nodes, options.layer_counts, options.requirements);
+      TANDEM_ASSIGN_OR_RETURN(ClusterPlan plan,
+                              FixedPlan(model, nodes, options.layer_counts, options.requirements));
+      PredictFixedPlan(model, nodes, options.requirements, plan);
+      return plan;
     }
     case PlanPolicy::kEven: {
       if (static_cast<int>(nodes.size()) > n_layers) {
@@ -104,7 +140,10 @@ absl::StatusOr<ClusterPlan> MakeClusterPlan(const partition::ModelProfile& model
       std::stable_sort(remainders.begin(), remainders.end(),
                        [](auto& a, auto& b) { return a.first > b.first; });
       for (size_t k = 0; assigned < n_layers; ++k, ++assigned) counts[remainders[k % remainders.size()].second]++;
-      return FixedPlan(model, nodes, counts, options.requirements);
+      TANDEM_ASSIGN_OR_RETURN(ClusterPlan plan,
+                              FixedPlan(model, nodes, counts, options.requirements));
+      PredictFixedPlan(model, nodes, options.requirements, plan);
+      return plan;
     }
     case PlanPolicy::kOptimal: {
       std::vector<partition::NodeProfile> profiles;
@@ -112,11 +151,11 @@ absl::StatusOr<ClusterPlan> MakeClusterPlan(const partition::ModelProfile& model
       TANDEM_ASSIGN_OR_RETURN(partition::Plan p,
                               partition::FindPlan(model, profiles, options.requirements));
       ClusterPlan plan;
-      plan.predicted_seconds_per_token = p.seconds_per_token;
       for (const auto& s : p.stages) {
         plan.stages.push_back({nodes[s.node_index], s.layer_first, s.layer_last,
                                s.weight_bytes + s.kv_bytes});
       }
+      CopyPredictions(p, plan);
       return plan;
     }
   }

@@ -29,18 +29,28 @@ struct StagePlan {
   int layer_first = 0;
   int layer_last = 0;
   uint64_t memory_bytes = 0;  // weights + KV reservation
+  // The partition cost model's view, whatever the policy (0 when it cannot judge).
+  uint64_t weight_bytes = 0;
+  uint64_t kv_bytes = 0;
+  double compute_seconds = 0;  // per generated token
 };
 
 struct ClusterPlan {
   std::vector<StagePlan> stages;
+  // partition::CostModel's predictions from the nodes' measured profiles, for every
+  // policy: one session's time per token, and the pipelined many-session rate.
   double predicted_seconds_per_token = 0;
+  double predicted_tokens_per_second = 0;
 };
 
 absl::StatusOr<ClusterPlan> MakeClusterPlan(const partition::ModelProfile& model,
                                             const std::vector<NodeRecord>& nodes,
                                             const PlanningOptions& options);
 
-// partition's view of a registered node.
+// partition's view of a registered node: the bandwidth and GFLOP/s the node measured at
+// registration with its own thread count, and the round trip the coordinator measured.
+// On one machine (loopback) hops are cheap but not free: the planner may then put the
+// whole model on one node when a hop costs more than splitting the compute saves.
 partition::NodeProfile ToPartitionProfile(const NodeRecord& node);
 
 }  // namespace tandem

@@ -1,0 +1,190 @@
+// Starts a real coordinator and two nodes on 127.0.0.1 (children of the test, taken down
+// by ProcessGroup's destructor even when an assertion fails) and checks what
+// `tandem plan --coordinator` reports about the live cluster.
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "cli/process_group.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "net/client.h"
+#include "nlohmann/json.hpp"
+
+namespace {
+
+using ::testing::HasSubstr;
+using Json = nlohmann::json;
+
+constexpr char kTandem[] = TANDEM_BINARY_DIR "/cli/tandem";
+constexpr char kModel[] = TANDEM_SHARED_DIR "/models/stories260K-f32.gguf";
+constexpr int kModelLayers = 5;
+
+struct CommandResult {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+
+std::string ReadAll(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+class PlanLiveTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("tandem_plan_live_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::create_directories(dir_);
+  }
+  void TearDown() override {
+    group_.StopAll();
+    if (!HasFailure()) std::filesystem::remove_all(dir_);
+  }
+
+  // A coordinator with `planner` and `nodes` nodes of one thread each; fills address_.
+  // Returns "" when the cluster is ready, else why not.
+  std::string StartCluster(const std::string& planner, int nodes) {
+    const std::string port_file = (dir_ / "coordinator.port").string();
+    group_.Spawn("coordinator",
+                 {kTandem, "coordinator", "--model", kModel, "--listen", "127.0.0.1:0",
+                  "--port-file", port_file, "--min-nodes", std::to_string(nodes), "--planner",
+                  planner, "--ctx-size", "64"},
+                 (dir_ / "coordinator.log").string());
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (address_.empty()) {
+      std::ifstream in(port_file);
+      int port = 0;
+      if (in >> port && port > 0) address_ = "127.0.0.1:" + std::to_string(port);
+      if (const std::string exited = group_.CheckExited(); !exited.empty()) return exited;
+      if (std::chrono::steady_clock::now() > deadline) return "the coordinator wrote no port";
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    for (int i = 0; i < nodes; ++i) {
+      group_.Spawn("node " + std::to_string(i),
+                   {kTandem, "node", "--coordinator", address_, "--model", kModel, "--threads",
+                    "1"},
+                   (dir_ / ("node" + std::to_string(i) + ".log")).string());
+    }
+    for (;;) {
+      if (const std::string exited = group_.CheckExited(); !exited.empty()) return exited;
+      absl::StatusOr<tandem::v1::StatusResponse> status = tandem::RemoteStatus(address_, 1000);
+      if (status.ok() && status->ready()) return "";
+      if (std::chrono::steady_clock::now() > deadline) {
+        return "not ready: " +
+               (status.ok() ? status->reason() : std::string(status.status().message()));
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  }
+
+  CommandResult Plan(const std::string& args) {
+    const std::filesystem::path out = dir_ / "stdout";
+    const std::filesystem::path err = dir_ / "stderr";
+    const std::string command =
+        std::string(kTandem) + " plan " + args + " >" + out.string() + " 2>" + err.string();
+    const int status = std::system(command.c_str());
+    CommandResult run;
+    run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    run.out = ReadAll(out);
+    run.err = ReadAll(err);
+    return run;
+  }
+
+  // Every layer in exactly one stage, stages in order from layer 0.
+  static void ExpectCoversEveryLayerOnce(const Json& stages) {
+    int next = 0;
+    for (const Json& stage : stages) {
+      EXPECT_EQ(stage["first_layer"].get<int>(), next) << stages.dump();
+      EXPECT_GT(stage["last_layer"].get<int>(), stage["first_layer"].get<int>());
+      next = stage["last_layer"].get<int>();
+    }
+    EXPECT_EQ(next, kModelLayers) << stages.dump();
+  }
+
+  std::filesystem::path dir_;
+  tandem::cli::ProcessGroup group_;  // stops every child when the test ends
+  std::string address_;
+};
+
+TEST_F(PlanLiveTest, EvenSplitShowsBothStagesAndThePrediction) {
+  const std::string not_ready = StartCluster("even", 2);
+  ASSERT_EQ(not_ready, "") << ReadAll(dir_ / "coordinator.log");
+
+  const CommandResult run = Plan("--coordinator " + address_ + " --json");
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  const Json plan = Json::parse(run.out);
+  EXPECT_TRUE(plan["feasible"].get<bool>());
+  EXPECT_EQ(plan["reason"], "");
+  EXPECT_EQ(plan["planner"], "even");
+  EXPECT_EQ(plan["n_layers"], kModelLayers);
+  ASSERT_EQ(plan["stages"].size(), 2u) << run.out;
+  ExpectCoversEveryLayerOnce(plan["stages"]);
+  EXPECT_NE(plan["stages"][0]["node"], plan["stages"][1]["node"]);
+  for (const Json& stage : plan["stages"]) {
+    EXPECT_GT(stage["memory_gib"].get<double>(), 0);
+    EXPECT_GT(stage["compute_ms"].get<double>(), 0);
+  }
+  // Even plans are judged by the same cost model as the planner's.
+  EXPECT_GT(plan["predicted_ms_per_token"].get<double>(), 0);
+  EXPECT_GT(plan["predicted_tokens_per_s"].get<double>(), 0);
+
+  ASSERT_EQ(plan["nodes"].size(), 2u);
+  for (const Json& node : plan["nodes"]) {
+    EXPECT_EQ(node["threads"], 1);
+    EXPECT_GT(node["bandwidth_gbs"].get<double>(), 0);
+    EXPECT_GT(node["gflops"].get<double>(), 0);
+    EXPECT_GT(node["rtt_ms"].get<double>(), 0);
+  }
+}
+
+TEST_F(PlanLiveTest, OptimalPlannerCoversEveryLayerAndPrintsTheTable) {
+  const std::string not_ready = StartCluster("optimal", 2);
+  ASSERT_EQ(not_ready, "") << ReadAll(dir_ / "coordinator.log");
+
+  const CommandResult json = Plan("--coordinator " + address_ + " --json");
+  ASSERT_EQ(json.exit_code, 0) << json.err;
+  const Json plan = Json::parse(json.out);
+  EXPECT_EQ(plan["planner"], "optimal");
+  // On loopback a hop may cost more than it saves: one stage or two are both right.
+  ASSERT_GE(plan["stages"].size(), 1u);
+  ASSERT_LE(plan["stages"].size(), 2u);
+  ExpectCoversEveryLayerOnce(plan["stages"]);
+  EXPECT_GT(plan["predicted_ms_per_token"].get<double>(), 0);
+
+  const CommandResult table = Plan("--coordinator " + address_);
+  ASSERT_EQ(table.exit_code, 0) << table.err;
+  EXPECT_THAT(table.out, HasSubstr("planner optimal"));
+  EXPECT_THAT(table.out, HasSubstr("predicted:"));
+  EXPECT_THAT(table.out, HasSubstr("node (measured)"));
+}
+
+TEST_F(PlanLiveTest, UnreachableCoordinatorIsOneErrorLine) {
+  // Port 1 on loopback: nothing listens there.
+  const CommandResult run = Plan("--coordinator 127.0.0.1:1 --json");
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_THAT(run.err, HasSubstr("cannot reach the coordinator at 127.0.0.1:1"));
+}
+
+TEST_F(PlanLiveTest, NeitherCoordinatorNorModelIsAClearError) {
+  CommandResult run = Plan("--json");
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_THAT(run.err, HasSubstr("either --coordinator HOST:PORT, or both -m MODEL and --nodes"));
+
+  run = Plan(std::string("--coordinator 127.0.0.1:1 -m ") + kModel);
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_THAT(run.err, HasSubstr("not both"));
+}
+
+}  // namespace
