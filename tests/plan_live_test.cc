@@ -1,24 +1,19 @@
 // Starts a real coordinator and two nodes on 127.0.0.1 (children of the test, taken down
-// by ProcessGroup's destructor even when an assertion fails) and checks what
+// by LocalCluster's destructor even when an assertion fails) and checks what
 // `tandem plan --coordinator` reports about the live cluster.
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <string>
-#include <thread>
-#include <vector>
 
-#include "cli/process_group.h"
+#include "absl/status/status.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "net/client.h"
 #include "nlohmann/json.hpp"
+#include "tests/local_cluster.h"
 
 namespace {
 
@@ -35,11 +30,6 @@ struct CommandResult {
   std::string err;
 };
 
-std::string ReadAll(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
 class PlanLiveTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -48,45 +38,16 @@ class PlanLiveTest : public ::testing::Test {
             ::testing::UnitTest::GetInstance()->current_test_info()->name());
     std::filesystem::create_directories(dir_);
   }
-  void TearDown() override {
-    group_.StopAll();
-    if (!HasFailure()) std::filesystem::remove_all(dir_);
-  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
 
-  // A coordinator with `planner` and `nodes` nodes of one thread each; fills address_.
-  // Returns "" when the cluster is ready, else why not.
-  std::string StartCluster(const std::string& planner, int nodes) {
-    const std::string port_file = (dir_ / "coordinator.port").string();
-    group_.Spawn("coordinator",
-                 {kTandem, "coordinator", "--model", kModel, "--listen", "127.0.0.1:0",
-                  "--port-file", port_file, "--min-nodes", std::to_string(nodes), "--planner",
-                  planner, "--ctx-size", "64"},
-                 (dir_ / "coordinator.log").string());
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-    while (address_.empty()) {
-      std::ifstream in(port_file);
-      int port = 0;
-      if (in >> port && port > 0) address_ = "127.0.0.1:" + std::to_string(port);
-      if (const std::string exited = group_.CheckExited(); !exited.empty()) return exited;
-      if (std::chrono::steady_clock::now() > deadline) return "the coordinator wrote no port";
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    for (int i = 0; i < nodes; ++i) {
-      group_.Spawn("node " + std::to_string(i),
-                   {kTandem, "node", "--coordinator", address_, "--model", kModel, "--threads",
-                    "1"},
-                   (dir_ / ("node" + std::to_string(i) + ".log")).string());
-    }
-    for (;;) {
-      if (const std::string exited = group_.CheckExited(); !exited.empty()) return exited;
-      absl::StatusOr<tandem::v1::StatusResponse> status = tandem::RemoteStatus(address_, 1000);
-      if (status.ok() && status->ready()) return "";
-      if (std::chrono::steady_clock::now() > deadline) {
-        return "not ready: " +
-               (status.ok() ? status->reason() : std::string(status.status().message()));
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
+  // A coordinator with `planner` and `nodes` nodes of one thread each, ready to serve.
+  absl::Status StartCluster(const std::string& planner, int nodes) {
+    tandem::testing::ClusterOptions options;
+    options.model = kModel;
+    options.nodes = nodes;
+    options.planner = planner;
+    options.coordinator_args = {"--ctx-size", "64"};
+    return cluster_.Start(options);
   }
 
   CommandResult Plan(const std::string& args) {
@@ -97,8 +58,8 @@ class PlanLiveTest : public ::testing::Test {
     const int status = std::system(command.c_str());
     CommandResult run;
     run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    run.out = ReadAll(out);
-    run.err = ReadAll(err);
+    run.out = tandem::testing::ReadFile(out.string());
+    run.err = tandem::testing::ReadFile(err.string());
     return run;
   }
 
@@ -114,15 +75,14 @@ class PlanLiveTest : public ::testing::Test {
   }
 
   std::filesystem::path dir_;
-  tandem::cli::ProcessGroup group_;  // stops every child when the test ends
-  std::string address_;
+  tandem::testing::LocalCluster cluster_;  // stops every child when the test ends
 };
 
 TEST_F(PlanLiveTest, EvenSplitShowsBothStagesAndThePrediction) {
-  const std::string not_ready = StartCluster("even", 2);
-  ASSERT_EQ(not_ready, "") << ReadAll(dir_ / "coordinator.log");
+  const absl::Status started = StartCluster("even", 2);
+  ASSERT_TRUE(started.ok()) << started.message();
 
-  const CommandResult run = Plan("--coordinator " + address_ + " --json");
+  const CommandResult run = Plan("--coordinator " + cluster_.address() + " --json");
   ASSERT_EQ(run.exit_code, 0) << run.err;
   const Json plan = Json::parse(run.out);
   EXPECT_TRUE(plan["feasible"].get<bool>());
@@ -150,10 +110,10 @@ TEST_F(PlanLiveTest, EvenSplitShowsBothStagesAndThePrediction) {
 }
 
 TEST_F(PlanLiveTest, OptimalPlannerCoversEveryLayerAndPrintsTheTable) {
-  const std::string not_ready = StartCluster("optimal", 2);
-  ASSERT_EQ(not_ready, "") << ReadAll(dir_ / "coordinator.log");
+  const absl::Status started = StartCluster("optimal", 2);
+  ASSERT_TRUE(started.ok()) << started.message();
 
-  const CommandResult json = Plan("--coordinator " + address_ + " --json");
+  const CommandResult json = Plan("--coordinator " + cluster_.address() + " --json");
   ASSERT_EQ(json.exit_code, 0) << json.err;
   const Json plan = Json::parse(json.out);
   EXPECT_EQ(plan["planner"], "optimal");
@@ -163,7 +123,7 @@ TEST_F(PlanLiveTest, OptimalPlannerCoversEveryLayerAndPrintsTheTable) {
   ExpectCoversEveryLayerOnce(plan["stages"]);
   EXPECT_GT(plan["predicted_ms_per_token"].get<double>(), 0);
 
-  const CommandResult table = Plan("--coordinator " + address_);
+  const CommandResult table = Plan("--coordinator " + cluster_.address());
   ASSERT_EQ(table.exit_code, 0) << table.err;
   EXPECT_THAT(table.out, HasSubstr("planner optimal"));
   EXPECT_THAT(table.out, HasSubstr("predicted:"));
