@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
   tandem::cli::RegisterInfoCommand(app, state);
   tandem::cli::RegisterPlanCommand(app, state);
   tandem::cli::RegisterMakeModelCommand(app, state);
+  tandem::cli::RegisterBenchCommand(app, state);
   tandem::cli::RegisterRunCommand(app, state);
   tandem::cli::RegisterCoordinatorCommand(app, state);
   tandem::cli::RegisterNodeCommand(app, state);
