@@ -90,6 +90,70 @@ void SgemmPath(const KernelMatrix& m, const float* x, int64_t n_batch, float* y,
   });
 }
 
+// Interleaved 16-row groups (vec_dot.h): every product, any batch. Tokens go 8 at a time
+// through one group's weights while they sit in L1/L2; one token streams all groups.
+void Interleaved16Path(const KernelMatrix& m, const float* x, int64_t n_batch, float* y,
+                       ThreadPool& pool) {
+  const WeightMatrix& w = m.w;
+  static thread_local kernels::ActivationBatch activations;
+  activations.Prepare(w.type, x, n_batch, w.cols, pool);
+  const Activation* acts = activations.data();
+  const GroupsDotFn fn = Avx512Interleaved16Kernel(w.type);
+  const int64_t group_bytes = 16 * RowBytes(w.type, w.cols);
+  pool.ParallelFor(w.rows / 16, 1, [&](int64_t g0, int64_t g1) {
+    if (n_batch <= kInterleavedMaxTokens) {
+      fn(w.data + g0 * group_bytes, group_bytes, g1 - g0, acts, static_cast<int>(n_batch),
+         y + 16 * g0, w.rows);
+      return;
+    }
+    for (int64_t g = g0; g < g1; ++g) {
+      for (int64_t b = 0; b < n_batch; b += kInterleavedMaxTokens) {
+        const int n = static_cast<int>(std::min<int64_t>(kInterleavedMaxTokens, n_batch - b));
+        fn(w.data + g * group_bytes, group_bytes, 1, acts + b, n, y + b * w.rows + 16 * g, w.rows);
+      }
+    }
+  });
+}
+
+bool Interleaved16Supports(GgmlType type) {
+  return type == GgmlType::kQ4_0 || type == GgmlType::kQ8_0;
+}
+
+void InterleaveRows16(GgmlType type, const uint8_t* gguf_rows, int64_t cols, uint8_t* group) {
+  assert(Interleaved16Supports(type));
+  const int64_t row_bytes = RowBytes(type, cols), nb = cols / 32;
+  const bool q4 = type == GgmlType::kQ4_0;
+  const int64_t block_bytes = q4 ? 18 : 34, quant_bytes = q4 ? 16 : 32;
+  for (int64_t b = 0; b < nb; ++b) {
+    uint8_t* out = group + 16 * block_bytes * b;
+    for (int r = 0; r < 16; ++r) {
+      const uint8_t* blk = gguf_rows + r * row_bytes + block_bytes * b;
+      std::memcpy(out + 2 * r, blk, 2);  // f16 scale
+      for (int64_t j = 0; j < quant_bytes; ++j) {
+        const uint8_t byte = blk[2 + j];
+        out[32 + 64 * (j / 4) + 4 * r + j % 4] = q4 ? byte : static_cast<uint8_t>(byte ^ 0x80);
+      }
+    }
+  }
+}
+
+void DeinterleaveRow16(GgmlType type, const uint8_t* group, int64_t cols, int row,
+                       uint8_t* gguf_row) {
+  assert(Interleaved16Supports(type) && row >= 0 && row < 16);
+  const int64_t nb = cols / 32;
+  const bool q4 = type == GgmlType::kQ4_0;
+  const int64_t block_bytes = q4 ? 18 : 34, quant_bytes = q4 ? 16 : 32;
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* in = group + 16 * block_bytes * b;
+    uint8_t* blk = gguf_row + block_bytes * b;
+    std::memcpy(blk, in + 2 * row, 2);
+    for (int64_t j = 0; j < quant_bytes; ++j) {
+      const uint8_t byte = in[32 + 64 * (j / 4) + 4 * row + j % 4];
+      blk[2 + j] = q4 ? byte : static_cast<uint8_t>(byte ^ 0x80);
+    }
+  }
+}
+
 void RepackQ4_0Row(const uint8_t* gguf_row, int64_t cols, uint8_t* out) {
   const int64_t nb = cols / 32;
   const BlockQ4_0* blocks = reinterpret_cast<const BlockQ4_0*>(gguf_row);
@@ -129,6 +193,11 @@ void DequantizeRowLayout(const KernelMatrix& m, int64_t row, float* out) {
     std::vector<uint8_t> gguf(static_cast<size_t>(row_bytes));
     UnpackQ4_0Row(src, m.w.cols, gguf.data());
     DequantizeRowReference(m.w.type, gguf.data(), m.w.cols, out);
+  } else if (m.layout == RowLayout::kInterleaved16) {
+    std::vector<uint8_t> gguf(static_cast<size_t>(row_bytes));
+    DeinterleaveRow16(m.w.type, m.w.data + (row / 16) * 16 * row_bytes, m.w.cols,
+                      static_cast<int>(row % 16), gguf.data());
+    DequantizeRowReference(m.w.type, gguf.data(), m.w.cols, out);
   } else {
     DequantizeRowReference(m.w.type, src, m.w.cols, out);
   }
@@ -138,7 +207,9 @@ void MatMulLayout(const KernelMatrix& m, const float* x, int64_t n_batch, float*
                   ThreadPool& pool, KernelIsa isa) {
   assert(MatMulSupports(m.w.type) && KernelIsaAvailable(isa));
   if (n_batch <= 0 || m.w.rows <= 0) return;
-  if (n_batch >= kSgemmMinBatch) {
+  if (m.layout == RowLayout::kInterleaved16) {
+    Interleaved16Path(m, x, n_batch, y, pool);
+  } else if (n_batch >= kSgemmMinBatch) {
     SgemmPath(m, x, n_batch, y, pool);
   } else {
     MatVecPath(m, x, n_batch, y, pool, isa);

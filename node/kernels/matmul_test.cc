@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <string>
@@ -152,6 +153,44 @@ TEST(MatMulTest, PreparedRaggedRowsWideMatrix) {
   for (GgmlType type : {GgmlType::kQ4_0, GgmlType::kQ8_0, GgmlType::kQ4_K, GgmlType::kQ6_K}) {
     CheckAgainstReference(type, {61, 2048, 1}, BestKernelIsa(), pool, true);
     CheckAgainstReference(type, {3, 2048, 2}, BestKernelIsa(), pool, true);
+  }
+}
+
+TEST(MatMulTest, PreparedInterleavedEveryBatch) {
+  // Whole 16-row groups take the interleaved layout on AVX-512: every batch size, token
+  // chunks of 8 with a ragged rest, one and several groups per thread.
+  ThreadPool pool(2);
+  for (GgmlType type : {GgmlType::kQ4_0, GgmlType::kQ8_0}) {
+    for (int64_t n_batch : {1, 2, 3, 7, 8, 9, 20}) {
+      CheckAgainstReference(type, {48, 512, n_batch}, BestKernelIsa(), pool, true);
+    }
+    CheckAgainstReference(type, {16, 2048, 1}, BestKernelIsa(), pool, true);
+    CheckAgainstReference(type, {256, 96, 5}, BestKernelIsa(), pool, true);
+  }
+}
+
+TEST(RepackTest, Interleaved16RoundTripAndDequantize) {
+  ThreadPool pool(1);
+  for (GgmlType type : {GgmlType::kQ4_0, GgmlType::kQ8_0}) {
+    const int64_t rows = 32, cols = 160;
+    const std::vector<float> w_f32 = RandomNormal(rows * cols, 11);
+    const std::vector<uint8_t> gguf = QuantizeMatrix(type, w_f32.data(), rows, cols);
+    const int64_t row_bytes = RowBytes(type, cols);
+    std::vector<uint8_t> group(16 * row_bytes), back(row_bytes);
+    kernels::InterleaveRows16(type, gguf.data() + 16 * row_bytes, cols, group.data());
+    for (int r = 0; r < 16; ++r) {
+      kernels::DeinterleaveRow16(type, group.data(), cols, r, back.data());
+      EXPECT_TRUE(std::equal(back.begin(), back.end(), gguf.begin() + (16 + r) * row_bytes))
+          << GgmlTypeName(type) << " row " << r;
+    }
+    auto p = Prepare({type, rows, cols, gguf.data()});
+    ASSERT_TRUE(p.ok());
+    std::vector<float> want(cols), got(cols);
+    for (int64_t r = 0; r < rows; ++r) {
+      DequantizeRow(WeightMatrix{type, rows, cols, gguf.data()}, r, want.data());
+      DequantizeRow(*p, r, got.data());
+      EXPECT_EQ(got, want) << GgmlTypeName(type) << " row " << r;
+    }
   }
 }
 

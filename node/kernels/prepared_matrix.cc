@@ -86,7 +86,16 @@ absl::StatusOr<PreparedMatrix> Prepare(const WeightMatrix& w, const PrepareOptio
   // Q4_0 gets a layout the AVX-512 kernel streams without shuffles (vec_dot_avx512.cc).
   const bool repack_q4_0 = w.type == GgmlType::kQ4_0 && w.cols % 256 == 0 &&
                            BestKernelIsa() == KernelIsa::kAvx512 && options.kernel_layout;
-  if (repack_q4_0) {
+  // Q4_0 / Q8_0 with whole 16-row groups: the interleaved layout, one kernel for every batch.
+  const bool interleave = kernels::Interleaved16Supports(w.type) && w.rows % 16 == 0 &&
+                          BestKernelIsa() == KernelIsa::kAvx512 && options.kernel_layout;
+  if (interleave) {
+    for (int64_t r = 0; r < w.rows; r += 16) {
+      kernels::InterleaveRows16(w.type, w.data + r * row_bytes, w.cols,
+                                static_cast<uint8_t*>(buffer) + r * row_bytes);
+    }
+    p.layout_ = static_cast<int>(kernels::RowLayout::kInterleaved16);
+  } else if (repack_q4_0) {
     for (int64_t r = 0; r < w.rows; ++r) {
       kernels::RepackQ4_0Row(w.data + r * row_bytes, w.cols,
                              static_cast<uint8_t*>(buffer) + r * row_bytes);

@@ -32,6 +32,7 @@ class ActivationBatch {
   // Prepares x (n_batch, n) for weights of `type`.
   void Prepare(GgmlType type, const float* x, int64_t n_batch, int64_t n, ThreadPool& pool);
   const Activation& operator[](int64_t b) const { return rows_[b]; }
+  const Activation* data() const { return rows_.get(); }
 
  private:
   struct Free {
@@ -61,10 +62,30 @@ RowsDotFn LookupKernel(const KernelTable& table, GgmlType type);
 enum class RowLayout {
   kGguf,             // as in the file
   kQ4_0Repacked,     // Q4_0 with cols % 256 == 0, AVX-512 only (see vec_dot_avx512.cc)
+  kInterleaved16,    // Q4_0 / Q8_0 with rows % 16 == 0, AVX-512 only (see below)
 };
 RowsDotFn Avx512Q4_0RepackedKernel();  // only call when KernelIsaAvailable(kAvx512)
 void RepackQ4_0Row(const uint8_t* gguf_row, int64_t cols, uint8_t* out);
 void UnpackQ4_0Row(const uint8_t* repacked_row, int64_t cols, uint8_t* gguf_row);
+
+// kInterleaved16: rows in groups of 16, each group 16 * RowBytes bytes. Per 32-element
+// block of the group: the 16 rows' f16 scales (32 bytes), then the quants as 64-byte
+// chunks holding 4 consecutive elements of each of the 16 rows (row r at bytes 4r..4r+3),
+// so one VNNI dot product advances 16 rows by 4 elements:
+//  * Q4_0: 4 chunks; byte 4r + i of chunk m is the GGUF byte qs[4m + i] of row r (low
+//    nibble: element 4m + i, high nibble: element 16 + 4m + i);
+//  * Q8_0: 8 chunks; byte 4r + i of chunk s is qs[4s + i] + 128 (unsigned).
+// A block of weights is decoded once for up to 8 tokens (prompt processing) and the
+// layout streams linearly for one token.
+bool Interleaved16Supports(GgmlType type);
+void InterleaveRows16(GgmlType type, const uint8_t* gguf_rows, int64_t cols, uint8_t* group);
+void DeinterleaveRow16(GgmlType type, const uint8_t* group, int64_t cols, int row,
+                       uint8_t* gguf_row);
+// y[t * y_stride + 16 * g + r] = dot(row r of group g, x[t]) for t < n_tokens <= 8.
+using GroupsDotFn = void (*)(const uint8_t* groups, int64_t group_bytes, int64_t n_groups,
+                             const Activation* x, int n_tokens, float* y, int64_t y_stride);
+GroupsDotFn Avx512Interleaved16Kernel(GgmlType type);  // only when KernelIsaAvailable(kAvx512)
+inline constexpr int kInterleavedMaxTokens = 8;
 
 // A weight matrix in some row layout with the kernels for it.
 struct KernelMatrix {
