@@ -173,12 +173,18 @@ void Coordinator::PlannerLoop() {
         }
       }
       if (ready_) continue;
-      if (static_cast<int>(alive.size()) < options_.min_nodes) {
-        not_ready_reason_ = absl::StrCat("waiting for nodes: ", alive.size(), " of ", options_.min_nodes);
+      // min_nodes gates the first plan; after a loss, the survivors carry on.
+      const int needed = epoch_ == 0 ? options_.min_nodes : 1;
+      if (static_cast<int>(alive.size()) < needed) {
+        not_ready_reason_ = absl::StrCat("waiting for nodes: ", alive.size(), " of ", needed);
         continue;
       }
     }
-    auto plan = MakeClusterPlan(profile_, alive, options_.planning);
+    PlanningOptions planning = options_.planning;
+    if (planning.policy == PlanPolicy::kManual && planning.layer_counts.size() != alive.size()) {
+      planning.policy = PlanPolicy::kEven;  // the given split no longer fits the nodes left
+    }
+    auto plan = MakeClusterPlan(profile_, alive, planning);
     if (!plan.ok()) {
       std::lock_guard<std::mutex> lock(mutex_);
       not_ready_reason_ = std::string(plan.status().message());
@@ -247,12 +253,10 @@ std::vector<v1::ActivationFrame> Coordinator::StepFrames(const Session& s, int64
 void Coordinator::Send(const std::vector<v1::ActivationFrame>& frames,
                        std::shared_ptr<ForwardClient> head) {
   for (const auto& f : frames) {
-    if (!head) {
-      FailSession(f.session_id(), absl::UnavailableError("no pipeline is configured"));
-      continue;
-    }
+    if (!head) continue;  // no pipeline yet: the next plan replays the session
     absl::Status s = head->Send(f);
-    if (!s.ok()) FailSession(f.session_id(), s);
+    // An unreachable first stage is a dead node: the session waits for the re-plan.
+    if (!s.ok() && s.code() != absl::StatusCode::kUnavailable) FailSession(f.session_id(), s);
   }
 }
 
@@ -341,6 +345,13 @@ void Coordinator::OnResult(const v1::StepResult& r) {
     if (it == sessions_.end()) return;
     s = it->second;
     if (r.plan_epoch() != s->plan_epoch) return;  // from a plan that was replaced
+    if (r.code() == static_cast<int>(absl::StatusCode::kUnavailable)) {
+      // A stage could not reach the next one: it died or is dying. The session waits for
+      // the re-plan, which replays its history.
+      std::fprintf(stderr, "tandem coordinator: session %llu waits for a re-plan: %s\n",
+                   static_cast<unsigned long long>(r.session_id()), r.message().c_str());
+      return;
+    }
     if (r.code() != 0) {
       sessions_.erase(it);
       event.error = absl::Status(static_cast<absl::StatusCode>(r.code()),
@@ -379,10 +390,7 @@ void Coordinator::OnResult(const v1::StepResult& r) {
     }
   }
   s->Push(event);
-  for (const auto& f : frames) {
-    absl::Status st = head ? head->Send(f) : absl::UnavailableError("no pipeline");
-    if (!st.ok() && !f.end_session()) FailSession(f.session_id(), st);
-  }
+  Send(frames, head);
 }
 
 }  // namespace tandem

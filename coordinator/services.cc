@@ -45,6 +45,9 @@ grpc::Status ClientServiceImpl::Generate(grpc::ServerContext* context,
     c_.CancelSession(s->id());
     return grpc::Status::CANCELLED;
   }
+  // A session may wait through a re-plan, but not forever.
+  constexpr auto kStallLimit = std::chrono::seconds(120);
+  auto last_event = std::chrono::steady_clock::now();
   for (;;) {
     auto event = s->Pop(std::chrono::milliseconds(200));
     if (!event) {
@@ -52,8 +55,14 @@ grpc::Status ClientServiceImpl::Generate(grpc::ServerContext* context,
         c_.CancelSession(s->id());
         return grpc::Status::CANCELLED;
       }
+      if (std::chrono::steady_clock::now() - last_event > kStallLimit) {
+        c_.CancelSession(s->id());
+        return grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
+                            "no progress for 120 s: the cluster lost a node and cannot re-plan");
+      }
       continue;
     }
+    last_event = std::chrono::steady_clock::now();
     if (!event->error.ok()) return ToGrpcStatus(event->error);
     v1::GenerateReply reply;
     if (event->has_token) {

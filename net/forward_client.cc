@@ -27,8 +27,12 @@ ForwardClient::~ForwardClient() {
 }
 
 absl::Status ForwardClient::OpenLocked() {
+  // Fail fast when the stage is down (the coordinator re-plans); a stage that is still
+  // starting gets a few seconds.
+  if (!channel_->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(5))) {
+    return absl::UnavailableError(absl::StrCat("the stage at ", address_, " is unreachable"));
+  }
   auto s = std::make_unique<Stream>();
-  s->context.set_wait_for_ready(true);
   s->rw = stub_->Forward(&s->context);
   if (!s->rw) return absl::UnavailableError(absl::StrCat("cannot open a stream to ", address_));
   auto* rw = s->rw.get();

@@ -224,3 +224,33 @@ TEST(PipelineTest, MalformedFramesGetTheirCodesAndGoodSessionsContinue) {
 
 }  // namespace
 }  // namespace tandem
+
+namespace tandem {
+namespace {
+
+// A node killed mid-answer: the coordinator re-plans on the survivors, replays the
+// session's history, and the answer arrives whole and identical.
+TEST(PipelineTest, NodeDeathMidAnswerLosesNothing) {
+  LocalCluster cluster;
+  ClusterOptions o;
+  o.model = kModel;
+  o.nodes = 3;
+  o.planner = "even";
+  ASSERT_TRUE(cluster.Start(o).ok());
+  const pid_t victim = cluster.node_pids()[1];
+  int seen = 0;
+  auto out = RemoteGenerate(cluster.address(), Request("Once upon a time", 100, 0.0f, 1),
+                            [&](int32_t, const std::string&) {
+                              if (++seen == 5) ::kill(victim, SIGKILL);
+                            });
+  ASSERT_TRUE(out.ok()) << out.status() << "\ncoordinator log:\n"
+                        << testing::ReadFile(cluster.dir() + "/coordinator.log");
+  EXPECT_EQ(out->ids, LocalTokens(out->prompt_ids, 100, 0.0f, 1));
+  auto status = RemoteStatus(cluster.address());
+  ASSERT_TRUE(status.ok());
+  EXPECT_GE(status->plan_epoch(), 2u) << "no re-plan happened";
+  EXPECT_EQ(status->stages_size(), 2);
+}
+
+}  // namespace
+}  // namespace tandem
