@@ -8,8 +8,9 @@ namespace {
 
 class ShardLoader {
  public:
-  ShardLoader(const GgufFile& file, uint64_t* weight_bytes, ShardOptions options)
-      : file_(file), bytes_(weight_bytes), options_(options) {}
+  ShardLoader(const GgufFile& file, uint64_t* weight_bytes, ShardOptions options,
+              std::vector<std::vector<float>>& vectors)
+      : file_(file), bytes_(weight_bytes), options_(options), vectors_(vectors) {}
 
   absl::StatusOr<const float*> Vector(const std::string& name, int64_t n) {
     TANDEM_ASSIGN_OR_RETURN(const GgufTensor* t, file_.GetTensor(name, {n}));
@@ -17,8 +18,12 @@ class ShardLoader {
       return absl::InvalidArgumentError(absl::StrCat(file_.path(), ": tensor '", name, "' is ",
                                                      GgmlTypeName(t->type), ", expected f32"));
     }
-    Touch(*t);
-    return reinterpret_cast<const float*>(t->data);
+    // Copied, so the mapped pages (and any large folio around them) can be released.
+    const float* src = reinterpret_cast<const float*>(t->data);
+    vectors_.emplace_back(src, src + n);
+    *bytes_ += t->size_bytes;
+    file_.mapping().DontNeed(static_cast<size_t>(t->data - file_.mapping().data()), t->size_bytes);
+    return vectors_.back().data();
   }
 
   // A (rows, cols) matrix: ggml shape [cols, rows].
@@ -42,13 +47,10 @@ class ShardLoader {
   }
 
  private:
-  void Touch(const GgufTensor& t) {
-    *bytes_ += t.size_bytes;
-    file_.mapping().WillNeed(static_cast<size_t>(t.data - file_.mapping().data()), t.size_bytes);
-  }
   const GgufFile& file_;
   uint64_t* bytes_;
   ShardOptions options_;
+  std::vector<std::vector<float>>& vectors_;  // owned by the shard; inner buffers never move
 };
 
 }  // namespace
@@ -66,7 +68,7 @@ absl::StatusOr<std::unique_ptr<ModelShard>> ModelShard::Load(std::shared_ptr<con
                                                    h.n_layer, " layers"));
   }
   shard->range_ = range;
-  ShardLoader load(*file, &shard->weight_bytes_, options);
+  ShardLoader load(*file, &shard->weight_bytes_, options, shard->vectors_);
   const int64_t n_embd = h.n_embd, n_kv = h.n_embd_kv(), n_ff = h.n_ff;
 
   if (const GgufTensor* freqs = file->FindTensor("rope_freqs.weight")) {

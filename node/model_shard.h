@@ -73,6 +73,7 @@ class ModelShard {
   PreparedMatrix output_;
   const float* rope_freqs_ = nullptr;
   uint64_t weight_bytes_ = 0;
+  std::vector<std::vector<float>> vectors_;  // norms, copied out of the mapping
 };
 
 }  // namespace tandem

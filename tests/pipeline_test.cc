@@ -254,3 +254,61 @@ TEST(PipelineTest, NodeDeathMidAnswerLosesNothing) {
 
 }  // namespace
 }  // namespace tandem
+
+namespace tandem {
+namespace {
+
+uint64_t ResidentBytes(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string key;
+  while (in >> key) {
+    if (key == "VmRSS:") {
+      uint64_t kb;
+      in >> kb;
+      return kb * 1024;
+    }
+    in.ignore(1 << 20, '\n');
+  }
+  return 0;
+}
+
+// A node holding a quarter of the layers of a 250 MB model keeps only its shard resident.
+TEST(PipelineTest, NodeMemoryIsItsShardNotTheModel) {
+  const std::string model = "/tmp/tandem-rss-test-" + std::to_string(::getpid()) + ".gguf";
+  const std::string cmd = testing::TandemBinary() +
+                          " make-model --n-embd 512 --n-layer 16 --n-head 8 --n-head-kv 4 --n-ff 2048"
+                          " --type f32 --vocab-from " + SharedPath("models/stories260K-f32.gguf") +
+                          " -o " + model + " > /dev/null 2>&1";
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  const uint64_t file_bytes = std::filesystem::file_size(model);
+  {
+    LocalCluster cluster;
+    ClusterOptions o;
+    o.model = model;
+    o.nodes = 2;
+    o.split = "12,4";
+    ASSERT_TRUE(cluster.Start(o).ok());
+    auto out = RemoteGenerate(cluster.address(), Request("Once upon a time", 8, 0.0f, 1), nullptr);
+    ASSERT_TRUE(out.ok()) << out.status();
+    const std::string last_address = cluster.status().stages(1).address();
+    pid_t last = 0;
+    for (size_t i = 0; i < cluster.node_pids().size(); ++i) {
+      if (cluster.NodeLog(i).find("serving at " + last_address) != std::string::npos) {
+        last = cluster.node_pids()[i];
+      }
+    }
+    ASSERT_NE(last, 0) << "no node log names " << last_address;
+    // Weights of layers [12, 16) plus the output head, in f32.
+    const uint64_t shard_bytes = 4ull * (4 * 512 * 512 + 2 * 256 * 512 + 3 * 512 * 2048) * 4 + 512 * 512 * 4;
+    const uint64_t rss = ResidentBytes(last);
+    std::printf("[ memory ] file %.1f MiB, shard %.1f MiB, node RSS %.1f MiB\n", file_bytes / 1048576.0,
+                shard_bytes / 1048576.0, rss / 1048576.0);
+    EXPECT_GT(rss, shard_bytes) << "the shard's weights should be resident";
+    EXPECT_LT(rss, shard_bytes + (80ull << 20)) << "more than the shard plus the runtime is resident";
+    EXPECT_LT(rss, file_bytes / 2);
+  }
+  std::filesystem::remove(model);
+}
+
+}  // namespace
+}  // namespace tandem
