@@ -100,16 +100,30 @@ void Interleaved16Path(const KernelMatrix& m, const float* x, int64_t n_batch, f
   const Activation* acts = activations.data();
   const GroupsDotFn fn = Avx512Interleaved16Kernel(w.type);
   const int64_t group_bytes = 16 * RowBytes(w.type, w.cols);
-  pool.ParallelFor(w.rows / 16, 1, [&](int64_t g0, int64_t g1) {
-    if (n_batch <= kInterleavedMaxTokens) {
-      fn(w.data + g0 * group_bytes, group_bytes, g1 - g0, acts, static_cast<int>(n_batch),
+  const int64_t n_full = w.rows / 16, n_groups = (w.rows + 15) / 16;
+  pool.ParallelFor(n_groups, 1, [&](int64_t g0, int64_t g1) {
+    const int64_t g1_full = std::min(g1, n_full);
+    if (n_batch <= kInterleavedMaxTokens && g0 < g1_full) {
+      fn(w.data + g0 * group_bytes, group_bytes, g1_full - g0, acts, static_cast<int>(n_batch),
          y + 16 * g0, w.rows);
-      return;
+    } else {
+      for (int64_t g = g0; g < g1_full; ++g) {
+        for (int64_t b = 0; b < n_batch; b += kInterleavedMaxTokens) {
+          const int n = static_cast<int>(std::min<int64_t>(kInterleavedMaxTokens, n_batch - b));
+          fn(w.data + g * group_bytes, group_bytes, 1, acts + b, n, y + b * w.rows + 16 * g,
+             w.rows);
+        }
+      }
     }
-    for (int64_t g = g0; g < g1; ++g) {
+    if (g1 > n_full) {  // the zero-padded last group: only its real rows are stored
+      const int64_t real_rows = w.rows - 16 * n_full;
+      float part[kInterleavedMaxTokens * 16];
       for (int64_t b = 0; b < n_batch; b += kInterleavedMaxTokens) {
         const int n = static_cast<int>(std::min<int64_t>(kInterleavedMaxTokens, n_batch - b));
-        fn(w.data + g * group_bytes, group_bytes, 1, acts + b, n, y + b * w.rows + 16 * g, w.rows);
+        fn(w.data + n_full * group_bytes, group_bytes, 1, acts + b, n, part, 16);
+        for (int t = 0; t < n; ++t) {
+          std::copy_n(part + 16 * t, real_rows, y + (b + t) * w.rows + 16 * n_full);
+        }
       }
     }
   });

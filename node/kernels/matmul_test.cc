@@ -157,7 +157,7 @@ TEST(MatMulTest, PreparedRaggedRowsWideMatrix) {
 }
 
 TEST(MatMulTest, PreparedInterleavedEveryBatch) {
-  // Whole 16-row groups take the interleaved layout on AVX-512: every batch size, token
+  // Q4_0 / Q8_0 take the interleaved layout on AVX-512: every batch size, token
   // chunks of 8 with a ragged rest, one and several groups per thread.
   ThreadPool pool(2);
   for (GgmlType type : {GgmlType::kQ4_0, GgmlType::kQ8_0}) {
@@ -166,6 +166,11 @@ TEST(MatMulTest, PreparedInterleavedEveryBatch) {
     }
     CheckAgainstReference(type, {16, 2048, 1}, BestKernelIsa(), pool, true);
     CheckAgainstReference(type, {256, 96, 5}, BestKernelIsa(), pool, true);
+    for (int64_t rows : {1, 7, 17, 45}) {  // a zero-padded last group
+      for (int64_t n_batch : {1, 4, 11}) {
+        CheckAgainstReference(type, {rows, 256, n_batch}, BestKernelIsa(), pool, true);
+      }
+    }
   }
 }
 

@@ -4,6 +4,7 @@
 
 #include <cstring>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "node/kernels/quants.h"
@@ -67,7 +68,12 @@ absl::StatusOr<PreparedMatrix> Prepare(const WeightMatrix& w, const PrepareOptio
   p.view_ = w;
   if (!options.repack) return p;
 
-  const size_t bytes = static_cast<size_t>(row_bytes * w.rows);
+  // Q4_0 / Q8_0: the interleaved 16-row layout, one kernel for every batch; a last
+  // partial group is padded with zero rows (scale 0).
+  const bool interleave = kernels::Interleaved16Supports(w.type) &&
+                          BestKernelIsa() == KernelIsa::kAvx512 && options.kernel_layout;
+  const int64_t stored_rows = interleave ? (w.rows + 15) / 16 * 16 : w.rows;
+  const size_t bytes = static_cast<size_t>(row_bytes * stored_rows);
   const size_t rounded = (bytes + kHugePage - 1) / kHugePage * kHugePage;
   // Over-allocate by one huge page so the buffer can start on a 2 MiB boundary.
   const size_t mapped = rounded + kHugePage;
@@ -86,13 +92,16 @@ absl::StatusOr<PreparedMatrix> Prepare(const WeightMatrix& w, const PrepareOptio
   // Q4_0 gets a layout the AVX-512 kernel streams without shuffles (vec_dot_avx512.cc).
   const bool repack_q4_0 = w.type == GgmlType::kQ4_0 && w.cols % 256 == 0 &&
                            BestKernelIsa() == KernelIsa::kAvx512 && options.kernel_layout;
-  // Q4_0 / Q8_0 with whole 16-row groups: the interleaved layout, one kernel for every batch.
-  const bool interleave = kernels::Interleaved16Supports(w.type) && w.rows % 16 == 0 &&
-                          BestKernelIsa() == KernelIsa::kAvx512 && options.kernel_layout;
   if (interleave) {
     for (int64_t r = 0; r < w.rows; r += 16) {
-      kernels::InterleaveRows16(w.type, w.data + r * row_bytes, w.cols,
-                                static_cast<uint8_t*>(buffer) + r * row_bytes);
+      uint8_t* group = static_cast<uint8_t*>(buffer) + r * row_bytes;
+      if (r + 16 <= w.rows) {
+        kernels::InterleaveRows16(w.type, w.data + r * row_bytes, w.cols, group);
+      } else {
+        std::vector<uint8_t> padded(static_cast<size_t>(16 * row_bytes), 0);
+        std::memcpy(padded.data(), w.data + r * row_bytes, static_cast<size_t>((w.rows - r) * row_bytes));
+        kernels::InterleaveRows16(w.type, padded.data(), w.cols, group);
+      }
     }
     p.layout_ = static_cast<int>(kernels::RowLayout::kInterleaved16);
   } else if (repack_q4_0) {
