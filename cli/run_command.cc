@@ -64,7 +64,8 @@ int RunCluster(RunOptions& o) {
   }
   o.sampling.seed = o.seed >= 0 ? static_cast<uint64_t>(o.seed) : std::random_device{}();
   const int hw = static_cast<int>(std::thread::hardware_concurrency());
-  const int threads = o.threads > 0 ? o.threads : std::max(1, hw / o.nodes);
+  // With one session only one stage works at a time, so every node may use every core.
+  const int threads = o.threads > 0 ? o.threads : std::max(1, hw);
   const std::string exe = std::filesystem::read_symlink("/proc/self/exe").string();
   char dir_template[] = "/tmp/tandem-run-XXXXXX";
   if (!::mkdtemp(dir_template)) return ReportError(absl::InternalError("cannot create a temporary folder"));
@@ -165,7 +166,7 @@ void RegisterRunCommand(CLI::App& app, RunState& state) {
   cmd->add_option("--repeat-penalty", o->sampling.repeat_penalty, "Repetition penalty (1: off)")->capture_default_str();
   cmd->add_option("--repeat-last-n", o->sampling.repeat_last_n, "Tokens the penalty looks back on")->capture_default_str();
   cmd->add_option("--seed", o->seed, "Random seed (default: random)");
-  cmd->add_option("-t,--threads", o->threads, "Threads per node (default: cores / nodes)");
+  cmd->add_option("-t,--threads", o->threads, "Threads per node (default: all cores)");
   cmd->add_option("--planner", o->planner, "even (every node, by memory) or optimal")->capture_default_str();
   cmd->add_option("--split", o->split, "Layer counts per node, e.g. 2,3");
   cmd->add_option("--wire-dtype", o->wire_dtype, "Activations on the wire: f32 or f16")->capture_default_str();
