@@ -40,9 +40,7 @@ void MatVecPath(const KernelMatrix& m, const float* x, int64_t n_batch, float* y
   const WeightMatrix& w = m.w;
   static thread_local kernels::ActivationBatch activations;
   activations.Prepare(w.type, x, n_batch, w.cols, pool);
-  const kernels::RowsDotFn fn = m.layout == RowLayout::kQ4_0Repacked
-                                    ? Avx512Q4_0RepackedKernel()
-                                    : kernels::LookupKernel(TableFor(isa), w.type);
+  const kernels::RowsDotFn fn = kernels::LookupKernel(TableFor(isa), w.type);
   const int64_t row_bytes = RowBytes(w.type, w.cols);
   const kernels::ActivationBatch& acts = activations;
   pool.ParallelFor(w.rows, kRowTile, [&](int64_t r0, int64_t r1) {
@@ -168,46 +166,10 @@ void DeinterleaveRow16(GgmlType type, const uint8_t* group, int64_t cols, int ro
   }
 }
 
-void RepackQ4_0Row(const uint8_t* gguf_row, int64_t cols, uint8_t* out) {
-  const int64_t nb = cols / 32;
-  const BlockQ4_0* blocks = reinterpret_cast<const BlockQ4_0*>(gguf_row);
-  uint8_t* qs = out + 2 * nb;
-  std::fill(qs, qs + 16 * nb, 0);
-  for (int64_t b = 0; b < nb; ++b) {
-    std::memcpy(out + 2 * b, &blocks[b].d, 2);
-    for (int j = 0; j < 32; ++j) {
-      const int q = j < 16 ? blocks[b].qs[j] & 15 : blocks[b].qs[j - 16] >> 4;
-      const int64_t e = 32 * b + j;             // element index in the row
-      const int64_t half = e / 128, k = e % 128;  // 128 elements per 64-byte half
-      qs[64 * half + k % 64] |= static_cast<uint8_t>(k < 64 ? q : q << 4);
-    }
-  }
-}
-
-void UnpackQ4_0Row(const uint8_t* repacked_row, int64_t cols, uint8_t* gguf_row) {
-  const int64_t nb = cols / 32;
-  const uint8_t* qs = repacked_row + 2 * nb;
-  BlockQ4_0* blocks = reinterpret_cast<BlockQ4_0*>(gguf_row);
-  for (int64_t b = 0; b < nb; ++b) {
-    std::memcpy(&blocks[b].d, repacked_row + 2 * b, 2);
-    std::fill(blocks[b].qs, blocks[b].qs + 16, 0);
-    for (int j = 0; j < 32; ++j) {
-      const int64_t e = 32 * b + j, half = e / 128, k = e % 128;
-      const uint8_t byte = qs[64 * half + k % 64];
-      const int q = k < 64 ? byte & 15 : byte >> 4;
-      blocks[b].qs[j % 16] |= static_cast<uint8_t>(j < 16 ? q : q << 4);
-    }
-  }
-}
-
 void DequantizeRowLayout(const KernelMatrix& m, int64_t row, float* out) {
   const int64_t row_bytes = RowBytes(m.w.type, m.w.cols);
   const uint8_t* src = m.w.data + row * row_bytes;
-  if (m.layout == RowLayout::kQ4_0Repacked) {
-    std::vector<uint8_t> gguf(static_cast<size_t>(row_bytes));
-    UnpackQ4_0Row(src, m.w.cols, gguf.data());
-    DequantizeRowReference(m.w.type, gguf.data(), m.w.cols, out);
-  } else if (m.layout == RowLayout::kInterleaved16) {
+  if (m.layout == RowLayout::kInterleaved16) {
     std::vector<uint8_t> gguf(static_cast<size_t>(row_bytes));
     DeinterleaveRow16(m.w.type, m.w.data + (row / 16) * 16 * row_bytes, m.w.cols,
                       static_cast<int>(row % 16), gguf.data());

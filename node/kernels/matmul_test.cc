@@ -199,18 +199,6 @@ TEST(RepackTest, Interleaved16RoundTripAndDequantize) {
   }
 }
 
-TEST(RepackTest, Q4_0RoundTripIsExact) {
-  const int64_t cols = 768;
-  const std::vector<float> x = RandomNormal(cols, 9);
-  std::vector<uint8_t> gguf(RowBytes(GgmlType::kQ4_0, cols)), packed(gguf.size()),
-      back(gguf.size());
-  QuantizeRowReference(GgmlType::kQ4_0, x.data(), cols, gguf.data());
-  kernels::RepackQ4_0Row(gguf.data(), cols, packed.data());
-  kernels::UnpackQ4_0Row(packed.data(), cols, back.data());
-  EXPECT_EQ(back, gguf);
-  EXPECT_NE(packed, gguf);
-}
-
 TEST(PrepareTest, RejectsBadMatrices) {
   std::vector<uint8_t> data(1024);
   EXPECT_FALSE(Prepare({GgmlType::kQ4_0, 4, 33, data.data()}).ok());  // not whole blocks

@@ -89,9 +89,6 @@ absl::StatusOr<PreparedMatrix> Prepare(const WeightMatrix& w, const PrepareOptio
   if (end > aligned + rounded) munmap(reinterpret_cast<void*>(aligned + rounded), end - aligned - rounded);
   void* buffer = reinterpret_cast<void*>(aligned);
   madvise(buffer, rounded, MADV_HUGEPAGE);  // advisory: fine if THP is off
-  // Q4_0 gets a layout the AVX-512 kernel streams without shuffles (vec_dot_avx512.cc).
-  const bool repack_q4_0 = w.type == GgmlType::kQ4_0 && w.cols % 256 == 0 &&
-                           BestKernelIsa() == KernelIsa::kAvx512 && options.kernel_layout;
   if (interleave) {
     for (int64_t r = 0; r < w.rows; r += 16) {
       uint8_t* group = static_cast<uint8_t*>(buffer) + r * row_bytes;
@@ -104,12 +101,6 @@ absl::StatusOr<PreparedMatrix> Prepare(const WeightMatrix& w, const PrepareOptio
       }
     }
     p.layout_ = static_cast<int>(kernels::RowLayout::kInterleaved16);
-  } else if (repack_q4_0) {
-    for (int64_t r = 0; r < w.rows; ++r) {
-      kernels::RepackQ4_0Row(w.data + r * row_bytes, w.cols,
-                             static_cast<uint8_t*>(buffer) + r * row_bytes);
-    }
-    p.layout_ = static_cast<int>(kernels::RowLayout::kQ4_0Repacked);
   } else {
     std::memcpy(buffer, w.data, bytes);
   }

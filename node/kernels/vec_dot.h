@@ -61,17 +61,12 @@ RowsDotFn LookupKernel(const KernelTable& table, GgmlType type);
 // Row layouts of a PreparedMatrix.
 enum class RowLayout {
   kGguf,             // as in the file
-  kQ4_0Repacked,     // Q4_0 with cols % 256 == 0, AVX-512 only (see vec_dot_avx512.cc)
   kInterleaved16,    // Q4_0 / Q8_0, AVX-512 only (see below)
 };
-RowsDotFn Avx512Q4_0RepackedKernel();  // only call when KernelIsaAvailable(kAvx512)
-void RepackQ4_0Row(const uint8_t* gguf_row, int64_t cols, uint8_t* out);
-void UnpackQ4_0Row(const uint8_t* repacked_row, int64_t cols, uint8_t* gguf_row);
 
 // kInterleaved16: rows in groups of 16, each group 16 * RowBytes bytes (the last one padded
-// with zero rows). Per 32-element
-// block of the group: the 16 rows' f16 scales (32 bytes), then the quants as 64-byte
-// chunks holding 4 consecutive elements of each of the 16 rows (row r at bytes 4r..4r+3),
+// with zero rows). Per 32-element block of the group: the 16 rows' f16 scales (32 bytes),
+// then the quants as 64-byte chunks holding 4 consecutive elements of each of the 16 rows (row r at bytes 4r..4r+3),
 // so one VNNI dot product advances 16 rows by 4 elements:
 //  * Q4_0: 4 chunks; byte 4r + i of chunk m is the GGUF byte qs[4m + i] of row r (low
 //    nibble: element 4m + i, high nibble: element 16 + 4m + i);

@@ -26,52 +26,6 @@ const KernelTable& Avx512Kernels() { return kTable; }
 namespace tandem::kernels {
 namespace {
 
-// Q4_0 rows repacked by Prepare (prepared_matrix.cc, RepackQ4_0Row): the row's nb f16
-// scales first, then per 256 elements 128 quant bytes in two 64-byte halves; byte k of
-// half h holds element 128h + k in its low nibble and 128h + 64 + k in its high nibble.
-// One aligned 512-bit load then yields 128 elements in order with no shuffles, ~4
-// instructions per 32-element block instead of ~15 on the GGUF layout.
-void Q4_0RepackedRows(const uint8_t* w, int64_t row_bytes, int64_t n_rows, const Activation& x,
-                      float* y) {
-  const int64_t nb = x.n / 32;
-  const __m512i m4 = _mm512_set1_epi8(0x0f);
-  // Lane i of the 16 scales of two blocks: block 2p for lanes 0..7, 2p + 1 for 8..15.
-  const __m512i pair_idx[4] = {
-      _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0),
-      _mm512_set_epi32(3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 2, 2, 2, 2, 2, 2),
-      _mm512_set_epi32(5, 5, 5, 5, 5, 5, 5, 5, 4, 4, 4, 4, 4, 4, 4, 4),
-      _mm512_set_epi32(7, 7, 7, 7, 7, 7, 7, 7, 6, 6, 6, 6, 6, 6, 6, 6)};
-  for (int64_t r = 0; r < n_rows; ++r) {
-    const uint8_t* row = w + r * row_bytes;
-    const uint16_t* ds = reinterpret_cast<const uint16_t*>(row);
-    const uint8_t* qs = row + 2 * nb;
-    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
-    __m256 corr = _mm256_setzero_ps();
-    for (int64_t g = 0; g < nb / 8; ++g) {
-      const uint8_t* q = qs + 128 * g;
-      Prefetch(q + kPrefetchAhead);
-      Prefetch(q + kPrefetchAhead + 64);
-      const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(ds + 8 * g)));
-      const __m256 scales = _mm256_mul_ps(dw, _mm256_loadu_ps(x.d + 8 * g));
-      corr = _mm256_fmadd_ps(dw, _mm256_loadu_ps(x.s + 8 * g), corr);
-      const __m512 s16 = _mm512_castps256_ps512(scales);
-      const int8_t* xq = x.qs + 256 * g;
-      for (int h = 0; h < 2; ++h) {
-        const __m512i v = _mm512_loadu_si512(q + 64 * h);
-        const __m512i lo = _mm512_and_si512(v, m4);
-        const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
-        const __m512i p0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo,
-                                               _mm512_load_si512(xq + 128 * h));
-        const __m512i p1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), hi,
-                                               _mm512_load_si512(xq + 128 * h + 64));
-        acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p0), _mm512_permutexvar_ps(pair_idx[2 * h], s16), acc0);
-        acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p1), _mm512_permutexvar_ps(pair_idx[2 * h + 1], s16), acc1);
-      }
-    }
-    y[r] = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) - 8 * HorizontalSum(corr);
-  }
-}
-
 // kInterleaved16 groups (vec_dot.h): lane r of every vector is row r of the group. Per
 // block, the weights are decoded once into 8 vectors of 16 rows x 4 elements, then each
 // token's int32 sums take 8 VNNI steps against its 4-byte activation groups (broadcast),
@@ -134,8 +88,6 @@ void Interleaved16(const uint8_t* w, int64_t group_bytes, int64_t n_groups, cons
 }
 
 }  // namespace
-
-RowsDotFn Avx512Q4_0RepackedKernel() { return Q4_0RepackedRows; }
 
 GroupsDotFn Avx512Interleaved16Kernel(GgmlType type) {
   return type == GgmlType::kQ4_0 ? Interleaved16<true> : Interleaved16<false>;
