@@ -1,0 +1,120 @@
+// The `tandem` executable as a user meets it: the documented story, JSON output, and one
+// clear line on stderr with a non-zero exit for every kind of bad input.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "tests/golden_support.h"
+#include "tests/local_cluster.h"
+
+namespace tandem {
+namespace {
+
+using ::testing::HasSubstr;
+using testing::ReadFile;
+using testing::SharedPath;
+using testing::TandemBinary;
+
+struct Result {
+  int code = -1;
+  std::string out;
+  std::string err;
+};
+
+Result Tandem(const std::string& args) {
+  const std::string base = std::filesystem::temp_directory_path() / ("tandem_cli_" + std::to_string(::getpid()));
+  const std::string cmd = TandemBinary() + " " + args + " > " + base + ".out 2> " + base + ".err";
+  int status = std::system(cmd.c_str());
+  Result r;
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  r.out = ReadFile(base + ".out");
+  r.err = ReadFile(base + ".err");
+  std::remove((base + ".out").c_str());
+  std::remove((base + ".err").c_str());
+  return r;
+}
+
+const std::string kModel = SharedPath("models/stories260K-f32.gguf");
+
+TEST(CliTest, GenerateTellsTheDocumentedStory) {
+  Result r = Tandem("generate -m " + kModel + " -p \"Once upon a time\" -n 48 --temp 0");
+  ASSERT_EQ(r.code, 0) << r.err;
+  nlohmann::json ref = testing::ReadJson(SharedPath("reference/stories260K-f32.json"));
+  EXPECT_EQ(r.out, ref["prompts"][0]["greedy_text"].get<std::string>() + "\n");
+}
+
+TEST(CliTest, GenerateJsonHasIdsTextAndTimings) {
+  Result r = Tandem("generate -m " + kModel + " -p \"The little dog\" -n 48 --temp 0 --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  nlohmann::json ref = testing::ReadJson(SharedPath("reference/stories260K-f32.json"));
+  EXPECT_EQ(j["prompt_ids"], ref["prompts"][1]["prompt_ids"]);
+  EXPECT_EQ(j["ids"], ref["prompts"][1]["greedy_ids"]);
+  EXPECT_EQ(j["text"], ref["prompts"][1]["greedy_text"]);
+  EXPECT_GT(j["timings"]["prompt_tokens_per_s"].get<double>(), 0);
+  EXPECT_GT(j["timings"]["generated_tokens_per_s"].get<double>(), 0);
+}
+
+TEST(CliTest, RunJsonEqualsGenerateJson) {
+  Result local = Tandem("generate -m " + kModel + " -p \"Lily wanted to\" -n 24 --temp 0.8 --seed 5 --json");
+  Result cluster = Tandem("run -m " + kModel + " --nodes 2 -p \"Lily wanted to\" -n 24 --temp 0.8 --seed 5 --json");
+  ASSERT_EQ(local.code, 0) << local.err;
+  ASSERT_EQ(cluster.code, 0) << cluster.err;
+  auto a = nlohmann::json::parse(local.out), b = nlohmann::json::parse(cluster.out);
+  EXPECT_EQ(a["ids"], b["ids"]);
+  EXPECT_EQ(a["text"], b["text"]);
+  EXPECT_EQ(a["prompt_ids"], b["prompt_ids"]);
+  EXPECT_THAT(cluster.err, HasSubstr("plan (epoch 1): 2 stage(s)"));
+}
+
+void ExpectOneClearLine(const Result& r, const std::string& needle) {
+  EXPECT_NE(r.code, 0);
+  EXPECT_THAT(r.err, HasSubstr(needle));
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_TRUE(r.out.empty()) << r.out;
+}
+
+TEST(CliTest, MissingModelIsOneClearLine) {
+  ExpectOneClearLine(Tandem("generate -m /nonexistent.gguf -p hi"), "/nonexistent.gguf: cannot open");
+  ExpectOneClearLine(Tandem("info -m /nonexistent.gguf"), "/nonexistent.gguf: cannot open");
+}
+
+TEST(CliTest, CorruptModelIsOneClearLine) {
+  const std::string path = std::filesystem::temp_directory_path() / "tandem_cli_corrupt.gguf";
+  std::string bytes = ReadFile(kModel);
+  std::ofstream(path, std::ios::binary).write(bytes.data(), 5000);  // truncated
+  ExpectOneClearLine(Tandem("generate -m " + path + " -p hi"), "invalid GGUF");
+  std::ofstream(path, std::ios::binary) << "not a model at all";
+  ExpectOneClearLine(Tandem("info -m " + path), "not a GGUF file");
+  std::filesystem::remove(path);
+}
+
+TEST(CliTest, BadArgumentsFailClearly) {
+  Result r = Tandem("generate -m " + kModel + " -p hi --top-p 7");
+  ExpectOneClearLine(r, "top-p must be in (0, 1]");
+  r = Tandem("generate -m " + kModel + " -p hi -n 500");
+  ExpectOneClearLine(r, "exceed the context of 128 tokens");
+  r = Tandem("generate -m " + kModel + " -p hi -n abc");
+  EXPECT_NE(r.code, 0);
+  EXPECT_THAT(r.err, HasSubstr("-n"));
+  r = Tandem("frobnicate");
+  EXPECT_NE(r.code, 0);
+}
+
+TEST(CliTest, InfoPrintsHyperParametersAndTensors) {
+  Result r = Tandem("info -m " + kModel);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("n_layer 5"));
+  EXPECT_THAT(r.out, HasSubstr("blk.4.ffn_down.weight"));
+  EXPECT_THAT(r.out, HasSubstr("tokenizer.ggml.model"));
+}
+
+}  // namespace
+}  // namespace tandem
