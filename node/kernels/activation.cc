@@ -31,13 +31,20 @@ Kind KindFor(GgmlType type) {
   }
 }
 
+// max(amax, |v|) as a plain compare: std::fmax stays a libm call (NaN rules) and does not
+// vectorize; the activations are finite.
+inline float MaxAbs(float amax, float v) {
+  const float a = std::fabs(v);
+  return a > amax ? a : amax;
+}
+
 // x of n (a multiple of 32) elements -> int8 blocks of 32 with f16-rounded scales.
 __attribute__((target_clones("arch=x86-64-v4", "avx2,fma", "default"))) void QuantizeQ8_0(
     const float* x, int64_t n, int8_t* qs, float* d_out, float* s_out, int32_t* isum_out) {
   for (int64_t b = 0; b < n / 32; ++b) {
     const float* xb = x + 32 * b;
     float amax = 0;
-    for (int j = 0; j < 32; ++j) amax = std::fmax(amax, std::fabs(xb[j]));
+    for (int j = 0; j < 32; ++j) amax = MaxAbs(amax, xb[j]);
     const float d = amax / 127;
     const float id = d != 0 ? 1.0f / d : 0.0f;
     int32_t sum = 0;
@@ -58,7 +65,7 @@ __attribute__((target_clones("arch=x86-64-v4", "avx2,fma", "default"))) void Qua
   for (int64_t b = 0; b < n / 256; ++b) {
     const float* xb = x + 256 * b;
     float amax = 0;
-    for (int j = 0; j < 256; ++j) amax = std::fmax(amax, std::fabs(xb[j]));
+    for (int j = 0; j < 256; ++j) amax = MaxAbs(amax, xb[j]);
     const float d = amax / 127;
     const float id = d != 0 ? 1.0f / d : 0.0f;
     for (int j = 0; j < 256; ++j) {
