@@ -172,7 +172,12 @@ void Coordinator::PlannerLoop() {
           }
         }
       }
-      if (ready_) continue;
+      // A node joined (or re-registered) since the plan: the optimal planner may use it,
+      // but only when it is clearly better (re-planning moves layers and replays sessions).
+      if (ready_ && (options_.planning.policy != PlanPolicy::kOptimal ||
+                     registry_.generation() == planned_generation_)) {
+        continue;
+      }
       // min_nodes gates the first plan; after a loss, the survivors carry on.
       const int needed = epoch_ == 0 ? options_.min_nodes : 1;
       if (static_cast<int>(alive.size()) < needed) {
@@ -184,7 +189,20 @@ void Coordinator::PlannerLoop() {
     if (planning.policy == PlanPolicy::kManual && planning.layer_counts.size() != alive.size()) {
       planning.policy = PlanPolicy::kEven;  // the given split no longer fits the nodes left
     }
-    auto plan = MakeClusterPlan(profile_, alive, planning);
+    const uint64_t generation = registry_.generation();
+    ClusterPlan previous;
+    bool was_ready;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      previous = plan_;
+      was_ready = ready_;
+    }
+    auto plan = MakeClusterPlan(profile_, alive, planning, epoch_ > 0 ? &previous : nullptr);
+    if (plan.ok() && was_ready && !plan->changed) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      planned_generation_ = generation;  // keep the plan in force
+      continue;
+    }
     if (!plan.ok()) {
       std::lock_guard<std::mutex> lock(mutex_);
       not_ready_reason_ = std::string(plan.status().message());
@@ -207,6 +225,10 @@ void Coordinator::PlannerLoop() {
       }
       epoch_ = epoch;
       plan_ = *plan;
+      planned_generation_ = generation;
+      if (!plan->reason.empty()) {
+        std::fprintf(stderr, "tandem coordinator: re-plan: %s\n", plan->reason.c_str());
+      }
       head_ = std::make_shared<ForwardClient>(plan_.stages.front().node.address, nullptr);
       ready_ = true;
       std::fprintf(stderr, "tandem coordinator: plan epoch %llu ready with %zu stages\n",

@@ -77,6 +77,7 @@ class Coordinator {
   bool ready_ = false;
   std::string not_ready_reason_ = "waiting for nodes";
   uint64_t epoch_ = 0;
+  uint64_t planned_generation_ = 0;  // the registry's generation the plan was made for
   ClusterPlan plan_;
   std::shared_ptr<ForwardClient> head_;
   absl::flat_hash_map<uint64_t, std::shared_ptr<Session>> sessions_;

@@ -8,8 +8,13 @@
 #include "model/status_macros.h"
 #include "partition/cost_model.h"
 #include "partition/planner.h"
+#include "partition/replan.h"
 
 namespace tandem {
+
+absl::StatusOr<ClusterPlan> MakeClusterPlanFresh(const partition::ModelProfile& model,
+                                                 const std::vector<NodeRecord>& nodes,
+                                                 const PlanningOptions& options);
 
 partition::NodeProfile ToPartitionProfile(const NodeRecord& node) {
   partition::NodeProfile p;
@@ -97,9 +102,48 @@ void PredictFixedPlan(const partition::ModelProfile& model, const std::vector<No
 
 }  // namespace
 
+namespace {
+bool SameStages(const ClusterPlan& a, const ClusterPlan& b) {
+  if (a.stages.size() != b.stages.size()) return false;
+  for (size_t i = 0; i < a.stages.size(); ++i) {
+    if (a.stages[i].node.id != b.stages[i].node.id ||
+        a.stages[i].layer_first != b.stages[i].layer_first ||
+        a.stages[i].layer_last != b.stages[i].layer_last) {
+      return false;
+    }
+  }
+  return true;
+}
+}  // namespace
+
 absl::StatusOr<ClusterPlan> MakeClusterPlan(const partition::ModelProfile& model,
                                             const std::vector<NodeRecord>& nodes,
-                                            const PlanningOptions& options) {
+                                            const PlanningOptions& options,
+                                            const ClusterPlan* previous) {
+  if (options.policy == PlanPolicy::kOptimal && previous && !previous->partition_plan.stages.empty()) {
+    std::vector<partition::NodeProfile> profiles;
+    for (const auto& n : nodes) profiles.push_back(ToPartitionProfile(n));
+    TANDEM_ASSIGN_OR_RETURN(partition::ReplanResult r,
+                            partition::Replan(previous->partition_plan, model, profiles,
+                                              options.requirements));
+    ClusterPlan plan;
+    plan.partition_plan = r.plan;
+    CopyPredictions(r.plan, plan);
+    plan.changed = r.changed;
+    plan.reason = r.reason;
+    for (const auto& s : r.plan.stages) {
+      plan.stages.push_back({nodes[s.node_index], s.layer_first, s.layer_last, s.weight_bytes + s.kv_bytes});
+    }
+    return plan;
+  }
+  TANDEM_ASSIGN_OR_RETURN(ClusterPlan plan, MakeClusterPlanFresh(model, nodes, options));
+  if (previous) plan.changed = !SameStages(plan, *previous);
+  return plan;
+}
+
+absl::StatusOr<ClusterPlan> MakeClusterPlanFresh(const partition::ModelProfile& model,
+                                                 const std::vector<NodeRecord>& nodes,
+                                                 const PlanningOptions& options) {
   const int n_layers = static_cast<int>(model.layers.size());
   if (nodes.empty()) return absl::UnavailableError("no live nodes");
   switch (options.policy) {
@@ -156,6 +200,7 @@ absl::StatusOr<ClusterPlan> MakeClusterPlan(const partition::ModelProfile& model
                                s.weight_bytes + s.kv_bytes});
       }
       CopyPredictions(p, plan);
+      plan.partition_plan = p;
       return plan;
     }
   }

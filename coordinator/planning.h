@@ -8,6 +8,7 @@
 
 #include "absl/status/statusor.h"
 #include "coordinator/registry.h"
+#include "partition/plan.h"
 #include "partition/profile.h"
 
 namespace tandem {
@@ -41,11 +42,18 @@ struct ClusterPlan {
   // policy: one session's time per token, and the pipelined many-session rate.
   double predicted_seconds_per_token = 0;
   double predicted_tokens_per_second = 0;
+  partition::Plan partition_plan;  // the planner's own form (optimal policy)
+  bool changed = true;             // differs from the previous plan
+  std::string reason;              // one line for logs
 };
 
+// With `previous` (the plan in force), the optimal policy re-plans: it keeps the
+// previous plan unless a clearly better one exists, and then prefers plans that move few
+// layers (partition/replan.h).
 absl::StatusOr<ClusterPlan> MakeClusterPlan(const partition::ModelProfile& model,
                                             const std::vector<NodeRecord>& nodes,
-                                            const PlanningOptions& options);
+                                            const PlanningOptions& options,
+                                            const ClusterPlan* previous = nullptr);
 
 // partition's view of a registered node: the bandwidth and GFLOP/s the node measured at
 // registration with its own thread count, and the round trip the coordinator measured.

@@ -236,10 +236,7 @@ TEST(TokenizerPerformanceTest, LongInputsAndLargeVocab) {
       "qwen2 (%d tokens): GGUF open + tokenizer %.1f ms (tokenizer alone %.1f ms), "
       "3 x 10k-char encode+decode %.1f ms\n",
       tokenizer->n_vocab(), load_ms, build_ms, encode_ms);
-#if !defined(__SANITIZE_ADDRESS__)
-  EXPECT_LT(load_ms, 200.0);
-  EXPECT_LT(encode_ms, 1000.0);
-#endif
+  // Timings are printed, not asserted: speed is for benchmarks, and CI machines are noisy.
 }
 
 // A small vocab written with GgufWriter, for behaviour the llama.cpp data does not cover.
