@@ -128,12 +128,12 @@ absl::StatusOr<ClusterPlan> MakeClusterPlan(const partition::ModelProfile& model
                                               options.requirements));
     ClusterPlan plan;
     plan.partition_plan = r.plan;
-    CopyPredictions(r.plan, plan);
     plan.changed = r.changed;
     plan.reason = r.reason;
     for (const auto& s : r.plan.stages) {
       plan.stages.push_back({nodes[s.node_index], s.layer_first, s.layer_last, s.weight_bytes + s.kv_bytes});
     }
+    CopyPredictions(r.plan, plan);  // after the stages: it fills them too
     return plan;
   }
   TANDEM_ASSIGN_OR_RETURN(ClusterPlan plan, MakeClusterPlanFresh(model, nodes, options));
