@@ -41,13 +41,27 @@ ThreadPool::~ThreadPool() {
   for (auto& t : workers_) t.join();
 }
 
-void ThreadPool::WorkerLoop(int index) {
-  uint64_t seen = 0;
+void ThreadPool::Work(uint32_t generation, const std::function<void(int, int)>& job) {
+  uint64_t c = claim_.load(std::memory_order_acquire);
+  for (;;) {
+    if (static_cast<uint32_t>(c >> 32) != generation ||
+        static_cast<int>(c & 0xffffffffu) >= n_threads_) {
+      return;
+    }
+    if (!claim_.compare_exchange_weak(c, c + 1, std::memory_order_acq_rel)) continue;
+    job(static_cast<int>(c & 0xffffffffu), n_threads_);
+    if (done_.fetch_add(1, std::memory_order_acq_rel) + 1 == n_threads_) done_.notify_one();
+    c = claim_.load(std::memory_order_acquire);
+  }
+}
+
+void ThreadPool::WorkerLoop(int) {
+  uint32_t seen = 0;
   for (;;) {
     seen = WaitForChange(generation_, seen);
     if (stop_) return;
-    (*job_)(index, n_threads_);
-    if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) pending_.notify_one();
+    const auto* job = job_.load(std::memory_order_acquire);
+    if (job) Work(seen, *job);
   }
 }
 
@@ -56,16 +70,17 @@ void ThreadPool::Run(const std::function<void(int, int)>& fn) {
     fn(0, 1);
     return;
   }
-  job_ = &fn;
-  pending_.store(n_threads_ - 1, std::memory_order_relaxed);
-  generation_.fetch_add(1, std::memory_order_release);
+  const uint32_t generation = generation_.load(std::memory_order_relaxed) + 1;
+  done_.store(0, std::memory_order_relaxed);
+  job_.store(&fn, std::memory_order_relaxed);
+  claim_.store(static_cast<uint64_t>(generation) << 32, std::memory_order_relaxed);
+  generation_.store(generation, std::memory_order_release);
   generation_.notify_all();
-  fn(0, n_threads_);
-  for (int left = pending_.load(std::memory_order_acquire); left != 0;
-       left = pending_.load(std::memory_order_acquire)) {
-    WaitForChange(pending_, left);
+  Work(generation, fn);
+  for (int done = done_.load(std::memory_order_acquire); done != n_threads_;
+       done = done_.load(std::memory_order_acquire)) {
+    WaitForChange(done_, done);
   }
-  job_ = nullptr;
 }
 
 void ThreadPool::ParallelFor(int64_t n, int64_t grain,

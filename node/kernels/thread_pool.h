@@ -2,6 +2,11 @@
 // call. The calling thread takes part in the work. Workers spin briefly (~100 us) after a
 // job before sleeping on a futex, since one-token products come every 10-100 us and a
 // sleep/wake round trip costs about as much.
+//
+// The parts of a job are claimed, not assigned: whichever thread is running takes the
+// next unclaimed part. When the machine is oversubscribed (several node processes on
+// two cores) a descheduled worker then costs nothing: the caller does its part instead
+// of waiting a whole scheduler time slice for it.
 #pragma once
 
 #include <atomic>
@@ -21,8 +26,9 @@ class ThreadPool {
 
   int size() const { return n_threads_; }
 
-  // Runs fn(thread_index, n_threads) on every thread (the caller is index 0) and returns
-  // when all are done.
+  // Runs fn(part, n_threads) once for every part in [0, n_threads), on whichever threads
+  // claim them (the caller included), and returns when all are done. A part runs on one
+  // thread at a time, so per-part scratch indexed by `part` is safe.
   void Run(const std::function<void(int, int)>& fn);
 
   // Splits [0, n) into contiguous chunks, at most one per thread, each a multiple of
@@ -34,11 +40,17 @@ class ThreadPool {
 
   int n_threads_;
   std::vector<std::thread> workers_;
+  // Runs claimed parts of the job of `generation` until none is left.
+  void Work(uint32_t generation, const std::function<void(int, int)>& job);
+
   // Written before generation_ is bumped (release), read after it is seen (acquire).
-  const std::function<void(int, int)>* job_ = nullptr;
-  bool stop_ = false;
-  std::atomic<uint64_t> generation_{0};
-  std::atomic<int> pending_{0};
+  std::atomic<const std::function<void(int, int)>*> job_{nullptr};
+  std::atomic<bool> stop_{false};
+  std::atomic<uint32_t> generation_{0};
+  // (generation << 32) | next unclaimed part: a late worker cannot claim a newer job's part
+  // with an older job.
+  std::atomic<uint64_t> claim_{0};
+  std::atomic<int> done_{0};
 };
 
 }  // namespace tandem
