@@ -192,6 +192,7 @@ grpc::ServerUnaryReactor* NodeService::Configure(grpc::CallbackServerContext* co
   // Loading maps and checks the shard; do it off the reactor thread.
   std::thread([this, reactor, request, response] {
     std::lock_guard<std::mutex> lock(configure_mutex_);
+    const bool was_serving = serving_;
     serving_ = false;
     if (options_.set_serving) options_.set_serving(false);
     uint64_t weight_bytes = 0;
@@ -199,10 +200,9 @@ grpc::ServerUnaryReactor* NodeService::Configure(grpc::CallbackServerContext* co
     response->set_ok(s.ok());
     response->set_reason(std::string(s.message()));
     response->set_weight_bytes(weight_bytes);
-    if (s.ok()) {
-      serving_ = true;
-      if (options_.set_serving) options_.set_serving(true);
-    }
+    // A refused configuration leaves the shard in force as it was.
+    serving_ = s.ok() || was_serving;
+    if (options_.set_serving) options_.set_serving(serving_);
     reactor->Finish(grpc::Status::OK);
   }).detach();
   return reactor;

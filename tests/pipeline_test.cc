@@ -312,3 +312,40 @@ TEST(PipelineTest, NodeMemoryIsItsShardNotTheModel) {
 
 }  // namespace
 }  // namespace tandem
+
+namespace tandem {
+namespace {
+
+// The first message of every connection carries the protocol version; a mismatch is
+// refused with a reason (registration, shard configuration, frames).
+TEST(PipelineTest, ProtocolVersionMismatchIsRefusedWithAReason) {
+  LocalCluster cluster;
+  ClusterOptions o;
+  o.model = kModel;
+  o.nodes = 1;
+  ASSERT_TRUE(cluster.Start(o).ok());
+
+  auto coordinator = v1::Coordinator::NewStub(MakeChannel(cluster.address()));
+  v1::RegisterRequest reg;
+  reg.set_protocol_version(kProtocolVersion + 98);
+  reg.set_address("127.0.0.1:1");
+  grpc::ClientContext ctx1;
+  v1::RegisterResponse reg_resp;
+  ASSERT_TRUE(coordinator->Register(&ctx1, reg, &reg_resp).ok());
+  EXPECT_FALSE(reg_resp.accepted());
+  EXPECT_THAT(reg_resp.reason(), HasSubstr("protocol version 99 is not supported"));
+
+  auto node = v1::Node::NewStub(MakeChannel(cluster.status().stages(0).address()));
+  v1::ConfigureRequest conf;
+  conf.set_protocol_version(kProtocolVersion + 98);
+  conf.set_layer_first(0);
+  conf.set_layer_last(5);
+  grpc::ClientContext ctx2;
+  v1::ConfigureResponse conf_resp;
+  ASSERT_TRUE(node->Configure(&ctx2, conf, &conf_resp).ok());
+  EXPECT_FALSE(conf_resp.ok());
+  EXPECT_THAT(conf_resp.reason(), HasSubstr("protocol version 99"));
+}
+
+}  // namespace
+}  // namespace tandem
