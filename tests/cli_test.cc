@@ -22,37 +22,22 @@ using testing::ReadFile;
 using testing::SharedPath;
 using testing::TandemBinary;
 
-struct Result {
-  int code = -1;
-  std::string out;
-  std::string err;
-};
+using Result = testing::CommandResult;
 
-Result Tandem(const std::string& args) {
-  const std::string base = std::filesystem::temp_directory_path() / ("tandem_cli_" + std::to_string(::getpid()));
-  const std::string cmd = TandemBinary() + " " + args + " > " + base + ".out 2> " + base + ".err";
-  int status = std::system(cmd.c_str());
-  Result r;
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.out = ReadFile(base + ".out");
-  r.err = ReadFile(base + ".err");
-  std::remove((base + ".out").c_str());
-  std::remove((base + ".err").c_str());
-  return r;
-}
+Result Tandem(const std::string& args) { return testing::RunTandem(args); }
 
 const std::string kModel = SharedPath("models/stories260K-f32.gguf");
 
 TEST(CliTest, GenerateTellsTheDocumentedStory) {
   Result r = Tandem("generate -m " + kModel + " -p \"Once upon a time\" -n 48 --temp 0");
-  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_EQ(r.exit_code, 0) << r.err;
   nlohmann::json ref = testing::ReadJson(SharedPath("reference/stories260K-f32.json"));
   EXPECT_EQ(r.out, ref["prompts"][0]["greedy_text"].get<std::string>() + "\n");
 }
 
 TEST(CliTest, GenerateJsonHasIdsTextAndTimings) {
   Result r = Tandem("generate -m " + kModel + " -p \"The little dog\" -n 48 --temp 0 --json");
-  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_EQ(r.exit_code, 0) << r.err;
   auto j = nlohmann::json::parse(r.out);
   nlohmann::json ref = testing::ReadJson(SharedPath("reference/stories260K-f32.json"));
   EXPECT_EQ(j["prompt_ids"], ref["prompts"][1]["prompt_ids"]);
@@ -65,8 +50,8 @@ TEST(CliTest, GenerateJsonHasIdsTextAndTimings) {
 TEST(CliTest, RunJsonEqualsGenerateJson) {
   Result local = Tandem("generate -m " + kModel + " -p \"Lily wanted to\" -n 24 --temp 0.8 --seed 5 --json");
   Result cluster = Tandem("run -m " + kModel + " --nodes 2 -p \"Lily wanted to\" -n 24 --temp 0.8 --seed 5 --json");
-  ASSERT_EQ(local.code, 0) << local.err;
-  ASSERT_EQ(cluster.code, 0) << cluster.err;
+  ASSERT_EQ(local.exit_code, 0) << local.err;
+  ASSERT_EQ(cluster.exit_code, 0) << cluster.err;
   auto a = nlohmann::json::parse(local.out), b = nlohmann::json::parse(cluster.out);
   EXPECT_EQ(a["ids"], b["ids"]);
   EXPECT_EQ(a["text"], b["text"]);
@@ -75,7 +60,7 @@ TEST(CliTest, RunJsonEqualsGenerateJson) {
 }
 
 void ExpectOneClearLine(const Result& r, const std::string& needle) {
-  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.exit_code, 0);
   EXPECT_THAT(r.err, HasSubstr(needle));
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
   EXPECT_TRUE(r.out.empty()) << r.out;
@@ -102,15 +87,15 @@ TEST(CliTest, BadArgumentsFailClearly) {
   r = Tandem("generate -m " + kModel + " -p hi -n 500");
   ExpectOneClearLine(r, "exceed the context of 128 tokens");
   r = Tandem("generate -m " + kModel + " -p hi -n abc");
-  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.exit_code, 0);
   EXPECT_THAT(r.err, HasSubstr("-n"));
   r = Tandem("frobnicate");
-  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.exit_code, 0);
 }
 
 TEST(CliTest, InfoPrintsHyperParametersAndTensors) {
   Result r = Tandem("info -m " + kModel);
-  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr("n_layer 5"));
   EXPECT_THAT(r.out, HasSubstr("blk.4.ffn_down.weight"));
   EXPECT_THAT(r.out, HasSubstr("tokenizer.ggml.model"));

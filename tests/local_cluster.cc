@@ -1,5 +1,6 @@
 #include "tests/local_cluster.h"
 
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -20,6 +21,21 @@ std::string ReadFile(const std::string& path) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+CommandResult RunTandem(const std::string& args) {
+  const std::string base = (std::filesystem::temp_directory_path() /
+                            ("tandem_cmd_" + std::to_string(::getpid())))
+                               .string();
+  const std::string cmd = TandemBinary() + " " + args + " > " + base + ".out 2> " + base + ".err";
+  const int status = std::system(cmd.c_str());
+  CommandResult r;
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  r.out = ReadFile(base + ".out");
+  r.err = ReadFile(base + ".err");
+  std::filesystem::remove(base + ".out");
+  std::filesystem::remove(base + ".err");
+  return r;
 }
 
 LocalCluster::LocalCluster() : group_(std::make_unique<cli::ProcessGroup>()) {

@@ -51,4 +51,12 @@ class LocalCluster {
 std::string TandemBinary();
 std::string ReadFile(const std::string& path);
 
+// Runs the built `tandem` with `args` (shell words) and captures its output.
+struct CommandResult {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+CommandResult RunTandem(const std::string& args);
+
 }  // namespace tandem::testing
