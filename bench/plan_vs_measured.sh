@@ -103,6 +103,7 @@ run_config "1 node x 2 threads" optimal 2
 run_config "1 node x 1 thread" optimal 1
 run_config "2 nodes x 1 thread, even" even 1 1
 run_config "2 nodes x 1 thread, optimal" optimal 1 1
-# The 2-thread node cannot hold the whole model: the planner must split.
-run_config "2 nodes 2t(60% mem)+1t, optimal" optimal "2:$((model_bytes * 6 / 10))" 1
+# Neither node can hold the whole model: the planner must split, by speed and memory.
+run_config "2 nodes 2t+1t, 60% mem each, opt" optimal "2:$((model_bytes * 6 / 10))" \
+  "1:$((model_bytes * 6 / 10))"
 run_config "3 nodes x 1 thread, even" even 1 1 1
