@@ -107,18 +107,23 @@ void MatVecArgs(benchmark::internal::Benchmark* b) {
 }
 BENCHMARK(BM_MatVec)->Apply(MatVecArgs)->UseRealTime();
 
-// Batch 128 (prompt processing): sgemm on dequantized tiles vs the integer kernel per token.
+// Batch 128 (prompt processing): sgemm on dequantized tiles (path 0), the integer kernel
+// per token (1), or MatMul on a PreparedMatrix (2: what the forward pass runs, e.g. the
+// interleaved Q4_0 / Q8_0 layout with 8 tokens per pass over the weights).
 void BM_Gemm(benchmark::State& state) {
   const GgmlType type = static_cast<GgmlType>(state.range(0));
   const int64_t rows = state.range(1), cols = state.range(2), n_batch = 128;
-  const bool integer = state.range(3) != 0;
+  const int64_t path = state.range(3);
   const std::vector<float> w = Random(rows * cols, 1);
   const std::vector<uint8_t> bytes = QuantizeMatrix(type, w.data(), rows, cols);
   const WeightMatrix m{type, rows, cols, bytes.data()};
   const std::vector<float> x = Random(n_batch * cols, 2);
   std::vector<float> y(n_batch * rows);
+  const PreparedMatrix prepared = *Prepare(m);
   for (auto _ : state) {
-    if (integer) {
+    if (path == 2) {
+      MatMul(prepared, x.data(), n_batch, y.data(), Pool());
+    } else if (path == 1) {
       kernels::MatVecPath({m}, x.data(), n_batch, y.data(), Pool(), BestKernelIsa());
     } else {
       kernels::SgemmPath({m}, x.data(), n_batch, y.data(), Pool());
@@ -129,19 +134,20 @@ void BM_Gemm(benchmark::State& state) {
                                                  benchmark::Counter::kIsIterationInvariantRate);
   state.counters["tok/s"] =
       benchmark::Counter(n_batch, benchmark::Counter::kIsIterationInvariantRate);
-  state.SetLabel(std::string(GgmlTypeName(type)) + (integer ? " integer" : " sgemm"));
+  const char* names[] = {" sgemm", " integer", " prepared"};
+  state.SetLabel(std::string(GgmlTypeName(type)) + names[path]);
 }
 void GemmArgs(benchmark::internal::Benchmark* b) {
   for (GgmlType type : {GgmlType::kF32, GgmlType::kF16, GgmlType::kQ8_0, GgmlType::kQ4_0,
                         GgmlType::kQ4_K, GgmlType::kQ6_K}) {
-    for (int integer : {0, 1}) {
-      if (type == GgmlType::kF32 && integer) continue;
+    for (int path : {0, 1, 2}) {
+      if (type == GgmlType::kF32 && path == 1) continue;
       for (auto [rows, cols] : {std::pair{2048, 2048}, std::pair{8192, 2048}}) {
-        b->Args({static_cast<int64_t>(type), rows, cols, integer});
+        b->Args({static_cast<int64_t>(type), rows, cols, path});
       }
     }
   }
-  b->ArgNames({"type", "rows", "cols", "integer"});
+  b->ArgNames({"type", "rows", "cols", "path"});
 }
 BENCHMARK(BM_Gemm)->Apply(GemmArgs)->UseRealTime()->Unit(benchmark::kMillisecond);
 

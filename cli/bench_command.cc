@@ -15,12 +15,12 @@
 #include "absl/strings/str_cat.h"
 #include "cli/commands.h"
 #include "cli/model_loading.h"
+#include "nlohmann/json.hpp"
 #include "node/forward.h"
 #include "node/kernels/bandwidth.h"
 #include "node/kernels/matmul.h"
 #include "node/kernels/thread_pool.h"
 #include "node/local_stepper.h"
-#include "nlohmann/json.hpp"
 
 namespace tandem::cli {
 namespace {
@@ -101,8 +101,9 @@ int RunBench(const BenchOptions& o) {
   auto model = LoadModel(o.model);
   if (!model.ok()) return ReportError(model.status());
   const Hparams& h = model->hparams;
-  const int threads =
-      o.threads > 0 ? o.threads : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  const int threads = o.threads > 0
+                          ? o.threads
+                          : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
   auto shard = ModelShard::Load(model->file, {0, static_cast<int>(h.n_layer)});
   if (!shard.ok()) return ReportError(shard.status());
   ThreadPool pool(threads);
@@ -127,14 +128,16 @@ int RunBench(const BenchOptions& o) {
     if (!times.ok()) return ReportError(times.status());
     prompt_tps.push_back(static_cast<double>(o.prompt_tokens) / times->prompt_seconds);
     decode_tps.push_back(static_cast<double>(o.gen_tokens) / times->decode_seconds);
-    if (r == o.reps / 2) bandwidth_samples.push_back(MeasureReadBandwidthGBs(pool, bandwidth_bytes));
+    if (r == o.reps / 2)
+      bandwidth_samples.push_back(MeasureReadBandwidthGBs(pool, bandwidth_bytes));
   }
   bandwidth_samples.push_back(MeasureReadBandwidthGBs(pool, bandwidth_bytes));
   const Stats prompt_stats = Summarize(prompt_tps), decode_stats = Summarize(decode_tps);
 
   std::map<std::string, uint64_t> bytes_by_type;
   const uint64_t bytes_per_token = DecodeWeightBytes(**shard, &bytes_by_type);
-  const double bandwidth_gbs = *std::max_element(bandwidth_samples.begin(), bandwidth_samples.end());
+  const double bandwidth_gbs =
+      *std::max_element(bandwidth_samples.begin(), bandwidth_samples.end());
   const double roofline_tps = bandwidth_gbs * 1e9 / static_cast<double>(bytes_per_token);
   const double efficiency = decode_stats.median / roofline_tps;
 
@@ -180,10 +183,11 @@ int RunBench(const BenchOptions& o) {
   std::printf("generation  %5lld tokens  %9.2f tok/s  (min %.2f, max %.2f)\n",
               static_cast<long long>(o.gen_tokens), decode_stats.median, decode_stats.min,
               decode_stats.max);
-  std::printf("roofline    %.1f MB of weights per token, read bandwidth %.1f GB/s (best of %zu) -> "
-              "%.2f tok/s\n",
-              static_cast<double>(bytes_per_token) / 1e6, bandwidth_gbs, bandwidth_samples.size(),
-              roofline_tps);
+  std::printf(
+      "roofline    %.1f MB of weights per token, read bandwidth %.1f GB/s (best of %zu) -> "
+      "%.2f tok/s\n",
+      static_cast<double>(bytes_per_token) / 1e6, bandwidth_gbs, bandwidth_samples.size(),
+      roofline_tps);
   std::printf("decode efficiency  %.3f\n", efficiency);
   return 0;
 }

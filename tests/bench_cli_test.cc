@@ -27,8 +27,8 @@ struct CommandResult {
 };
 
 CommandResult RunTandem(const std::string& args) {
-  const std::filesystem::path out = std::filesystem::temp_directory_path() /
-                                    ("tandem_bench_cli_" + std::to_string(::getpid()));
+  const std::filesystem::path out =
+      std::filesystem::temp_directory_path() / ("tandem_bench_cli_" + std::to_string(::getpid()));
   const std::string command = std::string(kTandem) + " " + args + " >" + out.string();
   const int status = std::system(command.c_str());
   CommandResult run;
@@ -45,8 +45,8 @@ TEST(BenchCliTest, JsonReportHasPositiveFiniteFields) {
   ASSERT_EQ(run.exit_code, 0);
   const Json report = Json::parse(run.out);
   for (const char* field : {"prompt_tps", "prompt_tps_min", "prompt_tps_max", "decode_tps",
-                            "decode_tps_min", "decode_tps_max", "bytes_per_token",
-                            "bandwidth_gbs", "roofline_decode_tps", "decode_efficiency"}) {
+                            "decode_tps_min", "decode_tps_max", "bytes_per_token", "bandwidth_gbs",
+                            "roofline_decode_tps", "decode_efficiency"}) {
     ASSERT_TRUE(report.contains(field)) << field << " missing from " << run.out;
     ASSERT_TRUE(report[field].is_number()) << field;
     const double value = report[field].get<double>();
@@ -59,7 +59,8 @@ TEST(BenchCliTest, JsonReportHasPositiveFiniteFields) {
   EXPECT_EQ(report["gen_tokens"], 8);
   // stories260K is all f32: 5 layers of wq, wo (64 x 64), wk, wv (32 x 64: 4 kv heads of
   // 8) and three 64 x 172 feed-forward matrices, plus the 512 x 64 head.
-  EXPECT_EQ(report["bytes_per_token"], 4 * (5 * (2 * 64 * 64 + 2 * 32 * 64 + 3 * 64 * 172) + 512 * 64));
+  EXPECT_EQ(report["bytes_per_token"],
+            4 * (5 * (2 * 64 * 64 + 2 * 32 * 64 + 3 * 64 * 172) + 512 * 64));
   EXPECT_EQ(report["bytes_per_token_by_type"].size(), 1u);
   EXPECT_TRUE(report["bytes_per_token_by_type"].contains("f32"));
 }

@@ -35,8 +35,8 @@ constexpr int64_t kRowTile = 16;
 
 namespace kernels {
 
-void MatVecPath(const KernelMatrix& m, const float* x, int64_t n_batch, float* y,
-                ThreadPool& pool, KernelIsa isa) {
+void MatVecPath(const KernelMatrix& m, const float* x, int64_t n_batch, float* y, ThreadPool& pool,
+                KernelIsa isa) {
   const WeightMatrix& w = m.w;
   static thread_local kernels::ActivationBatch activations;
   activations.Prepare(w.type, x, n_batch, w.cols, pool);
@@ -60,9 +60,10 @@ void MatVecPath(const KernelMatrix& m, const float* x, int64_t n_batch, float* y
 // Many tokens: OpenBLAS sgemm on f32 tiles of the weights, one OpenBLAS thread inside each
 // of our pool threads (no oversubscription). Chosen by measurement (bench BM_Gemm, batch
 // 128, 8192x2048, 2 threads): sgemm 54 / 64 / 43 ms vs the integer kernel once per token
-// 68 / 72 / 49 ms for Q4_0 / Q8_0 / Q4_K. A register-blocked integer GEMM could still win.
-void SgemmPath(const KernelMatrix& m, const float* x, int64_t n_batch, float* y,
-               ThreadPool& pool) {
+// 68 / 72 / 49 ms for Q4_0 / Q8_0 / Q4_K. Q4_0 / Q8_0 on AVX-512 no longer come here: the
+// interleaved layout's kernel (8 tokens per pass over a 16-row group) beats sgemm ~3x.
+// Debian's OpenBLAS 0.3.21 runs its Haswell (AVX2) kernels on AVX-512 AMD CPUs.
+void SgemmPath(const KernelMatrix& m, const float* x, int64_t n_batch, float* y, ThreadPool& pool) {
   const WeightMatrix& w = m.w;
   static std::once_flag once;
   std::call_once(once, [] { openblas_set_num_threads(1); });

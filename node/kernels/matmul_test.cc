@@ -15,10 +15,9 @@
 namespace tandem {
 namespace {
 
-constexpr GgmlType kTypes[] = {GgmlType::kF32,  GgmlType::kF16,  GgmlType::kBF16,
-                               GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ4_1,
-                               GgmlType::kQ5_0, GgmlType::kQ5_1, GgmlType::kQ4_K,
-                               GgmlType::kQ5_K, GgmlType::kQ6_K};
+constexpr GgmlType kTypes[] = {GgmlType::kF32,  GgmlType::kF16,  GgmlType::kBF16, GgmlType::kQ8_0,
+                               GgmlType::kQ4_0, GgmlType::kQ4_1, GgmlType::kQ5_0, GgmlType::kQ5_1,
+                               GgmlType::kQ4_K, GgmlType::kQ5_K, GgmlType::kQ6_K};
 
 std::vector<float> RandomNormal(int64_t n, uint32_t seed) {
   std::mt19937 rng(seed);
@@ -41,8 +40,8 @@ std::vector<KernelIsa> AvailableIsas() {
 // relative rounding), plus float summation-order error (1e-5 of sum |w x|).
 std::vector<double> ErrorBounds(GgmlType type, const std::vector<float>& w, const float* x,
                                 int64_t rows, int64_t cols) {
-  const int64_t block = (type == GgmlType::kQ4_K || type == GgmlType::kQ5_K ||
-                         type == GgmlType::kQ6_K) ? 256 : 32;
+  const int64_t block =
+      (type == GgmlType::kQ4_K || type == GgmlType::kQ5_K || type == GgmlType::kQ6_K) ? 256 : 32;
   std::vector<double> x_err(cols);
   for (int64_t b = 0; b < cols / block; ++b) {
     double amax = 0;
@@ -50,10 +49,17 @@ std::vector<double> ErrorBounds(GgmlType type, const std::vector<float>& w, cons
     for (int64_t i = 0; i < block; ++i) {
       const double xi = std::fabs(x[b * block + i]);
       switch (type) {
-        case GgmlType::kF32: x_err[b * block + i] = 0; break;
-        case GgmlType::kF16: x_err[b * block + i] = xi * 1e-3; break;
-        case GgmlType::kBF16: x_err[b * block + i] = xi * 8e-3; break;
-        default: x_err[b * block + i] = amax / 254 * 1.01 + amax * 1e-3;  // +f16 scale rounding
+        case GgmlType::kF32:
+          x_err[b * block + i] = 0;
+          break;
+        case GgmlType::kF16:
+          x_err[b * block + i] = xi * 1e-3;
+          break;
+        case GgmlType::kBF16:
+          x_err[b * block + i] = xi * 8e-3;
+          break;
+        default:
+          x_err[b * block + i] = amax / 254 * 1.01 + amax * 1e-3;  // +f16 scale rounding
       }
     }
   }
@@ -94,7 +100,8 @@ void CheckAgainstReference(GgmlType type, const Shape& s, KernelIsa isa, ThreadP
     MatMul(w, x.data(), s.n_batch, y.data(), pool, isa);
   }
   for (int64_t b = 0; b < s.n_batch; ++b) {
-    const std::vector<double> bounds = ErrorBounds(type, w_deq, x.data() + b * s.cols, s.rows, s.cols);
+    const std::vector<double> bounds =
+        ErrorBounds(type, w_deq, x.data() + b * s.cols, s.rows, s.cols);
     for (int64_t r = 0; r < s.rows; ++r) {
       double ref = 0;
       for (int64_t c = 0; c < s.cols; ++c) ref += double{w_deq[r * s.cols + c]} * x[b * s.cols + c];
@@ -107,7 +114,7 @@ TEST(MatMulTest, EveryTypeEveryIsaRaggedShapes) {
   ThreadPool pool(2);
   // Rows and batch sizes that are not multiples of any vector width or tile; cols are
   // multiples of 256 so every block size fits.
-  const Shape shapes[] = {{1, 256, 1}, {7, 256, 1}, {37, 512, 1},  {130, 768, 1},
+  const Shape shapes[] = {{1, 256, 1},  {7, 256, 1}, {37, 512, 1}, {130, 768, 1},
                           {19, 256, 3}, {5, 512, 7}, {33, 256, 8}, {21, 512, 13}};
   for (GgmlType type : kTypes) {
     ASSERT_TRUE(MatMulSupports(type));
@@ -201,7 +208,7 @@ TEST(RepackTest, Interleaved16RoundTripAndDequantize) {
 
 TEST(PrepareTest, RejectsBadMatrices) {
   std::vector<uint8_t> data(1024);
-  EXPECT_FALSE(Prepare({GgmlType::kQ4_0, 4, 33, data.data()}).ok());  // not whole blocks
+  EXPECT_FALSE(Prepare({GgmlType::kQ4_0, 4, 33, data.data()}).ok());   // not whole blocks
   EXPECT_FALSE(Prepare({GgmlType::kQ2_K, 1, 256, data.data()}).ok());  // unsupported type
   EXPECT_FALSE(Prepare({GgmlType::kF32, 0, 32, data.data()}).ok());
   EXPECT_FALSE(Prepare({GgmlType::kF32, 1, 32, nullptr}).ok());

@@ -57,8 +57,8 @@ absl::StatusOr<PreparedMatrix> Prepare(const WeightMatrix& w, const PrepareOptio
   }
   const int64_t row_bytes = RowBytes(w.type, w.cols);
   if (row_bytes <= 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "cols ", w.cols, " is not a multiple of the ", GgmlTypeName(w.type), " block size"));
+    return absl::InvalidArgumentError(absl::StrCat("cols ", w.cols, " is not a multiple of the ",
+                                                   GgmlTypeName(w.type), " block size"));
   }
   if (w.rows > static_cast<int64_t>(SIZE_MAX / 2) / row_bytes) {
     return absl::InvalidArgumentError("weight matrix too large");
@@ -86,7 +86,8 @@ absl::StatusOr<PreparedMatrix> Prepare(const WeightMatrix& w, const PrepareOptio
   const uintptr_t aligned = (start + kHugePage - 1) / kHugePage * kHugePage;
   if (aligned > start) munmap(raw, aligned - start);
   const uintptr_t end = start + mapped;
-  if (end > aligned + rounded) munmap(reinterpret_cast<void*>(aligned + rounded), end - aligned - rounded);
+  if (end > aligned + rounded)
+    munmap(reinterpret_cast<void*>(aligned + rounded), end - aligned - rounded);
   void* buffer = reinterpret_cast<void*>(aligned);
   madvise(buffer, rounded, MADV_HUGEPAGE);  // advisory: fine if THP is off
   if (interleave) {
@@ -96,7 +97,8 @@ absl::StatusOr<PreparedMatrix> Prepare(const WeightMatrix& w, const PrepareOptio
         kernels::InterleaveRows16(w.type, w.data + r * row_bytes, w.cols, group);
       } else {
         std::vector<uint8_t> padded(static_cast<size_t>(16 * row_bytes), 0);
-        std::memcpy(padded.data(), w.data + r * row_bytes, static_cast<size_t>((w.rows - r) * row_bytes));
+        std::memcpy(padded.data(), w.data + r * row_bytes,
+                    static_cast<size_t>((w.rows - r) * row_bytes));
         kernels::InterleaveRows16(w.type, padded.data(), w.cols, group);
       }
     }
@@ -110,10 +112,9 @@ absl::StatusOr<PreparedMatrix> Prepare(const WeightMatrix& w, const PrepareOptio
   return p;
 }
 
-void MatMul(const PreparedMatrix& w, const float* x, int64_t n_batch, float* y,
-            ThreadPool& pool) {
-  kernels::MatMulLayout({w.view(), static_cast<kernels::RowLayout>(w.layout_)}, x, n_batch, y,
-                        pool, BestKernelIsa());
+void MatMul(const PreparedMatrix& w, const float* x, int64_t n_batch, float* y, ThreadPool& pool) {
+  kernels::MatMulLayout({w.view(), static_cast<kernels::RowLayout>(w.layout_)}, x, n_batch, y, pool,
+                        BestKernelIsa());
 }
 
 void DequantizeRow(const PreparedMatrix& w, int64_t row, float* out) {

@@ -45,8 +45,8 @@ class ActivationBatch {
 };
 
 // y[r] = dot(row r of the weights, x) for r < n_rows; rows start at w, row_bytes apart.
-using RowsDotFn = void (*)(const uint8_t* w, int64_t row_bytes, int64_t n_rows,
-                           const Activation& x, float* y);
+using RowsDotFn = void (*)(const uint8_t* w, int64_t row_bytes, int64_t n_rows, const Activation& x,
+                           float* y);
 
 struct KernelTable {
   RowsDotFn f32, f16, bf16, q4_0, q4_1, q5_0, q5_1, q8_0, q4_k, q5_k, q6_k;
@@ -60,14 +60,14 @@ RowsDotFn LookupKernel(const KernelTable& table, GgmlType type);
 
 // Row layouts of a PreparedMatrix.
 enum class RowLayout {
-  kGguf,             // as in the file
-  kInterleaved16,    // Q4_0 / Q8_0, AVX-512 only (see below)
+  kGguf,           // as in the file
+  kInterleaved16,  // Q4_0 / Q8_0, AVX-512 only (see below)
 };
 
 // kInterleaved16: rows in groups of 16, each group 16 * RowBytes bytes (the last one padded
 // with zero rows). Per 32-element block of the group: the 16 rows' f16 scales (32 bytes),
-// then the quants as 64-byte chunks holding 4 consecutive elements of each of the 16 rows (row r at bytes 4r..4r+3),
-// so one VNNI dot product advances 16 rows by 4 elements:
+// then the quants as 64-byte chunks holding 4 consecutive elements of each of the 16 rows (row r at
+// bytes 4r..4r+3), so one VNNI dot product advances 16 rows by 4 elements:
 //  * Q4_0: 4 chunks; byte 4r + i of chunk m is the GGUF byte qs[4m + i] of row r (low
 //    nibble: element 4m + i, high nibble: element 16 + 4m + i);
 //  * Q8_0: 8 chunks; byte 4r + i of chunk s is qs[4s + i] + 128 (unsigned).
@@ -94,9 +94,8 @@ void DequantizeRowLayout(const KernelMatrix& m, int64_t row, float* out);
 
 // The two product strategies MatMul chooses between (exposed for the benchmarks):
 // activations quantized once per token + integer row kernels, or f32 tiles + sgemm.
-void MatVecPath(const KernelMatrix& m, const float* x, int64_t n_batch, float* y,
-                ThreadPool& pool, KernelIsa isa);
-void SgemmPath(const KernelMatrix& m, const float* x, int64_t n_batch, float* y,
-               ThreadPool& pool);
+void MatVecPath(const KernelMatrix& m, const float* x, int64_t n_batch, float* y, ThreadPool& pool,
+                KernelIsa isa);
+void SgemmPath(const KernelMatrix& m, const float* x, int64_t n_batch, float* y, ThreadPool& pool);
 
 }  // namespace tandem::kernels

@@ -31,8 +31,8 @@ namespace {
 // token's int32 sums take 8 VNNI steps against its 4-byte activation groups (broadcast),
 // starting from -offset * sum(activation block) so the unsigned weights need no fix-up.
 template <int kTokens, bool kQ4>
-void Interleaved16Rows(const uint8_t* w, int64_t group_bytes, int64_t n_groups,
-                       const Activation* x, float* y, int64_t y_stride) {
+void Interleaved16Rows(const uint8_t* w, int64_t group_bytes, int64_t n_groups, const Activation* x,
+                       float* y, int64_t y_stride) {
   constexpr int kQuantBytes = kQ4 ? 256 : 512;
   constexpr int kBlockBytes = 32 + kQuantBytes;
   constexpr int kOffset = kQ4 ? 8 : 128;
@@ -64,8 +64,8 @@ void Interleaved16Rows(const uint8_t* w, int64_t group_bytes, int64_t n_groups,
           std::memcpy(&four, xq + 4 * s, 4);
           isum = _mm512_dpbusd_epi32(isum, q[s], _mm512_set1_epi32(four));
         }
-        acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(dw, _mm512_set1_ps(x[t].d[b])),
-                                 acc[t]);
+        acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum),
+                                 _mm512_mul_ps(dw, _mm512_set1_ps(x[t].d[b])), acc[t]);
       }
     }
     for (int t = 0; t < kTokens; ++t) _mm512_storeu_ps(y + t * y_stride + 16 * g, acc[t]);
@@ -76,14 +76,22 @@ template <bool kQ4>
 void Interleaved16(const uint8_t* w, int64_t group_bytes, int64_t n_groups, const Activation* x,
                    int n_tokens, float* y, int64_t y_stride) {
   switch (n_tokens) {
-    case 1: return Interleaved16Rows<1, kQ4>(w, group_bytes, n_groups, x, y, y_stride);
-    case 2: return Interleaved16Rows<2, kQ4>(w, group_bytes, n_groups, x, y, y_stride);
-    case 3: return Interleaved16Rows<3, kQ4>(w, group_bytes, n_groups, x, y, y_stride);
-    case 4: return Interleaved16Rows<4, kQ4>(w, group_bytes, n_groups, x, y, y_stride);
-    case 5: return Interleaved16Rows<5, kQ4>(w, group_bytes, n_groups, x, y, y_stride);
-    case 6: return Interleaved16Rows<6, kQ4>(w, group_bytes, n_groups, x, y, y_stride);
-    case 7: return Interleaved16Rows<7, kQ4>(w, group_bytes, n_groups, x, y, y_stride);
-    default: return Interleaved16Rows<8, kQ4>(w, group_bytes, n_groups, x, y, y_stride);
+    case 1:
+      return Interleaved16Rows<1, kQ4>(w, group_bytes, n_groups, x, y, y_stride);
+    case 2:
+      return Interleaved16Rows<2, kQ4>(w, group_bytes, n_groups, x, y, y_stride);
+    case 3:
+      return Interleaved16Rows<3, kQ4>(w, group_bytes, n_groups, x, y, y_stride);
+    case 4:
+      return Interleaved16Rows<4, kQ4>(w, group_bytes, n_groups, x, y, y_stride);
+    case 5:
+      return Interleaved16Rows<5, kQ4>(w, group_bytes, n_groups, x, y, y_stride);
+    case 6:
+      return Interleaved16Rows<6, kQ4>(w, group_bytes, n_groups, x, y, y_stride);
+    case 7:
+      return Interleaved16Rows<7, kQ4>(w, group_bytes, n_groups, x, y, y_stride);
+    default:
+      return Interleaved16Rows<8, kQ4>(w, group_bytes, n_groups, x, y, y_stride);
   }
 }
 
