@@ -28,6 +28,7 @@ struct CoordinatorCommandOptions {
   int64_t ctx_size = 0;
   int64_t sessions = 8;
   std::string port_file;
+  std::string batching = "auto";
 };
 
 int RunCoordinator(const CoordinatorCommandOptions& o) {
@@ -37,6 +38,11 @@ int RunCoordinator(const CoordinatorCommandOptions& o) {
   options.min_nodes = o.min_nodes;
   options.n_ctx = o.ctx_size;
   options.planning.requirements.sessions = o.sessions;
+  if (o.batching != "auto" && o.batching != "lockstep" && o.batching != "pipelined") {
+    return ReportError(absl::InvalidArgumentError(
+        absl::StrCat("--batching must be auto, lockstep or pipelined, got ", o.batching)));
+  }
+  options.batching = o.batching;
   if (o.wire_dtype == "f16") {
     options.wire_dtype = v1::WIRE_DTYPE_F16;
   } else if (o.wire_dtype != "f32") {
@@ -98,6 +104,9 @@ void RegisterCoordinatorCommand(CLI::App& app, RunState& state) {
   cmd->add_option("-c,--ctx-size", o->ctx_size, "Context length per session (default: the model's)");
   cmd->add_option("--sessions", o->sessions, "Concurrent sessions to reserve KV memory for")->capture_default_str();
   cmd->add_option("--port-file", o->port_file, "Write the port served on to this file");
+  cmd->add_option("--batching", o->batching,
+                  "auto, lockstep (stages share one machine's cores) or pipelined")
+      ->capture_default_str();
   cmd->callback([o, &state] { state.exit_code = RunCoordinator(*o); });
 }
 

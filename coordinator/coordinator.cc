@@ -126,7 +126,15 @@ v1::StatusResponse Coordinator::Status() {
   return s;
 }
 
+namespace {
+std::string HostOf(const std::string& address) { return address.substr(0, address.rfind(':')); }
+}  // namespace
+
 absl::Status Coordinator::ApplyPlan(const ClusterPlan& plan, uint64_t epoch) {
+  bool one_host = true;
+  for (const auto& st : plan.stages) one_host &= HostOf(st.node.address) == HostOf(plan.stages[0].node.address);
+  const bool lockstep = options_.batching == "lockstep" ||
+                        (options_.batching == "auto" && one_host && plan.stages.size() > 1);
   // Last stage first, so every next hop serves before its upstream sends.
   for (size_t i = plan.stages.size(); i-- > 0;) {
     const StagePlan& st = plan.stages[i];
@@ -140,6 +148,7 @@ absl::Status Coordinator::ApplyPlan(const ClusterPlan& plan, uint64_t epoch) {
     req.set_wire_dtype(options_.wire_dtype);
     req.set_n_ctx(n_ctx_);
     req.set_node_id(st.node.id);
+    req.set_lockstep_batching(lockstep);
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::minutes(10));
     v1::ConfigureResponse resp;

@@ -32,6 +32,9 @@ struct CoordinatorOptions {
   PlanningOptions planning;
   v1::WireDtype wire_dtype = v1::WIRE_DTYPE_F32;
   int64_t n_ctx = 0;  // 0: the model's training context
+  // Lockstep batching for stages that share one machine's cores: "auto" (when every
+  // stage's host is the same), "lockstep" or "pipelined".
+  std::string batching = "auto";
   std::chrono::milliseconds heartbeat_interval{500};
   std::chrono::milliseconds node_timeout{3000};
 };

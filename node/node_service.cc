@@ -161,6 +161,7 @@ absl::Status NodeService::LoadShard(const v1::ConfigureRequest& r, uint64_t* wei
   config.range = {r.layer_first(), r.layer_last()};
   config.wire_dtype = r.wire_dtype();
   config.n_ctx = r.n_ctx();
+  config.lockstep_batching = r.lockstep_batching();
   auto stage = Stage::Create(file_, config, options_.threads);
   if (!stage.ok()) return stage.status();
   *weight_bytes = (*stage)->shard().weight_bytes();
@@ -243,6 +244,32 @@ void NodeService::WorkerLoop() {
       std::unique_lock<std::mutex> lock(mutex_);
       cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
       if (stop_) return;
+      // Continuous batching: the sessions of the last batch send their next frames within
+      // a moment of each other. Waiting briefly for them (a fraction of a batch's compute
+      // time) turns many one-session products into one batched product.
+      // In lockstep (all stages on one machine's cores) the first stage waits for every
+      // active session, so whole batches flow down the pipeline and the stages take turns
+      // on the cores. Only the first stage waits: a later stage waiting for sessions that
+      // sit upstream of it would stall both.
+      const auto now = std::chrono::steady_clock::now();
+      size_t expected = last_batch_sessions_;
+      auto window = gather_window_;
+      if (stage_ && stage_->config().lockstep_batching && stage_->is_first()) {
+        expected = stage_->ActiveSessions(now, std::chrono::milliseconds(250));
+        window = std::chrono::milliseconds(50);
+      }
+      if (expected > 1) {
+        const auto deadline = now + window;
+        auto distinct = [&] {
+          absl::flat_hash_set<uint64_t> ids;
+          for (const auto& p : queue_) ids.insert(p.frame.session_id());
+          return ids.size();
+        };
+        while (!stop_ && distinct() < expected &&
+               cv_.wait_until(lock, deadline) != std::cv_status::timeout) {
+        }
+        if (stop_) return;
+      }
       stage = stage_;
       downstream = downstream_;
       // At most one frame per session per batch, and a session's frames stay in order:
@@ -283,7 +310,14 @@ void NodeService::WorkerLoop() {
 
     std::vector<const v1::ActivationFrame*> frames;
     for (const auto& p : batch) frames.push_back(&p.frame);
+    const auto batch_start = std::chrono::steady_clock::now();
     std::vector<StageOutput> outputs = stage->RunBatch(frames);
+    {
+      const auto took = std::chrono::steady_clock::now() - batch_start;
+      std::lock_guard<std::mutex> lock(mutex_);
+      last_batch_sessions_ = batch.size();
+      gather_window_ = std::min<std::chrono::steady_clock::duration>(took / 4, std::chrono::milliseconds(2));
+    }
     for (size_t i = 0; i < batch.size(); ++i) {
       const auto& f = batch[i].frame;
       if (!stage->is_last()) {

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -77,6 +78,8 @@ class NodeService final : public v1::Node::CallbackService {
   std::shared_ptr<Stage> stage_;
   std::shared_ptr<ForwardClient> downstream_;
   bool stop_ = false;
+  size_t last_batch_sessions_ = 0;
+  std::chrono::steady_clock::duration gather_window_{0};
   std::thread worker_;
 };
 

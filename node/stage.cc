@@ -107,9 +107,10 @@ absl::Status Stage::Admit(const v1::ActivationFrame& f) {
             who, "the stage already holds ", sessions_.size(), " sessions (limit ",
             config_.max_sessions, ")"));
       }
-      it = sessions_.emplace(f.session_id(), Session{forward_.NewCache(config_.n_ctx), 0}).first;
+      it = sessions_.emplace(f.session_id(), Session{forward_.NewCache(config_.n_ctx), 0, {}}).first;
     }
     it->second.next_position = n;
+    it->second.last_frame = std::chrono::steady_clock::now();
     return absl::OkStatus();
   }
   if (it == sessions_.end()) {
@@ -121,7 +122,15 @@ absl::Status Stage::Admit(const v1::ActivationFrame& f) {
                                               it->second.next_position, ", got ", f.position()));
   }
   it->second.next_position += n;
+  it->second.last_frame = std::chrono::steady_clock::now();
   return absl::OkStatus();
+}
+
+size_t Stage::ActiveSessions(std::chrono::steady_clock::time_point now,
+                             std::chrono::steady_clock::duration horizon) const {
+  size_t n = 0;
+  for (const auto& [id, s] : sessions_) n += now - s.last_frame < horizon;
+  return n;
 }
 
 std::vector<StageOutput> Stage::RunBatch(const std::vector<const v1::ActivationFrame*>& frames) {

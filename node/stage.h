@@ -4,6 +4,7 @@
 // No networking here: the node service feeds frames in and ships the outputs.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -29,6 +30,7 @@ struct StageConfig {
   v1::WireDtype wire_dtype = v1::WIRE_DTYPE_F32;
   int64_t n_ctx = 0;
   int max_sessions = 256;
+  bool lockstep_batching = false;
 };
 
 // What a stage produces for one frame: activations for the next stage, or a token.
@@ -49,6 +51,9 @@ class Stage {
   bool is_first() const { return shard_->has_embedding(); }
   bool is_last() const { return shard_->has_head(); }
   size_t n_sessions() const { return sessions_.size(); }
+  // Sessions that sent a frame within `horizon` of `now`.
+  size_t ActiveSessions(std::chrono::steady_clock::time_point now,
+                        std::chrono::steady_clock::duration horizon) const;
 
   // Checks a frame against the stage and the session's state and, when it is good,
   // advances the session's expected position (frames are admitted in arrival order).
@@ -65,6 +70,7 @@ class Stage {
   struct Session {
     std::unique_ptr<KvCache> cache;
     int64_t next_position = 0;  // admitted up to here
+    std::chrono::steady_clock::time_point last_frame;
   };
   Stage(std::unique_ptr<ModelShard> shard, const StageConfig& config, int threads);
 
