@@ -1,38 +1,18 @@
 #include "model/bpe_encoder.h"
 
 #include <algorithm>
-#include <queue>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "model/byte_level.h"
 #include "model/status_macros.h"
 #include "model/unicode.h"
+#include "model/pair_merge.h"
 
 namespace tandem {
 namespace {
 
 constexpr char kMergesKey[] = "tokenizer.ggml.merges";
-
-struct Symbol {
-  int32_t prev;
-  int32_t next;
-  size_t offset;
-  size_t length;  // 0 once merged into its left neighbour
-};
-
-struct Bigram {
-  int32_t left;
-  int32_t right;
-  int32_t rank;
-  size_t length;  // detects stale entries
-};
-
-// Lowest rank first; on ties the leftmost pair.
-struct BigramOrder {
-  bool operator()(const Bigram& a, const Bigram& b) const {
-    return a.rank > b.rank || (a.rank == b.rank && a.left > b.left);
-  }
-};
 
 std::string MergeKey(absl::string_view left, absl::string_view right) {
   std::string key;
@@ -92,44 +72,15 @@ void BpeEncoder::EncodeWord(const std::string& word, std::vector<TokenId>* out) 
       return;
     }
   }
-  std::vector<Symbol> symbols;
-  for (size_t offset = 0; offset < word.size();) {
-    const size_t length =
-        std::min(Utf8SequenceLength(static_cast<uint8_t>(word[offset])), word.size() - offset);
-    const int32_t index = static_cast<int32_t>(symbols.size());
-    symbols.push_back({index - 1, offset + length == word.size() ? -1 : index + 1, offset, length});
-    offset += length;
-  }
-  if (symbols.empty()) return;
-
   const absl::string_view text = word;
-  std::priority_queue<Bigram, std::vector<Bigram>, BigramOrder> queue;
-  auto try_add = [&](int32_t left, int32_t right) {
-    if (left == -1 || right == -1) return;
-    const Symbol& l = symbols[left];
-    const Symbol& r = symbols[right];
-    const int32_t rank =
-        MergeRank(text.substr(l.offset, l.length), text.substr(r.offset, r.length));
-    if (rank < 0) return;
-    queue.push({left, right, rank, l.length + r.length});
-  };
-  for (int32_t i = 1; i < static_cast<int32_t>(symbols.size()); ++i) try_add(i - 1, i);
-
-  while (!queue.empty()) {
-    const Bigram bigram = queue.top();
-    queue.pop();
-    Symbol& left = symbols[bigram.left];
-    Symbol& right = symbols[bigram.right];
-    if (left.length == 0 || right.length == 0 || left.length + right.length != bigram.length) {
-      continue;
-    }
-    left.length += right.length;
-    right.length = 0;
-    left.next = right.next;
-    if (right.next >= 0) symbols[right.next].prev = bigram.left;
-    try_add(left.prev, bigram.left);
-    try_add(bigram.left, left.next);
-  }
+  // Lowest rank first.
+  const std::vector<MergeSymbol> symbols =
+      MergePairs(text, [&](absl::string_view left, absl::string_view right) -> std::optional<double> {
+        const int32_t rank = MergeRank(left, right);
+        if (rank < 0) return std::nullopt;
+        return -static_cast<double>(rank);
+      });
+  if (symbols.empty()) return;
 
   for (int32_t i = 0; i != -1; i = symbols[i].next) {
     const absl::string_view piece = text.substr(symbols[i].offset, symbols[i].length);
