@@ -71,6 +71,14 @@ std::vector<int32_t> LocalTokens(const std::vector<int32_t>& prompt_ids, int n, 
   return out.ok() ? out->ids : std::vector<int32_t>{};
 }
 
+ClusterOptions Options(int nodes, const std::string& split = "") {
+  ClusterOptions o;
+  o.model = kModel;
+  o.nodes = nodes;
+  o.split = split;
+  return o;
+}
+
 struct SplitCase {
   int nodes;
   std::string split;
@@ -113,11 +121,7 @@ INSTANTIATE_TEST_SUITE_P(Splits, PipelineSplitTest,
 
 TEST(PipelineTest, EightConcurrentSessionsAreAllCorrect) {
   LocalCluster cluster;
-  ClusterOptions o;
-  o.model = kModel;
-  o.nodes = 2;
-  o.split = "2,3";
-  ASSERT_TRUE(cluster.Start(o).ok());
+  ASSERT_TRUE(cluster.Start(Options(2, "2,3")).ok());
   const std::vector<std::string> prompts = {"Once upon a time", "The little dog", "Lily wanted to",
                                             "Tom and Sue",      "The sun was",    "A big red ball",
                                             "One day, a bird",  "Mom said"};
@@ -140,10 +144,7 @@ TEST(PipelineTest, EightConcurrentSessionsAreAllCorrect) {
 
 TEST(PipelineTest, NodeWithAnotherModelIsRefusedWithTheReason) {
   LocalCluster cluster;
-  ClusterOptions o;
-  o.model = kModel;
-  o.nodes = 1;
-  ASSERT_TRUE(cluster.Start(o).ok());
+  ASSERT_TRUE(cluster.Start(Options(1)).ok());
   pid_t pid = cluster.StartNode(SharedPath("models/stories260K-f16.gguf"));
   int status = 0;
   for (int i = 0; i < 300; ++i) {
@@ -164,11 +165,7 @@ TEST(PipelineTest, NodeWithAnotherModelIsRefusedWithTheReason) {
 // on the open stream, and the good session goes on.
 TEST(PipelineTest, MalformedFramesGetTheirCodesAndGoodSessionsContinue) {
   LocalCluster cluster;
-  ClusterOptions o;
-  o.model = kModel;
-  o.nodes = 2;
-  o.split = "2,3";
-  ASSERT_TRUE(cluster.Start(o).ok());
+  ASSERT_TRUE(cluster.Start(Options(2, "2,3")).ok());
   const v1::StatusResponse status = cluster.status();
   const v1::PlanStage& stage = status.stages(1);
   const uint64_t epoch = status.plan_epoch();
@@ -234,11 +231,7 @@ namespace {
 // session's history, and the answer arrives whole and identical.
 TEST(PipelineTest, NodeDeathMidAnswerLosesNothing) {
   LocalCluster cluster;
-  ClusterOptions o;
-  o.model = kModel;
-  o.nodes = 3;
-  o.planner = "even";
-  ASSERT_TRUE(cluster.Start(o).ok());
+  ASSERT_TRUE(cluster.Start(Options(3)).ok());
   const pid_t victim = cluster.node_pids()[1];
   int seen = 0;
   auto out = RemoteGenerate(cluster.address(), Request("Once upon a time", 100, 0.0f, 1),
@@ -322,10 +315,7 @@ namespace {
 // refused with a reason (registration, shard configuration, frames).
 TEST(PipelineTest, ProtocolVersionMismatchIsRefusedWithAReason) {
   LocalCluster cluster;
-  ClusterOptions o;
-  o.model = kModel;
-  o.nodes = 1;
-  ASSERT_TRUE(cluster.Start(o).ok());
+  ASSERT_TRUE(cluster.Start(Options(1)).ok());
 
   auto coordinator = v1::Coordinator::NewStub(MakeChannel(cluster.address()));
   v1::RegisterRequest reg;
