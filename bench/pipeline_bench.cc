@@ -152,7 +152,7 @@ int main(int argc, char** argv) {
   std::printf("%-16s %10.2f %12.3f %12.2f %10.2f\n", "single process", local.ttft_ms, local.ms_per_token,
               1e3 / local.ms_per_token, 1.0);
 
-  std::vector<std::pair<int, std::vector<double>>> aggregate;
+  std::vector<std::pair<int, std::vector<double>>> aggregate, decode_aggregate;
   for (int nodes : ParseList(nodes_list)) {
     Cluster cluster(exe, model, nodes, threads);
     std::vector<double> ttft, per_token;
@@ -172,17 +172,19 @@ int main(int argc, char** argv) {
     std::printf("%-16s %10.2f %12.3f %12.2f %10.2f   (per hop %.3f ms)\n",
                 absl::StrCat(nodes, nodes == 1 ? " node" : " nodes").c_str(), Median(ttft), ms, 1e3 / ms,
                 local.ms_per_token / ms, hop_ms);
-    std::vector<double> agg;
+    std::vector<double> agg, decode_agg;
     for (int sessions : ParseList(sessions_list)) {
-      std::vector<double> runs;
+      std::vector<double> runs, decode_runs;
       for (int r = 0; r < reps; ++r) {
         std::vector<std::thread> threads_v;
         std::vector<size_t> tokens(sessions);
+        std::vector<double> decode_rate(sessions);
         const auto t0 = Clock::now();
         for (int s = 0; s < sessions; ++s) {
           threads_v.emplace_back([&, s] {
             auto out = RemoteGenerate(cluster.address(), Request(prompt + " " + std::to_string(s), n), nullptr);
             tokens[s] = out.ok() ? out->ids.size() : 0;
+            decode_rate[s] = out.ok() && out->decode_ms > 0 ? out->n_decode_steps / (out->decode_ms / 1e3) : 0;
           });
         }
         for (auto& t : threads_v) t.join();
@@ -190,15 +192,30 @@ int main(int argc, char** argv) {
         size_t total = 0;
         for (size_t t : tokens) total += t;
         runs.push_back(total / seconds);
+        double sum = 0;
+        for (double r : decode_rate) sum += r;
+        decode_runs.push_back(sum);
       }
       agg.push_back(Median(runs));
+      decode_agg.push_back(Median(decode_runs));
     }
     aggregate.push_back({nodes, agg});
+    decode_aggregate.push_back({nodes, decode_agg});
   }
   std::printf("\naggregate tokens/s (all sessions, wall clock incl. prefill)\n%-10s", "nodes");
   for (int s : ParseList(sessions_list)) std::printf(" %9d", s);
   std::printf("   (x of 1 session)\n");
   for (const auto& [nodes, agg] : aggregate) {
+    std::printf("%-10d", nodes);
+    for (double v : agg) std::printf(" %9.1f", v);
+    std::printf("   ");
+    for (double v : agg) std::printf(" %.2fx", v / agg[0]);
+    std::printf("\n");
+  }
+  std::printf("\naggregate decode tokens/s (sum of the sessions' decode rates, prefill excluded)\n%-10s", "nodes");
+  for (int s : ParseList(sessions_list)) std::printf(" %9d", s);
+  std::printf("   (x of 1 session)\n");
+  for (const auto& [nodes, agg] : decode_aggregate) {
     std::printf("%-10d", nodes);
     for (double v : agg) std::printf(" %9.1f", v);
     std::printf("   ");
