@@ -33,24 +33,31 @@ void Untrack(pid_t pid) {
   }
 }
 
-void KillAllAndExit(int) {
+volatile sig_atomic_t g_interrupted = 0;
+
+// First signal: kill the children and let the parent's main thread notice (its calls to
+// them fail) and clean up. A second signal exits at once.
+void KillChildren(int) {
+  if (g_interrupted) _exit(130);
+  g_interrupted = 1;
   for (auto& slot : g_children) {
     pid_t p = slot.load();
     if (p > 0) ::kill(p, SIGKILL);
   }
-  _exit(130);
 }
 
 }  // namespace
 
 void InstallChildReaper() {
   struct sigaction sa = {};
-  sa.sa_handler = KillAllAndExit;
+  sa.sa_handler = KillChildren;
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
   sigaction(SIGHUP, &sa, nullptr);
 }
+
+bool Interrupted() { return g_interrupted != 0; }
 
 ProcessGroup::ProcessGroup() = default;
 

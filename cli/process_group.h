@@ -34,8 +34,10 @@ class ProcessGroup {
   std::vector<Child> children_;
 };
 
-// Installs SIGINT/SIGTERM/SIGHUP handlers that kill every child of any ProcessGroup and
-// exit with 130.
+// Installs SIGINT/SIGTERM/SIGHUP handlers that kill every child of any ProcessGroup; the
+// caller then sees its children gone, cleans up and exits (a second signal exits at once).
 void InstallChildReaper();
+// Whether such a signal arrived.
+bool Interrupted();
 
 }  // namespace tandem::cli

@@ -72,8 +72,7 @@ int RunCluster(RunOptions& o) {
   const std::string dir = dir_template;
 
   InstallChildReaper();
-  int code = 0;
-  {
+  const int code = [&]() -> int {
     ProcessGroup group;
     const std::string port_file = dir + "/coordinator.port";
     std::vector<std::string> cargs = {exe, "coordinator", "--model", o.model, "--listen", "127.0.0.1:0",
@@ -84,6 +83,7 @@ int RunCluster(RunOptions& o) {
     group.Spawn("coordinator", cargs, dir + "/coordinator.log");
 
     auto fail = [&](const std::string& why, const std::string& log) {
+      if (Interrupted()) return 130;
       std::fprintf(stderr, "tandem: error: %s\n", why.c_str());
       if (!log.empty()) std::fprintf(stderr, "--- %s ---\n%s\n", log.c_str(), Tail(log).c_str());
       return 1;
@@ -133,16 +133,20 @@ int RunCluster(RunOptions& o) {
     out.seed = o.sampling.seed;
     absl::Status s = RemoteGenerateText(address, o.prompt, o.n_predict, o.sampling, o.stop_at_eos,
                                         !o.json, &out);
-    if (!s.ok()) {
-      code = fail(std::string(s.message()), dir + "/coordinator.log");
-    } else if (o.json) {
+    if (!s.ok()) return fail(std::string(s.message()), dir + "/coordinator.log");
+    if (o.json) {
       PrintGenerationJson(out);
     } else {
       PrintGenerationSummary(out);
     }
-    group.StopAll();
+    return 0;
+  }();  // the ProcessGroup has stopped every child here
+  if (Interrupted()) {
+    std::filesystem::remove_all(dir);
+    std::fprintf(stderr, "tandem: interrupted; the cluster is stopped\n");
+    return 130;
   }
-  if (o.keep_logs) {
+  if (o.keep_logs || code != 0) {
     std::fprintf(stderr, "logs kept in %s\n", dir.c_str());
   } else {
     std::filesystem::remove_all(dir);
