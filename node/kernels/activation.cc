@@ -61,7 +61,7 @@ __attribute__((target_clones("arch=x86-64-v4", "avx2,fma", "default"))) void Qua
 }
 
 __attribute__((target_clones("arch=x86-64-v4", "avx2,fma", "default"))) void QuantizeQ8_K(
-    const float* x, int64_t n, int8_t* qs, float* d_out, int16_t* bsums) {
+    const float* x, int64_t n, int8_t* qs, float* d_out, int16_t* bsums, int16_t* bsums32) {
   for (int64_t b = 0; b < n / 256; ++b) {
     const float* xb = x + 256 * b;
     float amax = 0;
@@ -76,6 +76,9 @@ __attribute__((target_clones("arch=x86-64-v4", "avx2,fma", "default"))) void Qua
       for (int j = 0; j < 16; ++j) sum += qs[256 * b + 16 * g + j];
       bsums[16 * b + g] = static_cast<int16_t>(sum);
     }
+    for (int g = 0; g < 8; ++g) {
+      bsums32[8 * b + g] = static_cast<int16_t>(bsums[16 * b + 2 * g] + bsums[16 * b + 2 * g + 1]);
+    }
     d_out[b] = d;
   }
 }
@@ -88,8 +91,8 @@ void ActivationBatch::Prepare(GgmlType type, const float* x, int64_t n_batch, in
                               ThreadPool& pool) {
   const size_t nb = static_cast<size_t>(n / 32 + 1);
   const size_t f_bytes = Align64(4 * n), q_bytes = Align64(n), per_block = Align64(4 * nb),
-               bsum_bytes = Align64(2 * (n / 16 + 1));
-  const size_t stride = f_bytes + q_bytes + 3 * per_block + bsum_bytes;
+               bsum_bytes = Align64(2 * (n / 16 + 1)), bsum32_bytes = Align64(2 * (n / 32 + 1));
+  const size_t stride = f_bytes + q_bytes + 3 * per_block + bsum_bytes + bsum32_bytes;
   const size_t need = stride * static_cast<size_t>(n_batch);
   if (need > capacity_) {
     storage_.reset(static_cast<uint8_t*>(std::aligned_alloc(64, need)));
@@ -108,6 +111,8 @@ void ActivationBatch::Prepare(GgmlType type, const float* x, int64_t n_batch, in
     float* s = reinterpret_cast<float*>(base + f_bytes + q_bytes + per_block);
     int32_t* isum = reinterpret_cast<int32_t*>(base + f_bytes + q_bytes + 2 * per_block);
     int16_t* bsums = reinterpret_cast<int16_t*>(base + f_bytes + q_bytes + 3 * per_block);
+    int16_t* bsums32 =
+        reinterpret_cast<int16_t*>(base + f_bytes + q_bytes + 3 * per_block + bsum_bytes);
     const float* xb = x + b * n;
     Activation& a = rows_[b];
     a = Activation{};
@@ -132,10 +137,11 @@ void ActivationBatch::Prepare(GgmlType type, const float* x, int64_t n_batch, in
         a.isum = isum;
         break;
       case Kind::kQ8_K:
-        QuantizeQ8_K(xb, n, qs, d, bsums);
+        QuantizeQ8_K(xb, n, qs, d, bsums, bsums32);
         a.qs = qs;
         a.d = d;
         a.bsums = bsums;
+        a.bsums32 = bsums32;
         break;
     }
   };

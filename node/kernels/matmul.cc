@@ -99,7 +99,7 @@ void Interleaved16Path(const KernelMatrix& m, const float* x, int64_t n_batch, f
   activations.Prepare(w.type, x, n_batch, w.cols, pool);
   const Activation* acts = activations.data();
   const GroupsDotFn fn = Avx512Interleaved16Kernel(w.type);
-  const int64_t group_bytes = 16 * RowBytes(w.type, w.cols);
+  const int64_t group_bytes = Interleaved16GroupBytes(w.type, w.cols);
   const int64_t n_full = w.rows / 16, n_groups = (w.rows + 15) / 16;
   pool.ParallelFor(n_groups, 1, [&](int64_t g0, int64_t g1) {
     const int64_t g1_full = std::min(g1, n_full);
@@ -130,12 +130,118 @@ void Interleaved16Path(const KernelMatrix& m, const float* x, int64_t n_batch, f
 }
 
 bool Interleaved16Supports(GgmlType type) {
-  return type == GgmlType::kQ4_0 || type == GgmlType::kQ8_0;
+  return type == GgmlType::kQ4_0 || type == GgmlType::kQ8_0 || type == GgmlType::kQ4_K ||
+         type == GgmlType::kQ6_K;
+}
+
+namespace {
+
+// K super-block sizes in the interleaved layout (vec_dot.h) and where their parts start.
+constexpr int64_t kQ4KScales = 64, kQ4KMins = 192, kKQuants = 320;
+constexpr int64_t kQ6KScales = 64;
+
+// Offset in a Q4_K group super-block of row r's qs[j].
+int64_t Q4KQuantAt(int r, int64_t j) { return kKQuants + 64 * (j / 4) + 4 * r + j % 4; }
+// Offsets in a Q6_K group super-block of row r's ql[j] and qh[j].
+int64_t Q6KLowAt(int r, int64_t j) {
+  return kKQuants + 1536 * (j / 64) + 64 * ((j % 64) / 4) + 4 * r + j % 4;
+}
+int64_t Q6KHighAt(int r, int64_t j) {
+  return kKQuants + 1536 * (j / 32) + 1024 + 64 * ((j % 32) / 4) + 4 * r + j % 4;
+}
+
+// The inverse of UnpackScaleMinK4 (every bit of the 12 bytes is a scale or min bit).
+void PackScaleMinK4(const uint8_t* sc, const uint8_t* m, uint8_t* s) {
+  for (int j = 0; j < 4; ++j) {
+    s[j] = static_cast<uint8_t>((sc[j] & 63) | (sc[j + 4] >> 4) << 6);
+    s[j + 4] = static_cast<uint8_t>((m[j] & 63) | (m[j + 4] >> 4) << 6);
+    s[j + 8] = static_cast<uint8_t>((sc[j + 4] & 15) | (m[j + 4] & 15) << 4);
+  }
+}
+
+void InterleaveQ4K(const uint8_t* gguf_rows, int64_t row_bytes, int64_t nb, uint8_t* group) {
+  for (int64_t b = 0; b < nb; ++b) {
+    uint8_t* out = group + kQ4KInterleavedBlockBytes * b;
+    for (int r = 0; r < 16; ++r) {
+      const auto* blk = reinterpret_cast<const BlockQ4_K*>(gguf_rows + r * row_bytes) + b;
+      std::memcpy(out + 2 * r, &blk->d, 2);
+      std::memcpy(out + 32 + 2 * r, &blk->dmin, 2);
+      for (int j = 0; j < 8; ++j) {
+        uint8_t sc, m;
+        UnpackScaleMinK4(blk->scales, j, &sc, &m);
+        out[kQ4KScales + 16 * j + r] = sc;
+        out[kQ4KMins + 32 * (j / 2) + 2 * r + j % 2] = m;
+      }
+      for (int64_t j = 0; j < 128; ++j) out[Q4KQuantAt(r, j)] = blk->qs[j];
+    }
+  }
+}
+
+void DeinterleaveQ4K(const uint8_t* group, int64_t nb, int r, uint8_t* gguf_row) {
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* in = group + kQ4KInterleavedBlockBytes * b;
+    auto* blk = reinterpret_cast<BlockQ4_K*>(gguf_row) + b;
+    std::memcpy(&blk->d, in + 2 * r, 2);
+    std::memcpy(&blk->dmin, in + 32 + 2 * r, 2);
+    uint8_t sc[8], m[8];
+    for (int j = 0; j < 8; ++j) {
+      sc[j] = in[kQ4KScales + 16 * j + r];
+      m[j] = in[kQ4KMins + 32 * (j / 2) + 2 * r + j % 2];
+    }
+    PackScaleMinK4(sc, m, blk->scales);
+    for (int64_t j = 0; j < 128; ++j) blk->qs[j] = in[Q4KQuantAt(r, j)];
+  }
+}
+
+void InterleaveQ6K(const uint8_t* gguf_rows, int64_t row_bytes, int64_t nb, uint8_t* group) {
+  for (int64_t b = 0; b < nb; ++b) {
+    uint8_t* out = group + kQ6KInterleavedBlockBytes * b;
+    std::memset(out, 0, kQ6KScales);
+    for (int r = 0; r < 16; ++r) {
+      const auto* blk = reinterpret_cast<const BlockQ6_K*>(gguf_rows + r * row_bytes) + b;
+      std::memcpy(out + 2 * r, &blk->d, 2);
+      for (int i = 0; i < 16; ++i) {
+        out[kQ6KScales + 32 * (i / 2) + 2 * r + i % 2] = static_cast<uint8_t>(blk->scales[i]);
+      }
+      for (int64_t j = 0; j < 128; ++j) out[Q6KLowAt(r, j)] = blk->ql[j];
+      for (int64_t j = 0; j < 64; ++j) out[Q6KHighAt(r, j)] = blk->qh[j];
+    }
+  }
+}
+
+void DeinterleaveQ6K(const uint8_t* group, int64_t nb, int r, uint8_t* gguf_row) {
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* in = group + kQ6KInterleavedBlockBytes * b;
+    auto* blk = reinterpret_cast<BlockQ6_K*>(gguf_row) + b;
+    std::memcpy(&blk->d, in + 2 * r, 2);
+    for (int i = 0; i < 16; ++i) {
+      blk->scales[i] = static_cast<int8_t>(in[kQ6KScales + 32 * (i / 2) + 2 * r + i % 2]);
+    }
+    for (int64_t j = 0; j < 128; ++j) blk->ql[j] = in[Q6KLowAt(r, j)];
+    for (int64_t j = 0; j < 64; ++j) blk->qh[j] = in[Q6KHighAt(r, j)];
+  }
+}
+
+}  // namespace
+
+int64_t Interleaved16GroupBytes(GgmlType type, int64_t cols) {
+  assert(Interleaved16Supports(type));
+  switch (type) {
+    case GgmlType::kQ4_K:
+      return kQ4KInterleavedBlockBytes * (cols / kQkK);
+    case GgmlType::kQ6_K:
+      return kQ6KInterleavedBlockBytes * (cols / kQkK);
+    default:
+      return 16 * RowBytes(type, cols);
+  }
 }
 
 void InterleaveRows16(GgmlType type, const uint8_t* gguf_rows, int64_t cols, uint8_t* group) {
   assert(Interleaved16Supports(type));
-  const int64_t row_bytes = RowBytes(type, cols), nb = cols / 32;
+  const int64_t row_bytes = RowBytes(type, cols);
+  if (type == GgmlType::kQ4_K) return InterleaveQ4K(gguf_rows, row_bytes, cols / kQkK, group);
+  if (type == GgmlType::kQ6_K) return InterleaveQ6K(gguf_rows, row_bytes, cols / kQkK, group);
+  const int64_t nb = cols / 32;
   const bool q4 = type == GgmlType::kQ4_0;
   const int64_t block_bytes = q4 ? 18 : 34, quant_bytes = q4 ? 16 : 32;
   for (int64_t b = 0; b < nb; ++b) {
@@ -154,6 +260,8 @@ void InterleaveRows16(GgmlType type, const uint8_t* gguf_rows, int64_t cols, uin
 void DeinterleaveRow16(GgmlType type, const uint8_t* group, int64_t cols, int row,
                        uint8_t* gguf_row) {
   assert(Interleaved16Supports(type) && row >= 0 && row < 16);
+  if (type == GgmlType::kQ4_K) return DeinterleaveQ4K(group, cols / kQkK, row, gguf_row);
+  if (type == GgmlType::kQ6_K) return DeinterleaveQ6K(group, cols / kQkK, row, gguf_row);
   const int64_t nb = cols / 32;
   const bool q4 = type == GgmlType::kQ4_0;
   const int64_t block_bytes = q4 ? 18 : 34, quant_bytes = q4 ? 16 : 32;
@@ -173,8 +281,8 @@ void DequantizeRowLayout(const KernelMatrix& m, int64_t row, float* out) {
   const uint8_t* src = m.w.data + row * row_bytes;
   if (m.layout == RowLayout::kInterleaved16) {
     std::vector<uint8_t> gguf(static_cast<size_t>(row_bytes));
-    DeinterleaveRow16(m.w.type, m.w.data + (row / 16) * 16 * row_bytes, m.w.cols,
-                      static_cast<int>(row % 16), gguf.data());
+    DeinterleaveRow16(m.w.type, m.w.data + (row / 16) * Interleaved16GroupBytes(m.w.type, m.w.cols),
+                      m.w.cols, static_cast<int>(row % 16), gguf.data());
     DequantizeRowReference(m.w.type, gguf.data(), m.w.cols, out);
   } else {
     DequantizeRowReference(m.w.type, src, m.w.cols, out);

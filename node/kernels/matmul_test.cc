@@ -181,14 +181,59 @@ TEST(MatMulTest, PreparedInterleavedEveryBatch) {
   }
 }
 
+TEST(MatMulTest, PreparedInterleavedKQuantsRaggedShapes) {
+  // Q4_K / Q6_K take the interleaved layout on AVX-512 (the GGUF-layout kernels elsewhere):
+  // rows not a multiple of 16 (zero-padded last group), every batch 1..13 (a full chunk of
+  // 8 tokens plus a ragged rest), one and several super-blocks per row.
+  ThreadPool pool(2);
+  for (GgmlType type : {GgmlType::kQ4_K, GgmlType::kQ6_K}) {
+    for (int64_t n_batch = 1; n_batch <= 13; ++n_batch) {
+      CheckAgainstReference(type, {37, 512, n_batch}, BestKernelIsa(), pool, true);
+    }
+    for (int64_t rows : {1, 7, 16, 17, 45, 130}) {
+      for (int64_t n_batch : {1, 5, 8, 9}) {
+        CheckAgainstReference(type, {rows, 256, n_batch}, BestKernelIsa(), pool, true);
+      }
+    }
+    CheckAgainstReference(type, {51, 1536, 3}, BestKernelIsa(), pool, true);
+  }
+}
+
+TEST(MatMulTest, PreparedInterleavedKQuantsMatchScalar) {
+  // Same quantized activations and integer sums as the scalar GGUF kernel: only float
+  // summation order differs.
+  ThreadPool pool(1);
+  for (GgmlType type : {GgmlType::kQ4_K, GgmlType::kQ6_K}) {
+    const int64_t rows = 45, cols = 1024;
+    const std::vector<float> w_f32 = RandomNormal(rows * cols, 5);
+    const std::vector<uint8_t> w_bytes = QuantizeMatrix(type, w_f32.data(), rows, cols);
+    const WeightMatrix w{type, rows, cols, w_bytes.data()};
+    auto p = Prepare(w);
+    ASSERT_TRUE(p.ok()) << p.status();
+    EXPECT_EQ(p->repacked_layout(), BestKernelIsa() == KernelIsa::kAvx512);
+    for (int64_t n_batch : {1, 6, 11}) {
+      const std::vector<float> x = RandomNormal(n_batch * cols, 6);
+      std::vector<float> y_ref(n_batch * rows), y(n_batch * rows);
+      for (int64_t b = 0; b < n_batch; ++b) {
+        MatMul(w, x.data() + b * cols, 1, y_ref.data() + b * rows, pool, KernelIsa::kScalar);
+      }
+      MatMul(*p, x.data(), n_batch, y.data(), pool);
+      for (int64_t i = 0; i < n_batch * rows; ++i) {
+        EXPECT_NEAR(y[i], y_ref[i], 1e-3 + 1e-5 * std::fabs(y_ref[i]))
+            << GgmlTypeName(type) << " batch " << n_batch << " i " << i;
+      }
+    }
+  }
+}
+
 TEST(RepackTest, Interleaved16RoundTripAndDequantize) {
   ThreadPool pool(1);
-  for (GgmlType type : {GgmlType::kQ4_0, GgmlType::kQ8_0}) {
-    const int64_t rows = 32, cols = 160;
+  for (GgmlType type : {GgmlType::kQ4_0, GgmlType::kQ8_0, GgmlType::kQ4_K, GgmlType::kQ6_K}) {
+    const int64_t rows = 32, cols = type == GgmlType::kQ4_K || type == GgmlType::kQ6_K ? 512 : 160;
     const std::vector<float> w_f32 = RandomNormal(rows * cols, 11);
     const std::vector<uint8_t> gguf = QuantizeMatrix(type, w_f32.data(), rows, cols);
     const int64_t row_bytes = RowBytes(type, cols);
-    std::vector<uint8_t> group(16 * row_bytes), back(row_bytes);
+    std::vector<uint8_t> group(kernels::Interleaved16GroupBytes(type, cols)), back(row_bytes);
     kernels::InterleaveRows16(type, gguf.data() + 16 * row_bytes, cols, group.data());
     for (int r = 0; r < 16; ++r) {
       kernels::DeinterleaveRow16(type, group.data(), cols, r, back.data());

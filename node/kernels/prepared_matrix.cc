@@ -60,7 +60,8 @@ absl::StatusOr<PreparedMatrix> Prepare(const WeightMatrix& w, const PrepareOptio
     return absl::InvalidArgumentError(absl::StrCat("cols ", w.cols, " is not a multiple of the ",
                                                    GgmlTypeName(w.type), " block size"));
   }
-  if (w.rows > static_cast<int64_t>(SIZE_MAX / 2) / row_bytes) {
+  // /4: room for the interleaved layouts' padding and unpacked K scales.
+  if (w.rows > static_cast<int64_t>(SIZE_MAX / 4) / row_bytes) {
     return absl::InvalidArgumentError("weight matrix too large");
   }
   if (w.data == nullptr) return absl::InvalidArgumentError("weight matrix has no data");
@@ -68,12 +69,13 @@ absl::StatusOr<PreparedMatrix> Prepare(const WeightMatrix& w, const PrepareOptio
   p.view_ = w;
   if (!options.repack) return p;
 
-  // Q4_0 / Q8_0: the interleaved 16-row layout, one kernel for every batch; a last
+  // Q4_0 / Q8_0 / Q4_K / Q6_K: the interleaved 16-row layout, one kernel for every batch; a last
   // partial group is padded with zero rows (scale 0).
   const bool interleave = kernels::Interleaved16Supports(w.type) &&
                           BestKernelIsa() == KernelIsa::kAvx512 && options.kernel_layout;
-  const int64_t stored_rows = interleave ? (w.rows + 15) / 16 * 16 : w.rows;
-  const size_t bytes = static_cast<size_t>(row_bytes * stored_rows);
+  const int64_t group_bytes = interleave ? kernels::Interleaved16GroupBytes(w.type, w.cols) : 0;
+  const size_t bytes =
+      static_cast<size_t>(interleave ? (w.rows + 15) / 16 * group_bytes : w.rows * row_bytes);
   const size_t rounded = (bytes + kHugePage - 1) / kHugePage * kHugePage;
   // Over-allocate by one huge page so the buffer can start on a 2 MiB boundary.
   const size_t mapped = rounded + kHugePage;
@@ -92,7 +94,7 @@ absl::StatusOr<PreparedMatrix> Prepare(const WeightMatrix& w, const PrepareOptio
   madvise(buffer, rounded, MADV_HUGEPAGE);  // advisory: fine if THP is off
   if (interleave) {
     for (int64_t r = 0; r < w.rows; r += 16) {
-      uint8_t* group = static_cast<uint8_t*>(buffer) + r * row_bytes;
+      uint8_t* group = static_cast<uint8_t*>(buffer) + r / 16 * group_bytes;
       if (r + 16 <= w.rows) {
         kernels::InterleaveRows16(w.type, w.data + r * row_bytes, w.cols, group);
       } else {

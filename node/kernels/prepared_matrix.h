@@ -21,7 +21,7 @@ struct PrepareOptions {
 };
 
 // Movable, non-copyable. A repacked matrix may hold its rows in a kernel-specific layout
-// (Q4_0 and Q8_0 on AVX-512 CPUs: rows interleaved 16 at a time): use MatMul /
+// (Q4_0, Q8_0, Q4_K and Q6_K on AVX-512 CPUs: rows interleaved 16 at a time): use MatMul /
 // DequantizeRow below, not the bytes.
 class PreparedMatrix {
  public:

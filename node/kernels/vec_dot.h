@@ -13,7 +13,8 @@ namespace tandem::kernels {
 // One activation vector of n elements prepared for a weight type:
 //  * 32-element block types: qs int8 with one scale d per 32 (rounded to f16 as ggml's
 //    Q8_0 / Q8_1 are), isum = sum(qs) per block, s = d * isum;
-//  * K types: qs int8 with a float scale d per 256 and bsums = sum(qs) per 16 (ggml's Q8_K);
+//  * K types: qs int8 with a float scale d per 256, bsums = sum(qs) per 16 (ggml's Q8_K)
+//    and bsums32 = sum(qs) per 32 (the Q4_K / Q5_K mins);
 //  * F32 / F16 / BF16: f, the activation rounded to the weight's precision (llama.cpp
 //    rounds activations to f16 before f16 products).
 struct Activation {
@@ -24,6 +25,7 @@ struct Activation {
   const float* s = nullptr;
   const int32_t* isum = nullptr;
   const int16_t* bsums = nullptr;
+  const int16_t* bsums32 = nullptr;
 };
 
 // Owns the storage of n_batch activations, reused across calls.
@@ -61,19 +63,30 @@ RowsDotFn LookupKernel(const KernelTable& table, GgmlType type);
 // Row layouts of a PreparedMatrix.
 enum class RowLayout {
   kGguf,           // as in the file
-  kInterleaved16,  // Q4_0 / Q8_0, AVX-512 only (see below)
+  kInterleaved16,  // Q4_0 / Q8_0 / Q4_K / Q6_K, AVX-512 only (see below)
 };
 
-// kInterleaved16: rows in groups of 16, each group 16 * RowBytes bytes (the last one padded
-// with zero rows). Per 32-element block of the group: the 16 rows' f16 scales (32 bytes),
-// then the quants as 64-byte chunks holding 4 consecutive elements of each of the 16 rows (row r at
-// bytes 4r..4r+3), so one VNNI dot product advances 16 rows by 4 elements:
+// kInterleaved16: rows in groups of 16, each group Interleaved16GroupBytes bytes (the last
+// one padded with zero rows). Quants are stored as 64-byte chunks holding 4 consecutive
+// GGUF bytes of each of the 16 rows (row r at bytes 4r..4r+3), so one VNNI dot product
+// advances 16 rows by 4 elements. Per 32-element block of a Q4_0 / Q8_0 group: the 16
+// rows' f16 scales (32 bytes), then
 //  * Q4_0: 4 chunks; byte 4r + i of chunk m is the GGUF byte qs[4m + i] of row r (low
 //    nibble: element 4m + i, high nibble: element 16 + 4m + i);
 //  * Q8_0: 8 chunks; byte 4r + i of chunk s is qs[4s + i] + 128 (unsigned).
+// Per 256-element super-block of a K group (scales unpacked to bytes, so a K group is a
+// few % larger than 16 GGUF rows):
+//  * Q4_K (2368 bytes): f16 d[16], f16 dmin[16], scale bytes sc[j][r] (8 x 16), min bytes
+//    m[j / 2][r][j % 2] (so a 32-bit lane holds row r's pair), then 32 chunks: chunk
+//    8c + k holds qs[32c + 4k .. +3] (low nibbles: sub-block 2c, high: 2c + 1);
+//  * Q6_K (3392 bytes): f16 d[16] and 32 zero bytes, int8 scales s[i / 2][r][i % 2]
+//    (16 x 16), then per half h (1536 bytes): 8 chunks of ql[64h + 4k ..], 8 of
+//    ql[64h + 32 + 4k ..], 8 of qh[32h + 4k ..].
 // A block of weights is decoded once for up to 8 tokens (prompt processing) and the
 // layout streams linearly for one token.
+inline constexpr int64_t kQ4KInterleavedBlockBytes = 2368, kQ6KInterleavedBlockBytes = 3392;
 bool Interleaved16Supports(GgmlType type);
+int64_t Interleaved16GroupBytes(GgmlType type, int64_t cols);
 void InterleaveRows16(GgmlType type, const uint8_t* gguf_rows, int64_t cols, uint8_t* group);
 void DeinterleaveRow16(GgmlType type, const uint8_t* group, int64_t cols, int row,
                        uint8_t* gguf_row);

@@ -95,10 +95,196 @@ void Interleaved16(const uint8_t* w, int64_t group_bytes, int64_t n_groups, cons
   }
 }
 
+// Q4_K groups (vec_dot.h): per 32-element sub-block, 8 VNNI steps give each token's int32
+// dot product for the 16 rows, times the rows' scales (one multiply per token); the mins
+// take 4 VNNI int16 steps per token against the activation's sums per 32.
+template <int kTokens>
+void Q4KInterleaved16Rows(const uint8_t* w, int64_t group_bytes, int64_t n_groups,
+                          const Activation* x, float* y, int64_t y_stride) {
+  constexpr int kBlockBytes = kQ4KInterleavedBlockBytes;
+  const int64_t nb = x[0].n / 256;
+  const __m512i m4 = _mm512_set1_epi8(0x0f);
+  for (int64_t g = 0; g < n_groups; ++g) {
+    const uint8_t* group = w + g * group_bytes;
+    __m512 acc[kTokens];
+    for (int t = 0; t < kTokens; ++t) acc[t] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; ++b) {
+      const uint8_t* blk = group + b * kBlockBytes;
+      for (int l = 0; l < kBlockBytes; l += 64) Prefetch(blk + kPrefetchAhead + l);
+      __m512i isum[kTokens];
+      for (int t = 0; t < kTokens; ++t) isum[t] = _mm512_setzero_si512();
+      for (int j = 0; j < 8; ++j) {
+        const __m512i sc = _mm512_cvtepu8_epi32(
+            _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 64 + 16 * j)));
+        const uint8_t* chunks = blk + 320 + 512 * (j / 2);
+        __m512i q[8];
+        for (int k = 0; k < 8; ++k) {
+          const __m512i v = _mm512_loadu_si512(chunks + 64 * k);
+          q[k] = _mm512_and_si512(j % 2 == 0 ? v : _mm512_srli_epi16(v, 4), m4);
+        }
+        for (int t = 0; t < kTokens; ++t) {
+          const int8_t* xq = x[t].qs + 256 * b + 32 * j;
+          __m512i dot = _mm512_setzero_si512();
+          for (int k = 0; k < 8; ++k) {
+            int32_t four;
+            std::memcpy(&four, xq + 4 * k, 4);
+            dot = _mm512_dpbusd_epi32(dot, q[k], _mm512_set1_epi32(four));
+          }
+          isum[t] = _mm512_add_epi32(isum[t], _mm512_mullo_epi32(dot, sc));
+        }
+      }
+      __m512i mins[4];
+      for (int p = 0; p < 4; ++p) {
+        mins[p] = _mm512_cvtepu8_epi16(
+            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 192 + 32 * p)));
+      }
+      const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk)));
+      const __m512 dmin =
+          _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 32)));
+      for (int t = 0; t < kTokens; ++t) {
+        __m512i msum = _mm512_setzero_si512();
+        for (int p = 0; p < 4; ++p) {
+          int32_t pair;
+          std::memcpy(&pair, x[t].bsums32 + 8 * b + 2 * p, 4);
+          msum = _mm512_dpwssd_epi32(msum, mins[p], _mm512_set1_epi32(pair));
+        }
+        const __m512 dx = _mm512_set1_ps(x[t].d[b]);
+        acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[t]), _mm512_mul_ps(dw, dx), acc[t]);
+        acc[t] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(msum), _mm512_mul_ps(dmin, dx), acc[t]);
+      }
+    }
+    for (int t = 0; t < kTokens; ++t) _mm512_storeu_ps(y + t * y_stride + 16 * g, acc[t]);
+  }
+}
+
+// Q6_K groups (vec_dot.h): per 32 elements, the 6-bit quants (0..63) are rebuilt from a
+// low-nibble chunk and a 2-bit chunk; each token's dot per 16-element sub-block is scaled by
+// the rows' int8 scales; the -32 offset is folded in once per super-block as
+// 32 * sum(scale * sum(activation per 16)) (8 VNNI int16 steps).
+template <int kTokens>
+void Q6KInterleaved16Rows(const uint8_t* w, int64_t group_bytes, int64_t n_groups,
+                          const Activation* x, float* y, int64_t y_stride) {
+  constexpr int kBlockBytes = kQ6KInterleavedBlockBytes;
+  const int64_t nb = x[0].n / 256;
+  const __m512i m4 = _mm512_set1_epi8(0x0f), m30 = _mm512_set1_epi8(0x30);
+  for (int64_t g = 0; g < n_groups; ++g) {
+    const uint8_t* group = w + g * group_bytes;
+    __m512 acc[kTokens];
+    for (int t = 0; t < kTokens; ++t) acc[t] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; ++b) {
+      const uint8_t* blk = group + b * kBlockBytes;
+      for (int l = 0; l < kBlockBytes; l += 64) Prefetch(blk + kPrefetchAhead + l);
+      __m512i isum[kTokens];
+      for (int t = 0; t < kTokens; ++t) isum[t] = _mm512_setzero_si512();
+      for (int h = 0; h < 2; ++h) {
+        const uint8_t* half = blk + 320 + 1536 * h;
+        for (int quarter = 0; quarter < 4; ++quarter) {
+          // Row r's scales of sub-blocks 8h + 2 quarter (+1): the two int16 of lane r.
+          const __m512i pair = _mm512_cvtepi8_epi16(_mm256_loadu_si256(
+              reinterpret_cast<const __m256i*>(blk + 64 + 32 * (4 * h + quarter))));
+          const __m512i sc_lo = _mm512_srai_epi32(_mm512_slli_epi32(pair, 16), 16);
+          const __m512i sc_hi = _mm512_srai_epi32(pair, 16);
+          const uint8_t* low = half + 512 * (quarter % 2);
+          __m512i q[8];
+          for (int k = 0; k < 8; ++k) {
+            const __m512i ql = _mm512_loadu_si512(low + 64 * k);
+            const __m512i qh = _mm512_loadu_si512(half + 1024 + 64 * k);
+            const __m512i lo4 = _mm512_and_si512(quarter < 2 ? ql : _mm512_srli_epi16(ql, 4), m4);
+            __m512i hi2;
+            switch (quarter) {
+              case 0:
+                hi2 = _mm512_slli_epi16(qh, 4);
+                break;
+              case 1:
+                hi2 = _mm512_slli_epi16(qh, 2);
+                break;
+              case 2:
+                hi2 = qh;
+                break;
+              default:
+                hi2 = _mm512_srli_epi16(qh, 2);
+            }
+            q[k] = _mm512_or_si512(lo4, _mm512_and_si512(hi2, m30));
+          }
+          for (int t = 0; t < kTokens; ++t) {
+            const int8_t* xq = x[t].qs + 256 * b + 128 * h + 32 * quarter;
+            __m512i dot0 = _mm512_setzero_si512(), dot1 = _mm512_setzero_si512();
+            for (int k = 0; k < 4; ++k) {
+              int32_t four0, four1;
+              std::memcpy(&four0, xq + 4 * k, 4);
+              std::memcpy(&four1, xq + 16 + 4 * k, 4);
+              dot0 = _mm512_dpbusd_epi32(dot0, q[k], _mm512_set1_epi32(four0));
+              dot1 = _mm512_dpbusd_epi32(dot1, q[k + 4], _mm512_set1_epi32(four1));
+            }
+            isum[t] = _mm512_add_epi32(isum[t], _mm512_add_epi32(_mm512_mullo_epi32(dot0, sc_lo),
+                                                                 _mm512_mullo_epi32(dot1, sc_hi)));
+          }
+        }
+      }
+      const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk)));
+      for (int t = 0; t < kTokens; ++t) {
+        __m512i corr = _mm512_setzero_si512();
+        for (int p = 0; p < 8; ++p) {
+          const __m512i pair = _mm512_cvtepi8_epi16(
+              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 64 + 32 * p)));
+          int32_t sums;
+          std::memcpy(&sums, x[t].bsums + 16 * b + 2 * p, 4);
+          corr = _mm512_dpwssd_epi32(corr, pair, _mm512_set1_epi32(sums));
+        }
+        const __m512i scaled = _mm512_sub_epi32(isum[t], _mm512_slli_epi32(corr, 5));
+        acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(scaled),
+                                 _mm512_mul_ps(dw, _mm512_set1_ps(x[t].d[b])), acc[t]);
+      }
+    }
+    for (int t = 0; t < kTokens; ++t) _mm512_storeu_ps(y + t * y_stride + 16 * g, acc[t]);
+  }
+}
+
+// Instantiates Rows<1..8> and picks the one for n_tokens.
+template <template <int> class Rows>
+void ForTokens(const uint8_t* w, int64_t group_bytes, int64_t n_groups, const Activation* x,
+               int n_tokens, float* y, int64_t y_stride) {
+  switch (n_tokens) {
+    case 1:
+      return Rows<1>::Run(w, group_bytes, n_groups, x, y, y_stride);
+    case 2:
+      return Rows<2>::Run(w, group_bytes, n_groups, x, y, y_stride);
+    case 3:
+      return Rows<3>::Run(w, group_bytes, n_groups, x, y, y_stride);
+    case 4:
+      return Rows<4>::Run(w, group_bytes, n_groups, x, y, y_stride);
+    case 5:
+      return Rows<5>::Run(w, group_bytes, n_groups, x, y, y_stride);
+    case 6:
+      return Rows<6>::Run(w, group_bytes, n_groups, x, y, y_stride);
+    case 7:
+      return Rows<7>::Run(w, group_bytes, n_groups, x, y, y_stride);
+    default:
+      return Rows<8>::Run(w, group_bytes, n_groups, x, y, y_stride);
+  }
+}
+template <int kTokens>
+struct Q4K {
+  static constexpr auto Run = Q4KInterleaved16Rows<kTokens>;
+};
+template <int kTokens>
+struct Q6K {
+  static constexpr auto Run = Q6KInterleaved16Rows<kTokens>;
+};
+
 }  // namespace
 
 GroupsDotFn Avx512Interleaved16Kernel(GgmlType type) {
-  return type == GgmlType::kQ4_0 ? Interleaved16<true> : Interleaved16<false>;
+  switch (type) {
+    case GgmlType::kQ4_0:
+      return Interleaved16<true>;
+    case GgmlType::kQ4_K:
+      return ForTokens<Q4K>;
+    case GgmlType::kQ6_K:
+      return ForTokens<Q6K>;
+    default:
+      return Interleaved16<false>;
+  }
 }
 
 }  // namespace tandem::kernels
