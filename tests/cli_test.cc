@@ -3,14 +3,18 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <signal.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
+#include "cli/process_group.h"
 #include "tests/golden_support.h"
 #include "tests/local_cluster.h"
 
@@ -99,6 +103,51 @@ TEST(CliTest, InfoPrintsHyperParametersAndTensors) {
   EXPECT_THAT(r.out, HasSubstr("n_layer 5"));
   EXPECT_THAT(r.out, HasSubstr("blk.4.ffn_down.weight"));
   EXPECT_THAT(r.out, HasSubstr("tokenizer.ggml.model"));
+}
+
+}  // namespace
+}  // namespace tandem
+
+namespace tandem {
+namespace {
+
+// Ctrl-C during `tandem run` takes the whole cluster down: no process is left behind.
+TEST(CliTest, InterruptedRunLeavesNoProcessBehind) {
+  const std::string model = "/tmp/tandem-sigint-test-" + std::to_string(::getpid()) + ".gguf";
+  ASSERT_EQ(testing::RunTandem("make-model --n-embd 256 --n-layer 8 --n-head 4 --n-head-kv 2 --n-ff 1024"
+                               " --n-ctx 4096 --type f32 --vocab-from " + kModel + " -o " + model)
+                .exit_code,
+            0);
+  const std::string log = model + ".log";
+  cli::ProcessGroup group;
+  const pid_t run = group.Spawn("run", {TandemBinary(), "run", "-m", model, "--nodes", "2", "-n", "4000",
+                                        "-c", "4096"},
+                                log);
+  // Wait until it is generating (the plan is printed), then interrupt.
+  for (int i = 0; i < 300 && ReadFile(log).find("plan (epoch") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_THAT(ReadFile(log), HasSubstr("plan (epoch"));
+  ::kill(run, SIGINT);
+  int status = 0;
+  for (int i = 0; i < 200 && ::waitpid(run, &status, WNOHANG) != run; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_TRUE(WIFEXITED(status)) << ReadFile(log);
+  EXPECT_EQ(WEXITSTATUS(status), 130);
+  EXPECT_THAT(ReadFile(log), HasSubstr("interrupted"));
+  // Nothing that mapped the model is still running (zombies have an empty command line).
+  int left = 0;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+    const std::string name = entry.path().filename();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::string cmdline = ReadFile(entry.path() / "cmdline");
+    std::replace(cmdline.begin(), cmdline.end(), '\0', ' ');
+    if (cmdline.find(model) != std::string::npos) ++left;
+  }
+  EXPECT_EQ(left, 0) << "processes using " << model << " are still running";
+  std::filesystem::remove(model);
+  std::filesystem::remove(log);
 }
 
 }  // namespace
