@@ -33,8 +33,13 @@ void DecodeActivations(const std::string& bytes, v1::WireDtype dtype, int64_t n,
 
 absl::StatusOr<std::unique_ptr<Stage>> Stage::Create(std::shared_ptr<const GgufFile> file,
                                                      const StageConfig& config, int threads) {
+  // A configuration comes off the wire: bound it before anything is sized from it.
+  constexpr int64_t kMaxContext = 1 << 20;
+  if (config.n_ctx <= 0 || config.n_ctx > kMaxContext) {
+    return absl::InvalidArgumentError(absl::StrCat("context length ", config.n_ctx,
+                                                   " is outside [1, ", kMaxContext, "]"));
+  }
   TANDEM_ASSIGN_OR_RETURN(auto shard, ModelShard::Load(std::move(file), config.range));
-  if (config.n_ctx <= 0) return absl::InvalidArgumentError("the context length must be positive");
   return std::unique_ptr<Stage>(new Stage(std::move(shard), config, threads));
 }
 

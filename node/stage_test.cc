@@ -151,6 +151,20 @@ TEST(StageTest, SplitStagesBatchSessionsAndMatchOneProcess) {
   (void)h;
 }
 
+TEST(StageTest, RejectsAbsurdConfiguration) {
+  auto file = OpenModel();
+  StageConfig c;
+  c.range = {0, 5};
+  c.n_ctx = int64_t{1} << 40;
+  auto s = Stage::Create(file, c, 1);
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(s.status().message()), HasSubstr("context length"));
+  c.n_ctx = 128;
+  c.range = {3, 9};
+  s = Stage::Create(file, c, 1);
+  EXPECT_THAT(std::string(s.status().message()), HasSubstr("is not within the model's 5 layers"));
+}
+
 TEST(StageTest, EndSessionFreesIt) {
   auto file = OpenModel();
   auto a = MakeStage(file, 0, 5);
