@@ -5,6 +5,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <random>
+
 #include "node/local_stepper.h"
 
 namespace tandem {
@@ -163,6 +165,49 @@ TEST(StageTest, RejectsAbsurdConfiguration) {
   c.range = {3, 9};
   s = Stage::Create(file, c, 1);
   EXPECT_THAT(std::string(s.status().message()), HasSubstr("is not within the model's 5 layers"));
+}
+
+// Random frames, mostly wrong in some field: each is either refused with a status or
+// runs; nothing crashes (run this under the sanitizers to see memory errors too).
+TEST(StageTest, RandomFramesNeverCrash) {
+  auto file = OpenModel();
+  auto first = MakeStage(file, 0, 2);
+  auto later = MakeStage(file, 2, 5);
+  std::mt19937 rng(7);
+  auto pick = [&](std::initializer_list<int64_t> values) {
+    std::vector<int64_t> v(values);
+    return v[std::uniform_int_distribution<size_t>(0, v.size() - 1)(rng)];
+  };
+  int admitted = 0;
+  for (int i = 0; i < 3000; ++i) {
+    v1::ActivationFrame f;
+    f.set_protocol_version(static_cast<uint32_t>(pick({kProtocolVersion, kProtocolVersion, 0, 2})));
+    f.set_session_id(static_cast<uint64_t>(pick({1, 2, 3, -1})));
+    f.set_plan_epoch(static_cast<uint64_t>(pick({3, 3, 3, 2, -1})));
+    f.set_position(pick({0, 0, 1, 5, 127, 128, -1, int64_t{1} << 62}));
+    const int64_t n = pick({1, 2, 3, 0, -4, 200, 1 << 30});
+    f.set_n_tokens(static_cast<int32_t>(n));
+    const bool to_first = rng() % 2;
+    if (to_first) {
+      const int64_t ids = pick({n, n, 0, 1});
+      for (int64_t t = 0; t < ids && t < 300; ++t) f.add_tokens(static_cast<int32_t>(pick({1, 400, 511, 512, -3})));
+    } else {
+      f.set_dtype(static_cast<v1::WireDtype>(pick({0, 0, 1, 7})));
+      const int64_t bytes = pick({n * 256, n * 128, 0, 13});
+      if (bytes > 0 && bytes < (1 << 22)) f.set_activations(std::string(static_cast<size_t>(bytes), '\x3c'));
+    }
+    f.set_sample(rng() % 2);
+    f.mutable_sampling()->set_temperature(static_cast<float>(pick({0, 1, -1})));
+    f.mutable_sampling()->set_top_p(static_cast<float>(pick({1, 0, 2})));
+    f.mutable_sampling()->set_repeat_penalty(1);
+    f.set_end_session(rng() % 20 == 0);
+    Stage& stage = to_first ? *first : *later;
+    if (stage.Admit(f).ok()) {
+      ++admitted;
+      if (!f.end_session()) stage.RunBatch({&f});
+    }
+  }
+  EXPECT_GT(admitted, 50) << "the generator should produce some valid frames too";
 }
 
 TEST(StageTest, EndSessionFreesIt) {
