@@ -109,7 +109,8 @@ BENCHMARK(BM_MatVec)->Apply(MatVecArgs)->UseRealTime();
 
 // Batch 128 (prompt processing): sgemm on dequantized tiles (path 0), the integer kernel
 // per token (1), or MatMul on a PreparedMatrix (2: what the forward pass runs, e.g. the
-// interleaved Q4_0 / Q8_0 layout with 8 tokens per pass over the weights).
+// interleaved Q4_0 / Q8_0 / Q4_K / Q5_K / Q6_K layout with 8 tokens per pass over the
+// weights).
 void BM_Gemm(benchmark::State& state) {
   const GgmlType type = static_cast<GgmlType>(state.range(0));
   const int64_t rows = state.range(1), cols = state.range(2), n_batch = 128;
@@ -139,7 +140,7 @@ void BM_Gemm(benchmark::State& state) {
 }
 void GemmArgs(benchmark::internal::Benchmark* b) {
   for (GgmlType type : {GgmlType::kF32, GgmlType::kF16, GgmlType::kQ8_0, GgmlType::kQ4_0,
-                        GgmlType::kQ4_K, GgmlType::kQ6_K}) {
+                        GgmlType::kQ4_K, GgmlType::kQ5_K, GgmlType::kQ6_K}) {
     for (int path : {0, 1, 2}) {
       if (type == GgmlType::kF32 && path == 1) continue;
       for (auto [rows, cols] : {std::pair{2048, 2048}, std::pair{8192, 2048}}) {

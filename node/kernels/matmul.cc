@@ -7,6 +7,7 @@
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <type_traits>
 #include <vector>
 
 #include "node/kernels/quants.h"
@@ -60,9 +61,10 @@ void MatVecPath(const KernelMatrix& m, const float* x, int64_t n_batch, float* y
 // Many tokens: OpenBLAS sgemm on f32 tiles of the weights, one OpenBLAS thread inside each
 // of our pool threads (no oversubscription). Chosen by measurement (bench BM_Gemm, batch
 // 128, 8192x2048, 2 threads): sgemm 54 / 64 / 43 ms vs the integer kernel once per token
-// 68 / 72 / 49 ms for Q4_0 / Q8_0 / Q4_K. Q4_0 / Q8_0 on AVX-512 no longer come here: the
-// interleaved layout's kernel (8 tokens per pass over a 16-row group) is ~4x faster
-// (BM_Gemm 8192x2048, batch 128, 2 threads: 4.9 / 5.3 ms vs sgemm 19.7 / 19.6 ms).
+// 68 / 72 / 49 ms for Q4_0 / Q8_0 / Q4_K. Q4_0 / Q8_0 / Q4_K / Q5_K / Q6_K on AVX-512 no
+// longer come here: the interleaved layout's kernel (8 tokens per pass over a 16-row group)
+// is ~4-6x faster (BM_Gemm 8192x2048, batch 128, 2 threads: 4.9 / 5.3 ms vs sgemm 19.7 /
+// 19.6 ms for Q4_0 / Q8_0; 7.9 / 9.8 ms vs 45.9 / 53.7 ms for Q4_K / Q6_K, a loaded machine).
 // Debian's OpenBLAS 0.3.21 runs its Haswell (AVX2) kernels on AVX-512 AMD CPUs.
 void SgemmPath(const KernelMatrix& m, const float* x, int64_t n_batch, float* y, ThreadPool& pool) {
   const WeightMatrix& w = m.w;
@@ -131,7 +133,7 @@ void Interleaved16Path(const KernelMatrix& m, const float* x, int64_t n_batch, f
 
 bool Interleaved16Supports(GgmlType type) {
   return type == GgmlType::kQ4_0 || type == GgmlType::kQ8_0 || type == GgmlType::kQ4_K ||
-         type == GgmlType::kQ6_K;
+         type == GgmlType::kQ5_K || type == GgmlType::kQ6_K;
 }
 
 namespace {
@@ -142,6 +144,8 @@ constexpr int64_t kQ6KScales = 64;
 
 // Offset in a Q4_K group super-block of row r's qs[j].
 int64_t Q4KQuantAt(int r, int64_t j) { return kKQuants + 64 * (j / 4) + 4 * r + j % 4; }
+// Offset in a Q5_K group super-block of row r's qh[j].
+int64_t Q5KHighAt(int r, int64_t j) { return kKQuants + 2048 + 64 * (j / 4) + 4 * r + j % 4; }
 // Offsets in a Q6_K group super-block of row r's ql[j] and qh[j].
 int64_t Q6KLowAt(int r, int64_t j) {
   return kKQuants + 1536 * (j / 64) + 64 * ((j % 64) / 4) + 4 * r + j % 4;
@@ -159,11 +163,14 @@ void PackScaleMinK4(const uint8_t* sc, const uint8_t* m, uint8_t* s) {
   }
 }
 
-void InterleaveQ4K(const uint8_t* gguf_rows, int64_t row_bytes, int64_t nb, uint8_t* group) {
+// Q4_K and Q5_K (the same fields; Q5_K adds qh after the Q4_K part).
+template <typename Block>
+void InterleaveQ45K(const uint8_t* gguf_rows, int64_t row_bytes, int64_t nb, uint8_t* group) {
+  constexpr bool kQ5 = std::is_same_v<Block, BlockQ5_K>;
   for (int64_t b = 0; b < nb; ++b) {
-    uint8_t* out = group + kQ4KInterleavedBlockBytes * b;
+    uint8_t* out = group + (kQ5 ? kQ5KInterleavedBlockBytes : kQ4KInterleavedBlockBytes) * b;
     for (int r = 0; r < 16; ++r) {
-      const auto* blk = reinterpret_cast<const BlockQ4_K*>(gguf_rows + r * row_bytes) + b;
+      const auto* blk = reinterpret_cast<const Block*>(gguf_rows + r * row_bytes) + b;
       std::memcpy(out + 2 * r, &blk->d, 2);
       std::memcpy(out + 32 + 2 * r, &blk->dmin, 2);
       for (int j = 0; j < 8; ++j) {
@@ -173,14 +180,19 @@ void InterleaveQ4K(const uint8_t* gguf_rows, int64_t row_bytes, int64_t nb, uint
         out[kQ4KMins + 32 * (j / 2) + 2 * r + j % 2] = m;
       }
       for (int64_t j = 0; j < 128; ++j) out[Q4KQuantAt(r, j)] = blk->qs[j];
+      if constexpr (kQ5) {
+        for (int64_t j = 0; j < 32; ++j) out[Q5KHighAt(r, j)] = blk->qh[j];
+      }
     }
   }
 }
 
-void DeinterleaveQ4K(const uint8_t* group, int64_t nb, int r, uint8_t* gguf_row) {
+template <typename Block>
+void DeinterleaveQ45K(const uint8_t* group, int64_t nb, int r, uint8_t* gguf_row) {
+  constexpr bool kQ5 = std::is_same_v<Block, BlockQ5_K>;
   for (int64_t b = 0; b < nb; ++b) {
-    const uint8_t* in = group + kQ4KInterleavedBlockBytes * b;
-    auto* blk = reinterpret_cast<BlockQ4_K*>(gguf_row) + b;
+    const uint8_t* in = group + (kQ5 ? kQ5KInterleavedBlockBytes : kQ4KInterleavedBlockBytes) * b;
+    auto* blk = reinterpret_cast<Block*>(gguf_row) + b;
     std::memcpy(&blk->d, in + 2 * r, 2);
     std::memcpy(&blk->dmin, in + 32 + 2 * r, 2);
     uint8_t sc[8], m[8];
@@ -190,6 +202,9 @@ void DeinterleaveQ4K(const uint8_t* group, int64_t nb, int r, uint8_t* gguf_row)
     }
     PackScaleMinK4(sc, m, blk->scales);
     for (int64_t j = 0; j < 128; ++j) blk->qs[j] = in[Q4KQuantAt(r, j)];
+    if constexpr (kQ5) {
+      for (int64_t j = 0; j < 32; ++j) blk->qh[j] = in[Q5KHighAt(r, j)];
+    }
   }
 }
 
@@ -229,6 +244,8 @@ int64_t Interleaved16GroupBytes(GgmlType type, int64_t cols) {
   switch (type) {
     case GgmlType::kQ4_K:
       return kQ4KInterleavedBlockBytes * (cols / kQkK);
+    case GgmlType::kQ5_K:
+      return kQ5KInterleavedBlockBytes * (cols / kQkK);
     case GgmlType::kQ6_K:
       return kQ6KInterleavedBlockBytes * (cols / kQkK);
     default:
@@ -239,7 +256,12 @@ int64_t Interleaved16GroupBytes(GgmlType type, int64_t cols) {
 void InterleaveRows16(GgmlType type, const uint8_t* gguf_rows, int64_t cols, uint8_t* group) {
   assert(Interleaved16Supports(type));
   const int64_t row_bytes = RowBytes(type, cols);
-  if (type == GgmlType::kQ4_K) return InterleaveQ4K(gguf_rows, row_bytes, cols / kQkK, group);
+  if (type == GgmlType::kQ4_K) {
+    return InterleaveQ45K<BlockQ4_K>(gguf_rows, row_bytes, cols / kQkK, group);
+  }
+  if (type == GgmlType::kQ5_K) {
+    return InterleaveQ45K<BlockQ5_K>(gguf_rows, row_bytes, cols / kQkK, group);
+  }
   if (type == GgmlType::kQ6_K) return InterleaveQ6K(gguf_rows, row_bytes, cols / kQkK, group);
   const int64_t nb = cols / 32;
   const bool q4 = type == GgmlType::kQ4_0;
@@ -260,7 +282,10 @@ void InterleaveRows16(GgmlType type, const uint8_t* gguf_rows, int64_t cols, uin
 void DeinterleaveRow16(GgmlType type, const uint8_t* group, int64_t cols, int row,
                        uint8_t* gguf_row) {
   assert(Interleaved16Supports(type) && row >= 0 && row < 16);
-  if (type == GgmlType::kQ4_K) return DeinterleaveQ4K(group, cols / kQkK, row, gguf_row);
+  if (type == GgmlType::kQ4_K)
+    return DeinterleaveQ45K<BlockQ4_K>(group, cols / kQkK, row, gguf_row);
+  if (type == GgmlType::kQ5_K)
+    return DeinterleaveQ45K<BlockQ5_K>(group, cols / kQkK, row, gguf_row);
   if (type == GgmlType::kQ6_K) return DeinterleaveQ6K(group, cols / kQkK, row, gguf_row);
   const int64_t nb = cols / 32;
   const bool q4 = type == GgmlType::kQ4_0;

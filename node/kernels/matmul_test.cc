@@ -182,11 +182,11 @@ TEST(MatMulTest, PreparedInterleavedEveryBatch) {
 }
 
 TEST(MatMulTest, PreparedInterleavedKQuantsRaggedShapes) {
-  // Q4_K / Q6_K take the interleaved layout on AVX-512 (the GGUF-layout kernels elsewhere):
+  // Q4_K / Q5_K / Q6_K take the interleaved layout on AVX-512 (the GGUF-layout kernels elsewhere):
   // rows not a multiple of 16 (zero-padded last group), every batch 1..13 (a full chunk of
   // 8 tokens plus a ragged rest), one and several super-blocks per row.
   ThreadPool pool(2);
-  for (GgmlType type : {GgmlType::kQ4_K, GgmlType::kQ6_K}) {
+  for (GgmlType type : {GgmlType::kQ4_K, GgmlType::kQ5_K, GgmlType::kQ6_K}) {
     for (int64_t n_batch = 1; n_batch <= 13; ++n_batch) {
       CheckAgainstReference(type, {37, 512, n_batch}, BestKernelIsa(), pool, true);
     }
@@ -203,7 +203,7 @@ TEST(MatMulTest, PreparedInterleavedKQuantsMatchScalar) {
   // Same quantized activations and integer sums as the scalar GGUF kernel: only float
   // summation order differs.
   ThreadPool pool(1);
-  for (GgmlType type : {GgmlType::kQ4_K, GgmlType::kQ6_K}) {
+  for (GgmlType type : {GgmlType::kQ4_K, GgmlType::kQ5_K, GgmlType::kQ6_K}) {
     const int64_t rows = 45, cols = 1024;
     const std::vector<float> w_f32 = RandomNormal(rows * cols, 5);
     const std::vector<uint8_t> w_bytes = QuantizeMatrix(type, w_f32.data(), rows, cols);
@@ -228,8 +228,11 @@ TEST(MatMulTest, PreparedInterleavedKQuantsMatchScalar) {
 
 TEST(RepackTest, Interleaved16RoundTripAndDequantize) {
   ThreadPool pool(1);
-  for (GgmlType type : {GgmlType::kQ4_0, GgmlType::kQ8_0, GgmlType::kQ4_K, GgmlType::kQ6_K}) {
-    const int64_t rows = 32, cols = type == GgmlType::kQ4_K || type == GgmlType::kQ6_K ? 512 : 160;
+  for (GgmlType type :
+       {GgmlType::kQ4_0, GgmlType::kQ8_0, GgmlType::kQ4_K, GgmlType::kQ5_K, GgmlType::kQ6_K}) {
+    const bool k_quant =
+        type == GgmlType::kQ4_K || type == GgmlType::kQ5_K || type == GgmlType::kQ6_K;
+    const int64_t rows = 32, cols = k_quant ? 512 : 160;  // whole blocks
     const std::vector<float> w_f32 = RandomNormal(rows * cols, 11);
     const std::vector<uint8_t> gguf = QuantizeMatrix(type, w_f32.data(), rows, cols);
     const int64_t row_bytes = RowBytes(type, cols);

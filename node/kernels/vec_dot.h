@@ -63,7 +63,7 @@ RowsDotFn LookupKernel(const KernelTable& table, GgmlType type);
 // Row layouts of a PreparedMatrix.
 enum class RowLayout {
   kGguf,           // as in the file
-  kInterleaved16,  // Q4_0 / Q8_0 / Q4_K / Q6_K, AVX-512 only (see below)
+  kInterleaved16,  // Q4_0 / Q8_0 / Q4_K / Q5_K / Q6_K, AVX-512 only (see below)
 };
 
 // kInterleaved16: rows in groups of 16, each group Interleaved16GroupBytes bytes (the last
@@ -79,12 +79,14 @@ enum class RowLayout {
 //  * Q4_K (2368 bytes): f16 d[16], f16 dmin[16], scale bytes sc[j][r] (8 x 16), min bytes
 //    m[j / 2][r][j % 2] (so a 32-bit lane holds row r's pair), then 32 chunks: chunk
 //    8c + k holds qs[32c + 4k .. +3] (low nibbles: sub-block 2c, high: 2c + 1);
+//  * Q5_K (2880 bytes): as Q4_K, then 8 chunks: chunk k holds qh[4k .. +3];
 //  * Q6_K (3392 bytes): f16 d[16] and 32 zero bytes, int8 scales s[i / 2][r][i % 2]
 //    (16 x 16), then per half h (1536 bytes): 8 chunks of ql[64h + 4k ..], 8 of
 //    ql[64h + 32 + 4k ..], 8 of qh[32h + 4k ..].
 // A block of weights is decoded once for up to 8 tokens (prompt processing) and the
 // layout streams linearly for one token.
-inline constexpr int64_t kQ4KInterleavedBlockBytes = 2368, kQ6KInterleavedBlockBytes = 3392;
+inline constexpr int64_t kQ4KInterleavedBlockBytes = 2368, kQ5KInterleavedBlockBytes = 2880,
+                         kQ6KInterleavedBlockBytes = 3392;
 bool Interleaved16Supports(GgmlType type);
 int64_t Interleaved16GroupBytes(GgmlType type, int64_t cols);
 void InterleaveRows16(GgmlType type, const uint8_t* gguf_rows, int64_t cols, uint8_t* group);

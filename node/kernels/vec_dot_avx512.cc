@@ -95,15 +95,15 @@ void Interleaved16(const uint8_t* w, int64_t group_bytes, int64_t n_groups, cons
   }
 }
 
-// Q4_K groups (vec_dot.h): per 32-element sub-block, 8 VNNI steps give each token's int32
-// dot product for the 16 rows, times the rows' scales (one multiply per token); the mins
-// take 4 VNNI int16 steps per token against the activation's sums per 32.
-template <int kTokens>
-void Q4KInterleaved16Rows(const uint8_t* w, int64_t group_bytes, int64_t n_groups,
-                          const Activation* x, float* y, int64_t y_stride) {
-  constexpr int kBlockBytes = kQ4KInterleavedBlockBytes;
+// Q4_K / Q5_K groups (vec_dot.h): per 32-element sub-block, 8 VNNI steps give each token's
+// int32 dot product for the 16 rows, times the rows' scales (one multiply per token); the
+// mins take 4 VNNI int16 steps per token against the activation's sums per 32.
+template <int kTokens, bool kQ5>
+void Q45KInterleaved16Rows(const uint8_t* w, int64_t group_bytes, int64_t n_groups,
+                           const Activation* x, float* y, int64_t y_stride) {
+  constexpr int kBlockBytes = kQ5 ? kQ5KInterleavedBlockBytes : kQ4KInterleavedBlockBytes;
   const int64_t nb = x[0].n / 256;
-  const __m512i m4 = _mm512_set1_epi8(0x0f);
+  const __m512i m4 = _mm512_set1_epi8(0x0f), bit4 = _mm512_set1_epi8(0x10);
   for (int64_t g = 0; g < n_groups; ++g) {
     const uint8_t* group = w + g * group_bytes;
     __m512 acc[kTokens];
@@ -121,6 +121,11 @@ void Q4KInterleaved16Rows(const uint8_t* w, int64_t group_bytes, int64_t n_group
         for (int k = 0; k < 8; ++k) {
           const __m512i v = _mm512_loadu_si512(chunks + 64 * k);
           q[k] = _mm512_and_si512(j % 2 == 0 ? v : _mm512_srli_epi16(v, 4), m4);
+          if constexpr (kQ5) {  // bit j of qh is bit 4 of sub-block j's quants
+            const __m512i h = _mm512_loadu_si512(blk + 320 + 2048 + 64 * k);
+            const __m512i at4 = j <= 4 ? _mm512_slli_epi16(h, 4 - j) : _mm512_srli_epi16(h, j - 4);
+            q[k] = _mm512_or_si512(q[k], _mm512_and_si512(at4, bit4));
+          }
         }
         for (int t = 0; t < kTokens; ++t) {
           const int8_t* xq = x[t].qs + 256 * b + 32 * j;
@@ -265,7 +270,11 @@ void ForTokens(const uint8_t* w, int64_t group_bytes, int64_t n_groups, const Ac
 }
 template <int kTokens>
 struct Q4K {
-  static constexpr auto Run = Q4KInterleaved16Rows<kTokens>;
+  static constexpr auto Run = Q45KInterleaved16Rows<kTokens, false>;
+};
+template <int kTokens>
+struct Q5K {
+  static constexpr auto Run = Q45KInterleaved16Rows<kTokens, true>;
 };
 template <int kTokens>
 struct Q6K {
@@ -280,6 +289,8 @@ GroupsDotFn Avx512Interleaved16Kernel(GgmlType type) {
       return Interleaved16<true>;
     case GgmlType::kQ4_K:
       return ForTokens<Q4K>;
+    case GgmlType::kQ5_K:
+      return ForTokens<Q5K>;
     case GgmlType::kQ6_K:
       return ForTokens<Q6K>;
     default:
