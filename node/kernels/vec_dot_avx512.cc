@@ -164,8 +164,8 @@ void Q45KInterleaved16Rows(const uint8_t* w, int64_t group_bytes, int64_t n_grou
 
 // Q6_K groups (vec_dot.h): per 32 elements, the 6-bit quants (0..63) are rebuilt from a
 // low-nibble chunk and a 2-bit chunk; each token's dot per 16-element sub-block is scaled by
-// the rows' int8 scales; the -32 offset is folded in once per super-block as
-// 32 * sum(scale * sum(activation per 16)) (8 VNNI int16 steps).
+// the rows' int8 scales; the -32 offset adds -32 * scale * sum(activation per 16), one VNNI
+// int16 step per token for two sub-blocks.
 template <int kTokens>
 void Q6KInterleaved16Rows(const uint8_t* w, int64_t group_bytes, int64_t n_groups,
                           const Activation* x, float* y, int64_t y_stride) {
@@ -189,6 +189,9 @@ void Q6KInterleaved16Rows(const uint8_t* w, int64_t group_bytes, int64_t n_group
               reinterpret_cast<const __m256i*>(blk + 64 + 32 * (4 * h + quarter))));
           const __m512i sc_lo = _mm512_srai_epi32(_mm512_slli_epi32(pair, 16), 16);
           const __m512i sc_hi = _mm512_srai_epi32(pair, 16);
+          // -32 * scale (fits int16) for the offset term.
+          const __m512i pair_m32 =
+              _mm512_sub_epi16(_mm512_setzero_si512(), _mm512_slli_epi16(pair, 5));
           const uint8_t* low = half + 512 * (quarter % 2);
           __m512i q[8];
           for (int k = 0; k < 8; ++k) {
@@ -221,6 +224,9 @@ void Q6KInterleaved16Rows(const uint8_t* w, int64_t group_bytes, int64_t n_group
               dot0 = _mm512_dpbusd_epi32(dot0, q[k], _mm512_set1_epi32(four0));
               dot1 = _mm512_dpbusd_epi32(dot1, q[k + 4], _mm512_set1_epi32(four1));
             }
+            int32_t sums;
+            std::memcpy(&sums, x[t].bsums + 16 * b + 2 * (4 * h + quarter), 4);
+            isum[t] = _mm512_dpwssd_epi32(isum[t], pair_m32, _mm512_set1_epi32(sums));
             isum[t] = _mm512_add_epi32(isum[t], _mm512_add_epi32(_mm512_mullo_epi32(dot0, sc_lo),
                                                                  _mm512_mullo_epi32(dot1, sc_hi)));
           }
@@ -228,16 +234,7 @@ void Q6KInterleaved16Rows(const uint8_t* w, int64_t group_bytes, int64_t n_group
       }
       const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk)));
       for (int t = 0; t < kTokens; ++t) {
-        __m512i corr = _mm512_setzero_si512();
-        for (int p = 0; p < 8; ++p) {
-          const __m512i pair = _mm512_cvtepi8_epi16(
-              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 64 + 32 * p)));
-          int32_t sums;
-          std::memcpy(&sums, x[t].bsums + 16 * b + 2 * p, 4);
-          corr = _mm512_dpwssd_epi32(corr, pair, _mm512_set1_epi32(sums));
-        }
-        const __m512i scaled = _mm512_sub_epi32(isum[t], _mm512_slli_epi32(corr, 5));
-        acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(scaled),
+        acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[t]),
                                  _mm512_mul_ps(dw, _mm512_set1_ps(x[t].d[b])), acc[t]);
       }
     }
