@@ -63,8 +63,9 @@ void MatVecPath(const KernelMatrix& m, const float* x, int64_t n_batch, float* y
 // 128, 8192x2048, 2 threads): sgemm 54 / 64 / 43 ms vs the integer kernel once per token
 // 68 / 72 / 49 ms for Q4_0 / Q8_0 / Q4_K. Q4_0 / Q8_0 / Q4_K / Q5_K / Q6_K on AVX-512 no
 // longer come here: the interleaved layout's kernel (8 tokens per pass over a 16-row group)
-// is ~4-6x faster (BM_Gemm 8192x2048, batch 128, 2 threads: 4.9 / 5.3 ms vs sgemm 19.7 /
-// 19.6 ms for Q4_0 / Q8_0; 7.9 / 9.8 ms vs 45.9 / 53.7 ms for Q4_K / Q6_K, a loaded machine).
+// is 4-6x faster (BM_Gemm 8192x2048, batch 128, 2 threads: 4.9 / 5.3 ms vs sgemm 19.7 /
+// 19.6 ms for Q4_0 / Q8_0; 3.3 / 4.0 / 4.5 ms vs 19.5 / 20.0 / 24.9 ms for Q4_K / Q5_K /
+// Q6_K, whose integer sums run a whole 256-element super-block before any float work).
 // Debian's OpenBLAS 0.3.21 runs its Haswell (AVX2) kernels on AVX-512 AMD CPUs.
 void SgemmPath(const KernelMatrix& m, const float* x, int64_t n_batch, float* y, ThreadPool& pool) {
   const WeightMatrix& w = m.w;
