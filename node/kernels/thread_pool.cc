@@ -8,7 +8,7 @@
 namespace tandem {
 namespace {
 
-constexpr auto kSpinTime = std::chrono::microseconds(100);
+constexpr auto kSpinTime = std::chrono::microseconds(25);
 
 // Spins until `value` differs from `old` or kSpinTime passes, then sleeps on it. Returns the
 // new value.

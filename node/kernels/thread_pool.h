@@ -1,7 +1,8 @@
 // A persistent pool of worker threads that splits index ranges; no thread is created per
-// call. The calling thread takes part in the work. Workers spin briefly (~100 us) after a
-// job before sleeping on a futex, since one-token products come every 10-100 us and a
-// sleep/wake round trip costs about as much.
+// call. The calling thread takes part in the work. Workers spin briefly (25 us) after a
+// job before sleeping on a futex: the products of one layer follow each other within
+// that, and a sleep/wake round trip costs about as much. Longer spins (100 us was tried)
+// steal the cores from the next pipeline stage when several nodes share a machine.
 //
 // The parts of a job are claimed, not assigned: whichever thread is running takes the
 // next unclaimed part. When the machine is oversubscribed (several node processes on
