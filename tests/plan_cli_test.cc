@@ -12,26 +12,17 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "tests/local_cluster.h"
 
 namespace {
 
 using ::testing::HasSubstr;
 using Json = nlohmann::json;
 
-constexpr char kTandem[] = TANDEM_BINARY_DIR "/cli/tandem";
 constexpr char kModel[] = TANDEM_SHARED_DIR "/models/stories260K-f32.gguf";
 constexpr int kModelLayers = 5;
 
-struct CommandResult {
-  int exit_code = -1;
-  std::string out;
-  std::string err;
-};
-
-std::string ReadAll(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
+using tandem::testing::CommandResult;
 
 class PlanCliTest : public ::testing::Test {
  protected:
@@ -50,16 +41,7 @@ class PlanCliTest : public ::testing::Test {
   }
 
   CommandResult Plan(const std::string& args) {
-    const std::filesystem::path out = dir_ / "stdout";
-    const std::filesystem::path err = dir_ / "stderr";
-    const std::string command = std::string(kTandem) + " plan -m " + kModel + " " + args + " >" +
-                                out.string() + " 2>" + err.string();
-    const int status = std::system(command.c_str());
-    CommandResult run;
-    run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    run.out = ReadAll(out);
-    run.err = ReadAll(err);
-    return run;
+    return tandem::testing::RunTandem(std::string("plan -m ") + kModel + " " + args);
   }
 
   std::filesystem::path dir_;

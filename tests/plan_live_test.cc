@@ -20,25 +20,13 @@ namespace {
 using ::testing::HasSubstr;
 using Json = nlohmann::json;
 
-constexpr char kTandem[] = TANDEM_BINARY_DIR "/cli/tandem";
 constexpr char kModel[] = TANDEM_SHARED_DIR "/models/stories260K-f32.gguf";
 constexpr int kModelLayers = 5;
 
-struct CommandResult {
-  int exit_code = -1;
-  std::string out;
-  std::string err;
-};
+using tandem::testing::CommandResult;
 
 class PlanLiveTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("tandem_plan_live_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::create_directories(dir_);
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
 
   // A coordinator with `planner` and `nodes` nodes of one thread each, ready to serve.
   absl::Status StartCluster(const std::string& planner, int nodes) {
@@ -50,18 +38,7 @@ class PlanLiveTest : public ::testing::Test {
     return cluster_.Start(options);
   }
 
-  CommandResult Plan(const std::string& args) {
-    const std::filesystem::path out = dir_ / "stdout";
-    const std::filesystem::path err = dir_ / "stderr";
-    const std::string command =
-        std::string(kTandem) + " plan " + args + " >" + out.string() + " 2>" + err.string();
-    const int status = std::system(command.c_str());
-    CommandResult run;
-    run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    run.out = tandem::testing::ReadFile(out.string());
-    run.err = tandem::testing::ReadFile(err.string());
-    return run;
-  }
+  CommandResult Plan(const std::string& args) { return tandem::testing::RunTandem("plan " + args); }
 
   // Every layer in exactly one stage, stages in order from layer 0.
   static void ExpectCoversEveryLayerOnce(const Json& stages) {
@@ -74,7 +51,6 @@ class PlanLiveTest : public ::testing::Test {
     EXPECT_EQ(next, kModelLayers) << stages.dump();
   }
 
-  std::filesystem::path dir_;
   tandem::testing::LocalCluster cluster_;  // stops every child when the test ends
 };
 
