@@ -257,7 +257,7 @@ void Coordinator::PlannerLoop() {
 
 std::vector<v1::ActivationFrame> Coordinator::StepFrames(const Session& s, int64_t from) const {
   std::vector<v1::ActivationFrame> frames;
-  const auto& history = const_cast<Session&>(s).history();
+  const auto& history = s.history();
   const int64_t end = static_cast<int64_t>(history.size());
   for (int64_t pos = from; pos < end; pos += chunk_tokens_) {
     const int64_t n = std::min(chunk_tokens_, end - pos);

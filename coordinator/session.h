@@ -50,6 +50,7 @@ class Session {
 
   // Guarded by the coordinator's session lock.
   std::vector<int32_t>& history() { return history_; }
+  const std::vector<int32_t>& history() const { return history_; }
   int64_t n_generated() const { return static_cast<int64_t>(history_.size()) - n_prompt_; }
   std::chrono::steady_clock::time_point started, first_token, last_token;
   uint64_t plan_epoch = 0;
