@@ -9,7 +9,6 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -19,7 +18,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "cli/process_group.h"
+#include "cli/local_cluster.h"
 #include "coordinator/generation.h"
 #include "model/gguf.h"
 #include "model/tokenizer.h"
@@ -85,45 +84,6 @@ Single LocalRun(const std::string& model, int threads, const std::string& prompt
   return {Median(ttft), Median(per_token)};
 }
 
-class Cluster {
- public:
-  Cluster(const std::string& exe, const std::string& model, int nodes, int threads) {
-    char tmpl[] = "/tmp/tandem-bench-XXXXXX";
-    dir_ = ::mkdtemp(tmpl);
-    const std::string port_file = dir_ + "/port";
-    group_.Spawn("coordinator",
-                 {exe, "coordinator", "--model", model, "--listen", "127.0.0.1:0", "--port-file", port_file,
-                  "--min-nodes", std::to_string(nodes), "--planner", "even", "--ctx-size", "512"},
-                 dir_ + "/coordinator.log");
-    while (address_.empty()) {
-      std::ifstream in(port_file);
-      int port = 0;
-      if (in >> port && port > 0) address_ = absl::StrCat("127.0.0.1:", port);
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    for (int i = 0; i < nodes; ++i) {
-      group_.Spawn("node", {exe, "node", "--coordinator", address_, "--model", model, "--threads",
-                            std::to_string(threads)},
-                   absl::StrCat(dir_, "/node", i, ".log"));
-    }
-    for (;;) {
-      auto s = RemoteStatus(address_, 1000);
-      if (s.ok() && s->ready()) break;
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-  }
-  ~Cluster() {
-    group_.StopAll();
-    std::filesystem::remove_all(dir_);
-  }
-  const std::string& address() const { return address_; }
-
- private:
-  cli::ProcessGroup group_;
-  std::string dir_;
-  std::string address_;
-};
-
 }  // namespace
 }  // namespace tandem
 
@@ -154,7 +114,16 @@ int main(int argc, char** argv) {
 
   std::vector<std::pair<int, std::vector<double>>> aggregate, decode_aggregate;
   for (int nodes : ParseList(nodes_list)) {
-    Cluster cluster(exe, model, nodes, threads);
+    cli::LocalCluster cluster(exe);
+    cli::LocalClusterOptions options;
+    options.model = model;
+    options.nodes = nodes;
+    options.threads = threads;
+    options.coordinator_args = {"--ctx-size", "512"};
+    if (absl::Status s = cluster.Start(options); !s.ok()) {
+      std::fprintf(stderr, "cluster failed: %s\n", std::string(s.message()).c_str());
+      return 1;
+    }
     std::vector<double> ttft, per_token;
     for (int r = 0; r < reps + 1; ++r) {
       auto out = RemoteGenerate(cluster.address(), Request(prompt, n), nullptr);

@@ -16,9 +16,9 @@
 #include "cli/commands.h"
 #include "cli/generation_output.h"
 #include "cli/model_loading.h"
+#include "cli/local_cluster.h"
 #include "cli/process_group.h"
 #include "cli/remote_generation.h"
-#include "net/client.h"
 
 namespace tandem::cli {
 namespace {
@@ -40,12 +40,6 @@ struct RunOptions {
   bool keep_logs = false;
 };
 
-std::string Tail(const std::string& path, size_t max_bytes = 2000) {
-  std::ifstream in(path);
-  std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  return all.size() > max_bytes ? all.substr(all.size() - max_bytes) : all;
-}
-
 void PrintPlan(const v1::StatusResponse& s) {
   std::fprintf(stderr, "plan (epoch %llu): %d stage(s)\n", static_cast<unsigned long long>(s.plan_epoch()),
                s.stages_size());
@@ -59,97 +53,54 @@ void PrintPlan(const v1::StatusResponse& s) {
 
 int RunCluster(RunOptions& o) {
   if (o.nodes < 1) return ReportError(absl::InvalidArgumentError("--nodes must be at least 1"));
-  if (::access(o.model.c_str(), R_OK) != 0) {
-    return ReportError(absl::NotFoundError(absl::StrCat(o.model, ": cannot read the model file")));
+  auto model = LoadModel(o.model);  // a bad model is one clear error here, not in every child
+  if (!model.ok()) return ReportError(model.status());
+  if (o.split.empty() && o.planner == "even" && o.nodes > model->hparams.n_layer) {
+    return ReportError(absl::InvalidArgumentError(absl::StrCat(
+        "--nodes ", o.nodes, " is more than the model's ", model->hparams.n_layer,
+        " layers: every node needs a layer")));
   }
   o.sampling.seed = o.seed >= 0 ? static_cast<uint64_t>(o.seed) : std::random_device{}();
   const int hw = static_cast<int>(std::thread::hardware_concurrency());
   // With one session only one stage works at a time, so every node may use every core.
   const int threads = o.threads > 0 ? o.threads : std::max(1, hw);
-  const std::string exe = std::filesystem::read_symlink("/proc/self/exe").string();
-  char dir_template[] = "/tmp/tandem-run-XXXXXX";
-  if (!::mkdtemp(dir_template)) return ReportError(absl::InternalError("cannot create a temporary folder"));
-  const std::string dir = dir_template;
-
   InstallChildReaper();
-  const int code = [&]() -> int {
-    ProcessGroup group;
-    const std::string port_file = dir + "/coordinator.port";
-    std::vector<std::string> cargs = {exe, "coordinator", "--model", o.model, "--listen", "127.0.0.1:0",
-                                      "--port-file", port_file, "--min-nodes", std::to_string(o.nodes),
-                                      "--planner", o.planner, "--wire-dtype", o.wire_dtype};
-    if (!o.split.empty()) cargs.insert(cargs.end(), {"--split", o.split});
-    if (o.ctx_size > 0) cargs.insert(cargs.end(), {"--ctx-size", std::to_string(o.ctx_size)});
-    group.Spawn("coordinator", cargs, dir + "/coordinator.log");
-
-    auto fail = [&](const std::string& why, const std::string& log) {
-      if (Interrupted()) return 130;
-      std::fprintf(stderr, "tandem: error: %s\n", why.c_str());
-      if (!log.empty()) std::fprintf(stderr, "--- %s ---\n%s\n", log.c_str(), Tail(log).c_str());
-      return 1;
-    };
-    // Wait for the coordinator's port.
-    std::string address;
-    for (int i = 0; i < 600 && address.empty(); ++i) {
-      std::ifstream in(port_file);
-      int port = 0;
-      if (in >> port && port > 0) address = absl::StrCat("127.0.0.1:", port);
-      std::string exited = group.CheckExited();
-      if (!exited.empty()) return fail(exited, dir + "/coordinator.log");
-      if (address.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    if (address.empty()) return fail("the coordinator did not start", dir + "/coordinator.log");
-
-    for (int i = 0; i < o.nodes; ++i) {
-      group.Spawn(absl::StrCat("node ", i), {exe, "node", "--coordinator", address, "--model", o.model,
-                                             "--threads", std::to_string(threads)},
-                  absl::StrCat(dir, "/node", i, ".log"));
-    }
-    // Wait for the plan.
-    v1::StatusResponse status;
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(5);
-    for (;;) {
-      std::string exited = group.CheckExited();
-      if (!exited.empty()) {
-        std::string log = exited.rfind("node", 0) == 0
-                              ? absl::StrCat(dir, "/node", exited.substr(5, exited.find(' ', 5) - 5), ".log")
-                              : dir + "/coordinator.log";
-        return fail(exited, log);
-      }
-      auto s = RemoteStatus(address, 1000);
-      if (s.ok() && s->ready()) {
-        status = *s;
-        break;
-      }
-      if (std::chrono::steady_clock::now() > deadline) {
-        return fail(absl::StrCat("the cluster did not become ready: ", s.ok() ? s->reason() : std::string(s.status().message())),
-                    dir + "/coordinator.log");
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    PrintPlan(status);
-
+  int code = 0;
+  {
+    LocalCluster cluster(std::filesystem::read_symlink("/proc/self/exe").string());
+    LocalClusterOptions options;
+    options.model = o.model;
+    options.nodes = o.nodes;
+    options.split = o.split;
+    options.planner = o.planner;
+    options.threads = threads;
+    options.coordinator_args = {"--wire-dtype", o.wire_dtype};
+    if (o.ctx_size > 0) options.coordinator_args.insert(options.coordinator_args.end(), {"--ctx-size", std::to_string(o.ctx_size)});
+    absl::Status s = cluster.Start(options, /*timeout_ms=*/5 * 60 * 1000);
     GenerationOutput out;
-    out.seed = o.sampling.seed;
-    absl::Status s = RemoteGenerateText(address, o.prompt, o.n_predict, o.sampling, o.stop_at_eos,
-                                        !o.json, &out);
-    if (!s.ok()) return fail(std::string(s.message()), dir + "/coordinator.log");
-    if (o.json) {
+    if (s.ok()) {
+      PrintPlan(cluster.status());
+      out.seed = o.sampling.seed;
+      s = RemoteGenerateText(cluster.address(), o.prompt, o.n_predict, o.sampling, o.stop_at_eos,
+                             !o.json, &out);
+    }
+    if (Interrupted()) {
+      std::fprintf(stderr, "tandem: interrupted; the cluster is stopped\n");
+      return 130;  // the cluster's destructor stops every child and removes its files
+    }
+    if (!s.ok()) {
+      code = ReportError(s);
+      cluster.KeepLogs();
+      std::fprintf(stderr, "logs kept in %s\n", cluster.dir().c_str());
+    } else if (o.json) {
       PrintGenerationJson(out);
     } else {
       PrintGenerationSummary(out);
     }
-    return 0;
-  }();  // the ProcessGroup has stopped every child here
-  if (Interrupted()) {
-    std::filesystem::remove_all(dir);
-    std::fprintf(stderr, "tandem: interrupted; the cluster is stopped\n");
-    return 130;
-  }
-  if (o.keep_logs || code != 0) {
-    std::fprintf(stderr, "logs kept in %s\n", dir.c_str());
-  } else {
-    std::filesystem::remove_all(dir);
+    if (o.keep_logs && s.ok()) {
+      cluster.KeepLogs();
+      std::fprintf(stderr, "logs kept in %s\n", cluster.dir().c_str());
+    }
   }
   return code;
 }

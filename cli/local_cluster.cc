@@ -1,0 +1,110 @@
+#include "cli/local_cluster.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "net/client.h"
+
+namespace tandem::cli {
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+namespace {
+std::string Tail(const std::string& text, size_t max_bytes = 2000) {
+  return text.size() > max_bytes ? text.substr(text.size() - max_bytes) : text;
+}
+}  // namespace
+
+LocalCluster::LocalCluster(std::string binary)
+    : binary_(std::move(binary)), group_(std::make_unique<ProcessGroup>()) {
+  char tmpl[] = "/tmp/tandem-cluster-XXXXXX";
+  const char* dir = ::mkdtemp(tmpl);
+  dir_ = dir ? dir : "/tmp";
+}
+
+LocalCluster::~LocalCluster() {
+  group_->StopAll(2000);
+  if (!keep_logs_ && dir_ != "/tmp") std::filesystem::remove_all(dir_);
+}
+
+pid_t LocalCluster::StartNode(const std::string& model, int threads) {
+  const size_t index = node_pids_.size();
+  const std::string name = absl::StrCat("node", index);
+  pid_t pid = group_->Spawn(name,
+                            {binary_, "node", "--coordinator", address_, "--model", model,
+                             "--threads", std::to_string(threads)},
+                            absl::StrCat(dir_, "/", name, ".log"));
+  node_pids_.push_back(pid);
+  return pid;
+}
+
+std::string LocalCluster::NodeLog(size_t index) const {
+  return ReadFile(absl::StrCat(dir_, "/node", index, ".log"));
+}
+
+absl::Status LocalCluster::ChildExited(const std::string& what) {
+  // ProcessGroup names a child first: "node1 exited with status 2".
+  const std::string name = what.substr(0, what.find(' '));
+  return absl::AbortedError(absl::StrCat(what, "\n--- ", dir_, "/", name, ".log ---\n",
+                                         Tail(ReadFile(dir_ + "/" + name + ".log"))));
+}
+
+absl::Status LocalCluster::WaitReady(int timeout_ms) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  for (;;) {
+    auto s = RemoteStatus(address_, 1000);
+    if (s.ok() && s->ready()) {
+      status_ = *s;
+      return absl::OkStatus();
+    }
+    const std::string exited = group_->CheckExited();
+    if (!exited.empty()) return ChildExited(exited);
+    if (std::chrono::steady_clock::now() > deadline) {
+      return absl::DeadlineExceededError(absl::StrCat(
+          "the cluster did not become ready: ",
+          s.ok() ? s->reason() : std::string(s.status().message()), "\n--- coordinator.log ---\n",
+          Tail(ReadFile(dir_ + "/coordinator.log"))));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(30));
+  }
+}
+
+absl::Status LocalCluster::Start(const LocalClusterOptions& o, int timeout_ms) {
+  const std::string port_file = dir_ + "/coordinator.port";
+  std::vector<std::string> args = {binary_, "coordinator", "--model", o.model, "--listen",
+                                   "127.0.0.1:0", "--port-file", port_file, "--min-nodes",
+                                   std::to_string(o.nodes), "--planner", o.planner};
+  if (!o.split.empty()) args.insert(args.end(), {"--split", o.split});
+  args.insert(args.end(), o.coordinator_args.begin(), o.coordinator_args.end());
+  group_->Spawn("coordinator", args, dir_ + "/coordinator.log");
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (address_.empty()) {
+    std::ifstream in(port_file);
+    int port = 0;
+    if (in >> port && port > 0) {
+      address_ = absl::StrCat("127.0.0.1:", port);
+      break;
+    }
+    const std::string exited = group_->CheckExited();
+    if (!exited.empty()) return ChildExited(exited);
+    if (std::chrono::steady_clock::now() > deadline) {
+      return absl::DeadlineExceededError("the coordinator did not start");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  for (int i = 0; i < o.nodes; ++i) StartNode(o.model, o.threads);
+  return WaitReady(timeout_ms);
+}
+
+}  // namespace tandem::cli

@@ -1,0 +1,67 @@
+// A whole cluster on this machine: a coordinator and node processes of the `tandem`
+// binary on 127.0.0.1, stopped (every child) when the object goes away. Behind
+// `tandem run`, the integration tests and the pipeline benchmark.
+#pragma once
+
+#include <sys/types.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "cli/process_group.h"
+#include "tandem.pb.h"
+
+namespace tandem::cli {
+
+struct LocalClusterOptions {
+  std::string model;
+  int nodes = 1;
+  std::string split;  // layer counts per node, e.g. "2,3"; empty: `planner`
+  std::string planner = "even";
+  int threads = 1;    // per node
+  std::vector<std::string> coordinator_args;  // more flags for the coordinator
+};
+
+class LocalCluster {
+ public:
+  // `binary` is the tandem executable the processes run.
+  explicit LocalCluster(std::string binary);
+  ~LocalCluster();
+  LocalCluster(const LocalCluster&) = delete;
+  LocalCluster& operator=(const LocalCluster&) = delete;
+
+  // Starts the coordinator and the nodes and waits until the plan serves. An error names
+  // the process that failed and ends with the tail of its log.
+  absl::Status Start(const LocalClusterOptions& options, int timeout_ms = 120000);
+  // Starts one more node process for `model`.
+  pid_t StartNode(const std::string& model, int threads = 1);
+  absl::Status WaitReady(int timeout_ms = 120000);
+
+  const std::string& address() const { return address_; }
+  const std::vector<pid_t>& node_pids() const { return node_pids_; }
+  // Processes' logs: coordinator.log, node0.log, node1.log, …
+  const std::string& dir() const { return dir_; }
+  std::string NodeLog(size_t index) const;
+  // The coordinator's status when it became ready.
+  const v1::StatusResponse& status() const { return status_; }
+  // Leaves the logs in dir() when the cluster is destroyed.
+  void KeepLogs() { keep_logs_ = true; }
+  void Stop() { group_->StopAll(2000); }
+
+ private:
+  absl::Status ChildExited(const std::string& what);
+
+  std::string binary_;
+  std::string dir_;
+  std::string address_;
+  std::unique_ptr<ProcessGroup> group_;
+  std::vector<pid_t> node_pids_;
+  v1::StatusResponse status_;
+  bool keep_logs_ = false;
+};
+
+std::string ReadFile(const std::string& path);
+
+}  // namespace tandem::cli
