@@ -19,12 +19,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "cli/local_cluster.h"
-#include "coordinator/generation.h"
 #include "model/gguf.h"
 #include "model/tokenizer.h"
 #include "net/client.h"
-#include "node/forward.h"
-#include "node/local_stepper.h"
+#include "node/local_engine.h"
 
 namespace tandem {
 namespace {
@@ -65,18 +63,18 @@ Single LocalRun(const std::string& model, int threads, const std::string& prompt
   auto f = GgufFile::Open(model);
   std::shared_ptr<const GgufFile> file = std::move(*f);
   auto tok = Tokenizer::FromGguf(*file);
-  auto h = ReadHparams(*file);
-  auto shard = ModelShard::Load(file, {0, static_cast<int>(h->n_layer)});
-  ThreadPool pool(threads);
-  Forward forward(**shard, pool);
+  auto engine = LocalEngine::Create(file, {threads, /*n_ctx=*/512});
+  if (!engine.ok()) {
+    std::fprintf(stderr, "pipeline_bench: %s\n", std::string(engine.status().message()).c_str());
+    std::exit(1);
+  }
   std::vector<double> ttft, per_token;
   for (int r = 0; r < reps + 1; ++r) {
-    LocalStepper stepper(forward, 512);
     GenerationRequest req;
     req.prompt_ids = (*tok)->Encode(prompt, true, true);
     req.n_predict = n;
     req.sampling.temperature = 0;
-    auto out = RunGeneration(stepper, req, [](TokenId) { return false; }, [](TokenId) { return true; });
+    auto out = (*engine)->Generate(req, [](TokenId) { return false; }, [](TokenId) { return true; });
     if (r == 0) continue;  // warm-up
     ttft.push_back(out->prompt_seconds * 1e3);
     per_token.push_back(out->decode_seconds * 1e3 / out->n_decode_steps);

@@ -20,7 +20,7 @@
 #include "node/kernels/bandwidth.h"
 #include "node/kernels/matmul.h"
 #include "node/kernels/thread_pool.h"
-#include "node/local_stepper.h"
+#include "node/local_engine.h"
 
 namespace tandem::cli {
 namespace {
@@ -72,29 +72,19 @@ struct RepTimes {
   double decode_seconds = 0;
 };
 
-// One repetition on a fresh KV cache: the prompt as one batch, then gen_tokens greedy
+// One repetition on a fresh KV cache: the prompt (in the frames a cluster would send),
+// then gen_tokens greedy
 // steps of one token each.
-absl::StatusOr<RepTimes> RunRep(Forward& forward, const std::vector<TokenId>& prompt,
+absl::StatusOr<RepTimes> RunRep(LocalEngine& engine, const std::vector<TokenId>& prompt,
                                 int64_t gen_tokens) {
-  const int64_t n_ctx = static_cast<int64_t>(prompt.size()) + gen_tokens + 1;
-  LocalStepper stepper(forward, n_ctx);
-  SamplingParams greedy;
-  greedy.temperature = 0;
-  std::vector<TokenId> history = prompt;
-  RepTimes times;
-  const auto t0 = Clock::now();
-  absl::StatusOr<TokenId> next = stepper.Step(history, 0, greedy, history);
-  const auto t1 = Clock::now();
-  if (!next.ok()) return next.status();
-  times.prompt_seconds = std::chrono::duration<double>(t1 - t0).count();
-  for (int64_t i = 0; i < gen_tokens; ++i) {
-    history.push_back(*next);
-    const int64_t position = static_cast<int64_t>(history.size()) - 1;
-    next = stepper.Step(absl::MakeConstSpan(&history.back(), 1), position, greedy, history);
-    if (!next.ok()) return next.status();
-  }
-  times.decode_seconds = std::chrono::duration<double>(Clock::now() - t1).count();
-  return times;
+  GenerationRequest request;
+  request.prompt_ids = prompt;
+  request.n_predict = static_cast<int32_t>(gen_tokens + 1);  // the prompt's token, then the steps
+  request.sampling.temperature = 0;
+  auto result = engine.Generate(
+      request, [](TokenId) { return false; }, [](TokenId) { return true; });
+  if (!result.ok()) return result.status();
+  return RepTimes{result->prompt_seconds, result->decode_seconds};
 }
 
 int RunBench(const BenchOptions& o) {
@@ -104,10 +94,9 @@ int RunBench(const BenchOptions& o) {
   const int threads = o.threads > 0
                           ? o.threads
                           : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
-  auto shard = ModelShard::Load(model->file, {0, static_cast<int>(h.n_layer)});
-  if (!shard.ok()) return ReportError(shard.status());
-  ThreadPool pool(threads);
-  Forward forward(**shard, pool);
+  auto engine = LocalEngine::Create(model->file, {threads, o.prompt_tokens + o.gen_tokens + 1});
+  if (!engine.ok()) return ReportError(engine.status());
+  ThreadPool& pool = (*engine)->pool();
 
   std::mt19937_64 rng(o.seed);
   std::uniform_int_distribution<TokenId> token(0, static_cast<TokenId>(h.n_vocab - 1));
@@ -115,7 +104,7 @@ int RunBench(const BenchOptions& o) {
   for (TokenId& t : prompt) t = token(rng);
 
   // Warm-up: faults in scratch buffers and caches, wakes the pool.
-  if (auto warm = RunRep(forward, prompt, std::min<int64_t>(o.gen_tokens, 4)); !warm.ok()) {
+  if (auto warm = RunRep(**engine, prompt, std::min<int64_t>(o.gen_tokens, 4)); !warm.ok()) {
     return ReportError(warm.status());
   }
   // The bandwidth is measured before, between and after the timed reps and the best kept:
@@ -124,7 +113,7 @@ int RunBench(const BenchOptions& o) {
   std::vector<double> bandwidth_samples = {MeasureReadBandwidthGBs(pool, bandwidth_bytes)};
   std::vector<double> prompt_tps, decode_tps;
   for (int r = 0; r < o.reps; ++r) {
-    auto times = RunRep(forward, prompt, o.gen_tokens);
+    auto times = RunRep(**engine, prompt, o.gen_tokens);
     if (!times.ok()) return ReportError(times.status());
     prompt_tps.push_back(static_cast<double>(o.prompt_tokens) / times->prompt_seconds);
     decode_tps.push_back(static_cast<double>(o.gen_tokens) / times->decode_seconds);
@@ -135,7 +124,7 @@ int RunBench(const BenchOptions& o) {
   const Stats prompt_stats = Summarize(prompt_tps), decode_stats = Summarize(decode_tps);
 
   std::map<std::string, uint64_t> bytes_by_type;
-  const uint64_t bytes_per_token = DecodeWeightBytes(**shard, &bytes_by_type);
+  const uint64_t bytes_per_token = DecodeWeightBytes((*engine)->shard(), &bytes_by_type);
   const double bandwidth_gbs =
       *std::max_element(bandwidth_samples.begin(), bandwidth_samples.end());
   const double roofline_tps = bandwidth_gbs * 1e9 / static_cast<double>(bytes_per_token);

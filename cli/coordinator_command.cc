@@ -14,6 +14,7 @@
 #include "cli/signals.h"
 #include "coordinator/coordinator.h"
 #include "coordinator/services.h"
+#include "net/node_link.h"
 
 namespace tandem::cli {
 namespace {
@@ -38,11 +39,16 @@ int RunCoordinator(const CoordinatorCommandOptions& o) {
   options.min_nodes = o.min_nodes;
   options.n_ctx = o.ctx_size;
   options.planning.requirements.sessions = o.sessions;
-  if (o.batching != "auto" && o.batching != "lockstep" && o.batching != "pipelined") {
+  if (o.batching == "auto") {
+    options.batching = BatchingMode::kAuto;
+  } else if (o.batching == "lockstep") {
+    options.batching = BatchingMode::kLockstep;
+  } else if (o.batching == "pipelined") {
+    options.batching = BatchingMode::kPipelined;
+  } else {
     return ReportError(absl::InvalidArgumentError(
         absl::StrCat("--batching must be auto, lockstep or pipelined, got ", o.batching)));
   }
-  options.batching = o.batching;
   if (o.wire_dtype == "f16") {
     options.wire_dtype = v1::WIRE_DTYPE_F16;
   } else if (o.wire_dtype != "f32") {
@@ -65,7 +71,7 @@ int RunCoordinator(const CoordinatorCommandOptions& o) {
   } else if (o.planner != "optimal") {
     return ReportError(absl::InvalidArgumentError(absl::StrCat("--planner must be optimal or even, got ", o.planner)));
   }
-  auto coordinator = Coordinator::Create(options);
+  auto coordinator = Coordinator::Create(options, NewGrpcNodeLink());
   if (!coordinator.ok()) return ReportError(coordinator.status());
 
   CoordinatorServiceImpl nodes_face(**coordinator);

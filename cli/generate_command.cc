@@ -7,10 +7,7 @@
 #include "cli/generation_output.h"
 #include "cli/remote_generation.h"
 #include "cli/model_loading.h"
-#include "coordinator/generation.h"
-#include "node/forward.h"
-#include "node/kernels/thread_pool.h"
-#include "node/local_stepper.h"
+#include "node/local_engine.h"
 
 namespace tandem::cli {
 namespace {
@@ -50,25 +47,21 @@ int RunGenerate(GenerateOptions& o) {
   if (!model.ok()) return ReportError(model.status());
   const int threads = o.threads > 0 ? o.threads : static_cast<int>(std::thread::hardware_concurrency());
 
-  auto shard = ModelShard::Load(model->file, {0, static_cast<int>(model->hparams.n_layer)});
-  if (!shard.ok()) return ReportError(shard.status());
-  ThreadPool pool(threads);
-  Forward forward(**shard, pool);
+  auto engine = LocalEngine::Create(model->file, {threads, o.ctx_size});
+  if (!engine.ok()) return ReportError(engine.status());
 
   GenerationRequest request;
   request.prompt_ids = model->tokenizer->Encode(o.prompt, /*add_special=*/true, /*parse_special=*/true);
   request.n_predict = o.n_predict;
   request.sampling = o.sampling;
   request.stop_at_eos = o.stop_at_eos;
-  request.n_ctx = o.ctx_size > 0 ? o.ctx_size : model->hparams.n_ctx_train;
-  LocalStepper stepper(forward, request.n_ctx);
 
   const Tokenizer& tok = *model->tokenizer;
   GenerationOutput out;
   out.prompt_ids = request.prompt_ids;
   out.seed = o.sampling.seed;
-  auto result = RunGeneration(
-      stepper, request, [&](TokenId id) { return tok.IsEog(id); },
+  auto result = (*engine)->Generate(
+      request, [&](TokenId id) { return tok.IsEog(id); },
       [&](TokenId id) {
         std::string piece = tok.TokenToPiece(id, /*render_special=*/false);
         out.text += piece;

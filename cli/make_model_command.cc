@@ -14,7 +14,7 @@
 #include "cli/commands.h"
 #include "model/gguf.h"
 #include "model/gguf_writer.h"
-#include "model/status_macros.h"
+#include "base/status_macros.h"
 #include "node/kernels/quants.h"
 #include "node/kernels/thread_pool.h"
 

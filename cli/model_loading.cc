@@ -2,7 +2,7 @@
 
 #include <cstdio>
 
-#include "model/status_macros.h"
+#include "base/status_macros.h"
 
 namespace tandem::cli {
 

@@ -13,8 +13,10 @@
 #include "cli/signals.h"
 #include "model/fingerprint.h"
 #include "model/hparams.h"
+#include "net/coordinator_client.h"
 #include "net/forward_client.h"
 #include "node/calibration.h"
+#include "node/membership.h"
 #include "node/node_service.h"
 #include "node/stage.h"
 
@@ -29,26 +31,6 @@ struct NodeCommandOptions {
   int threads = 0;
   uint64_t memory_limit = 0;
 };
-
-// Registers, retrying while the coordinator starts. A refusal is final.
-absl::StatusOr<v1::RegisterResponse> RegisterWithRetry(v1::Coordinator::Stub& stub,
-                                                       const v1::RegisterRequest& req) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  for (;;) {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-    v1::RegisterResponse resp;
-    grpc::Status s = stub.Register(&ctx, req, &resp);
-    if (s.ok()) {
-      if (!resp.accepted()) return absl::FailedPreconditionError(absl::StrCat("the coordinator refused this node: ", resp.reason()));
-      return resp;
-    }
-    if (std::chrono::steady_clock::now() > deadline) {
-      return absl::UnavailableError(absl::StrCat("cannot reach the coordinator: ", s.error_message()));
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  }
-}
 
 int RunNode(const NodeCommandOptions& o) {
   BlockTerminationSignals();
@@ -100,39 +82,19 @@ int RunNode(const NodeCommandOptions& o) {
   std::string address = !o.advertise.empty() ? o.advertise : absl::StrCat(host, ":", port);
   req.set_address(address);
 
-  auto stub = v1::Coordinator::NewStub(MakeChannel(o.coordinator));
-  auto registered = RegisterWithRetry(*stub, req);
+  Membership membership(std::make_shared<CoordinatorClient>(o.coordinator), req, [&service] {
+    return Membership::State{service.plan_epoch(), service.serving()};
+  });
+  auto registered = membership.Join();
   if (!registered.ok()) {
     server->Shutdown();
-    std::fprintf(stderr, "tandem: error: %s\n", std::string(registered.status().message()).c_str());
-    return 2;
+    ReportError(registered.status());
+    return 2;  // refused or unreachable: not a crash
   }
   std::fprintf(stderr, "tandem node: %s serving at %s (%d threads, %.1f GB/s, %.1f GFLOP/s)\n",
                registered->node_id().c_str(), address.c_str(), threads,
                req.profile().bandwidth_gbs(), req.profile().gflops());
-
-  volatile bool stop = false;
-  std::thread heartbeat([&] {
-    std::string node_id = registered->node_id();
-    const auto interval = std::chrono::milliseconds(std::max<uint32_t>(100, registered->heartbeat_interval_ms()));
-    while (!stop) {
-      std::this_thread::sleep_for(interval);
-      grpc::ClientContext ctx;
-      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
-      v1::HeartbeatRequest hb;
-      hb.set_node_id(node_id);
-      hb.set_plan_epoch(service.plan_epoch());
-      hb.set_serving(service.serving());
-      v1::HeartbeatResponse resp;
-      if (stub->Heartbeat(&ctx, hb, &resp).ok() && !resp.known()) {
-        auto again = RegisterWithRetry(*stub, req);
-        if (again.ok()) node_id = again->node_id();
-      }
-    }
-  });
   WaitForTermination();
-  stop = true;
-  heartbeat.join();
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
   return 0;
 }

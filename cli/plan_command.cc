@@ -57,7 +57,8 @@ absl::StatusOr<PlanInputs> GatherInputs(const PlanOptions& options) {
   if (!hparams.ok()) return hparams.status();
 
   PlanInputs inputs;
-  absl::StatusOr<partition::ModelProfile> model = tandem::BuildModelProfile(**file, *hparams);
+  absl::StatusOr<partition::ModelProfile> model =
+      tandem::BuildModelProfile(**file, *hparams, /*wire_bytes_per_value=*/sizeof(float));
   if (!model.ok()) return model.status();
   inputs.model = *std::move(model);
 

@@ -20,13 +20,11 @@ void BlockTerminationSignals() {
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
 }
 
-int WaitForTermination(const volatile bool* stop) {
+int WaitForTermination() {
   sigset_t set = TerminationSet();
   for (;;) {
-    timespec timeout{0, 100 * 1000 * 1000};
-    int sig = sigtimedwait(&set, nullptr, &timeout);
-    if (sig > 0) return sig;
-    if (stop && *stop) return 0;
+    int sig = 0;
+    if (sigwait(&set, &sig) == 0) return sig;
   }
 }
 

@@ -1,13 +1,18 @@
 // The coordinator: registry of nodes, the plan and its epochs, sessions with their token
-// history, and the driving of each session through the pipeline. Its gRPC faces (the
-// Coordinator service for nodes, the Client service for users) are thin wrappers.
+// history, and the driving of each session through the pipeline. It reaches nodes only
+// through a NodeLink, and its gRPC faces (coordinator/services.h) are thin reactors, so a
+// test drives all of it in one process (coordinator/coordinator_test.cc).
 #pragma once
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -20,11 +25,18 @@
 #include "model/gguf.h"
 #include "model/hparams.h"
 #include "model/tokenizer.h"
-#include "net/forward_client.h"
+#include "net/node_link.h"
 #include "partition/profile.h"
 #include "tandem.pb.h"
 
 namespace tandem {
+
+// How stages gather sessions into batches.
+enum class BatchingMode {
+  kAuto,       // lockstep when every stage shares one host, else pipelined
+  kLockstep,   // the first stage waits for every active session (stages share cores)
+  kPipelined,  // every stage runs what has arrived
+};
 
 struct CoordinatorOptions {
   std::string model_path;
@@ -32,41 +44,68 @@ struct CoordinatorOptions {
   PlanningOptions planning;
   v1::WireDtype wire_dtype = v1::WIRE_DTYPE_F32;
   int64_t n_ctx = 0;  // 0: the model's training context
-  // Lockstep batching for stages that share one machine's cores: "auto" (when every
-  // stage's host is the same), "lockstep" or "pipelined".
-  std::string batching = "auto";
+  BatchingMode batching = BatchingMode::kAuto;
   std::chrono::milliseconds heartbeat_interval{500};
   std::chrono::milliseconds node_timeout{3000};
+  // A request waits this long for a cluster that is not ready yet...
+  std::chrono::milliseconds ready_wait{30000};
+  // ...and a running session this long for its next token (through re-plans).
+  std::chrono::milliseconds stall_limit{120000};
+  // A background thread calls Tick() this often; tests turn it off and call Tick().
+  bool background_planner = true;
+  std::chrono::milliseconds planner_interval{100};
+  // The clock heartbeats and waits are judged by (tests pass a fake one).
+  std::function<std::chrono::steady_clock::time_point()> now = [] {
+    return std::chrono::steady_clock::now();
+  };
 };
 
 class Coordinator {
  public:
-  static absl::StatusOr<std::unique_ptr<Coordinator>> Create(CoordinatorOptions options);
+  static absl::StatusOr<std::unique_ptr<Coordinator>> Create(CoordinatorOptions options,
+                                                             std::unique_ptr<NodeLink> link);
   ~Coordinator();
 
-  // Node-facing.
+  // Node-facing. Register measures the node's round trip, so it may take a while; the
+  // others never block.
   v1::RegisterResponse Register(const v1::RegisterRequest& request);
   bool Heartbeat(const v1::HeartbeatRequest& request);
   void OnResult(const v1::StepResult& result);
   v1::StatusResponse Status();
 
-  // Client-facing: starts a session. Events arrive on the returned session.
+  // Client-facing: checks the request and starts a session (it waits for the cluster when
+  // none is ready yet). Its events go to `listener`.
   absl::StatusOr<std::shared_ptr<Session>> StartSession(const v1::GenerateRequest& request,
-                                                        std::vector<int32_t>* prompt_ids);
+                                                        Session::Listener listener);
   void CancelSession(uint64_t id);
   const Tokenizer& tokenizer() const { return *tokenizer_; }
 
+  // One pass of the planner: expires silent nodes, (re)plans and configures when the
+  // nodes changed, replays sessions on a new plan, and fails sessions that waited too long.
+  void Tick();
+  // Blocks until every frame handed to the sender has been sent (tests).
+  void Flush();
+
  private:
-  explicit Coordinator(CoordinatorOptions options)
-      : options_(std::move(options)), registry_(options_.node_timeout) {}
-  void PlannerLoop();
+  struct Outgoing {
+    std::shared_ptr<FrameSink> head;
+    v1::ActivationFrame frame;
+  };
+  Coordinator(CoordinatorOptions options, std::unique_ptr<NodeLink> link);
   absl::Status ApplyPlan(const ClusterPlan& plan, uint64_t epoch);
   // Frames that feed history[from, end) to the first stage, the last one sampling.
   std::vector<v1::ActivationFrame> StepFrames(const Session& s, int64_t from) const;
-  void Send(const std::vector<v1::ActivationFrame>& frames, std::shared_ptr<ForwardClient> head);
+  // Hands frames to the sender thread: a reader thread never blocks on a write.
+  void Send(std::vector<v1::ActivationFrame> frames, std::shared_ptr<FrameSink> head);
+  void SenderLoop();
+  // Ends the session with `status` and frees its state on every stage.
   void FailSession(uint64_t id, const absl::Status& status);
+  void FailStalledSessions();
+  void ReplanIfNeeded();
+  bool UseLockstep(const ClusterPlan& plan) const;
 
   CoordinatorOptions options_;
+  std::unique_ptr<NodeLink> link_;
   std::shared_ptr<const GgufFile> file_;
   Hparams hparams_;
   std::unique_ptr<Tokenizer> tokenizer_;
@@ -82,9 +121,17 @@ class Coordinator {
   uint64_t epoch_ = 0;
   uint64_t planned_generation_ = 0;  // the registry's generation the plan was made for
   ClusterPlan plan_;
-  std::shared_ptr<ForwardClient> head_;
+  std::shared_ptr<FrameSink> head_;
   absl::flat_hash_map<uint64_t, std::shared_ptr<Session>> sessions_;
-  uint64_t next_session_id_ = 1;
+  // Session ids are drawn at random: a node or client cannot guess another's session.
+  std::mt19937_64 session_ids_{std::random_device{}()};
+
+  std::mutex outbox_mutex_;  // guards the outbox
+  std::condition_variable outbox_cv_;
+  std::deque<Outgoing> outbox_;
+  int sending_ = 0;
+  bool outbox_stop_ = false;
+  std::thread sender_;
 
   std::atomic<bool> stop_{false};
   std::thread planner_;

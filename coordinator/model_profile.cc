@@ -7,7 +7,6 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_format.h"
-#include "node/kv_cache.h"
 
 namespace tandem {
 namespace {
@@ -29,7 +28,8 @@ int64_t LayerOf(std::string_view name) {
 }  // namespace
 
 absl::StatusOr<partition::ModelProfile> BuildModelProfile(const GgufFile& file,
-                                                          const Hparams& hparams) {
+                                                          const Hparams& hparams,
+                                                          size_t wire_bytes_per_value) {
   if (hparams.n_layer <= 0 || hparams.n_embd <= 0) {
     return absl::InvalidArgumentError(
         absl::StrFormat("%s: n_layer (%d) and n_embd (%d) must be positive", file.path(),
@@ -37,7 +37,9 @@ absl::StatusOr<partition::ModelProfile> BuildModelProfile(const GgufFile& file,
   }
   partition::ModelProfile profile;
   profile.layers.resize(hparams.n_layer);
-  const uint64_t kv_per_token = KvCache::BytesFor(1, 1, hparams.n_embd_kv());
+  // A node's KV cache holds f32 keys and values, n_embd_kv each, per position and layer
+  // (node/kv_cache.h).
+  const uint64_t kv_per_token = 2ull * static_cast<uint64_t>(hparams.n_embd_kv()) * sizeof(float);
   std::vector<bool> has_tensors(hparams.n_layer, false);
   for (const GgufTensor& tensor : file.tensors()) {
     const int64_t layer = LayerOf(tensor.name);
@@ -81,8 +83,8 @@ absl::StatusOr<partition::ModelProfile> BuildModelProfile(const GgufFile& file,
   }
   profile.head.bytes_read_per_token = static_cast<double>(profile.head.weight_bytes);
 
-  // The wire carries f32 activations.
-  profile.activation_bytes_per_token = static_cast<double>(hparams.n_embd) * sizeof(float);
+  profile.activation_bytes_per_token =
+      static_cast<double>(hparams.n_embd) * static_cast<double>(wire_bytes_per_value);
   return profile;
 }
 

@@ -3,6 +3,8 @@
 // does no I/O.
 #pragma once
 
+#include <cstddef>
+
 #include "absl/status/statusor.h"
 #include "model/gguf.h"
 #include "model/hparams.h"
@@ -15,8 +17,10 @@ namespace tandem {
 // node's cache (node/kv_cache.h). The first stage holds token_embd.weight but reads
 // one row per token; the last holds output_norm.weight and output.weight, or
 // reuses token_embd.weight when there is no output.weight (tied). A tensor naming
-// a layer the model does not have, or a layer without tensors, is an error.
+// a layer the model does not have, or a layer without tensors, is an error. Activations
+// between stages cost n_embd x wire_bytes_per_value bytes per token (4 for f32, 2 for f16).
 absl::StatusOr<partition::ModelProfile> BuildModelProfile(const GgufFile& file,
-                                                          const Hparams& hparams);
+                                                          const Hparams& hparams,
+                                                          size_t wire_bytes_per_value);
 
 }  // namespace tandem

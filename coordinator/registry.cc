@@ -9,7 +9,7 @@ std::string Registry::Register(const std::string& address, const v1::NodeProfile
   for (auto& n : nodes_) {
     if (n.address == address && n.alive) {
       n.profile = profile;
-      n.last_seen = std::chrono::steady_clock::now();
+      n.last_seen = now_();
       ++generation_;
       return n.id;
     }
@@ -18,7 +18,7 @@ std::string Registry::Register(const std::string& address, const v1::NodeProfile
   n.id = absl::StrCat("node-", next_id_++);
   n.address = address;
   n.profile = profile;
-  n.last_seen = std::chrono::steady_clock::now();
+  n.last_seen = now_();
   nodes_.push_back(n);
   ++generation_;
   return n.id;
@@ -28,7 +28,7 @@ bool Registry::Heartbeat(const std::string& id) {
   std::lock_guard<std::mutex> lock(mutex_);
   for (auto& n : nodes_) {
     if (n.id == id && n.alive) {
-      n.last_seen = std::chrono::steady_clock::now();
+      n.last_seen = now_();
       return true;
     }
   }
@@ -38,7 +38,7 @@ bool Registry::Heartbeat(const std::string& id) {
 std::vector<std::string> Registry::Expire() {
   std::lock_guard<std::mutex> lock(mutex_);
   std::vector<std::string> dead;
-  const auto now = std::chrono::steady_clock::now();
+  const auto now = now_();
   for (auto& n : nodes_) {
     if (n.alive && now - n.last_seen > timeout_) {
       n.alive = false;

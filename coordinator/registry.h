@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -22,7 +23,10 @@ struct NodeRecord {
 
 class Registry {
  public:
-  explicit Registry(std::chrono::milliseconds timeout) : timeout_(timeout) {}
+  using Clock = std::function<std::chrono::steady_clock::time_point()>;
+  // `now` is the clock heartbeats are judged by (tests pass a fake one).
+  Registry(std::chrono::milliseconds timeout, Clock now)
+      : timeout_(timeout), now_(std::move(now)) {}
 
   // Adds a node (or refreshes one registering again from the same address); returns its id.
   std::string Register(const std::string& address, const v1::NodeProfile& profile);
@@ -37,6 +41,7 @@ class Registry {
 
  private:
   const std::chrono::milliseconds timeout_;
+  const Clock now_;
   mutable std::mutex mutex_;
   std::vector<NodeRecord> nodes_;
   uint64_t next_id_ = 1;

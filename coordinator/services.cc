@@ -1,90 +1,205 @@
 #include "coordinator/services.h"
 
 #include <chrono>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
 
 #include "net/convert.h"
 
 namespace tandem {
 
-grpc::Status CoordinatorServiceImpl::Register(grpc::ServerContext*, const v1::RegisterRequest* request,
-                                              v1::RegisterResponse* response) {
-  *response = c_.Register(*request);
-  return grpc::Status::OK;
+grpc::ServerUnaryReactor* CoordinatorServiceImpl::Register(grpc::CallbackServerContext* context,
+                                                           const v1::RegisterRequest* request,
+                                                           v1::RegisterResponse* response) {
+  auto* reactor = context->DefaultReactor();
+  registrations_.Post([this, reactor, request, response] {
+    *response = c_.Register(*request);
+    reactor->Finish(grpc::Status::OK);
+  });
+  return reactor;
 }
 
-grpc::Status CoordinatorServiceImpl::Heartbeat(grpc::ServerContext*, const v1::HeartbeatRequest* request,
-                                               v1::HeartbeatResponse* response) {
+grpc::ServerUnaryReactor* CoordinatorServiceImpl::Heartbeat(grpc::CallbackServerContext* context,
+                                                            const v1::HeartbeatRequest* request,
+                                                            v1::HeartbeatResponse* response) {
   response->set_known(c_.Heartbeat(*request));
-  return grpc::Status::OK;
+  auto* reactor = context->DefaultReactor();
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
 }
 
-grpc::Status CoordinatorServiceImpl::Results(grpc::ServerContext*,
-                                             grpc::ServerReader<v1::StepResult>* reader,
-                                             v1::ResultsAck*) {
-  v1::StepResult r;
-  while (reader->Read(&r)) c_.OnResult(r);
-  return grpc::Status::OK;
-}
-
-grpc::Status CoordinatorServiceImpl::Status(grpc::ServerContext*, const v1::StatusRequest*,
-                                            v1::StatusResponse* response) {
+grpc::ServerUnaryReactor* CoordinatorServiceImpl::Status(grpc::CallbackServerContext* context,
+                                                         const v1::StatusRequest*,
+                                                         v1::StatusResponse* response) {
   *response = c_.Status();
-  return grpc::Status::OK;
+  auto* reactor = context->DefaultReactor();
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
 }
 
-grpc::Status ClientServiceImpl::Generate(grpc::ServerContext* context,
-                                         const v1::GenerateRequest* request,
-                                         grpc::ServerWriter<v1::GenerateReply>* writer) {
-  std::vector<int32_t> prompt_ids;
-  auto session = c_.StartSession(*request, &prompt_ids);
-  if (!session.ok()) return ToGrpcStatus(session.status());
-  std::shared_ptr<Session> s = *session;
-  v1::GenerateReply header;
-  for (int32_t id : prompt_ids) header.add_prompt_ids(id);
-  if (!writer->Write(header)) {
-    c_.CancelSession(s->id());
-    return grpc::Status::CANCELLED;
+namespace {
+
+// A node's stream of sampled tokens and errors: each result is handed to the coordinator,
+// which never blocks on it.
+class ResultsReactor : public grpc::ServerReadReactor<v1::StepResult> {
+ public:
+  explicit ResultsReactor(Coordinator& c) : c_(c) { StartRead(&result_); }
+  void OnReadDone(bool ok) override {
+    if (!ok) {
+      Finish(grpc::Status::OK);
+      return;
+    }
+    c_.OnResult(result_);
+    result_.Clear();
+    StartRead(&result_);
   }
-  // A session may wait through a re-plan, but not forever.
-  constexpr auto kStallLimit = std::chrono::seconds(120);
-  auto last_event = std::chrono::steady_clock::now();
-  for (;;) {
-    auto event = s->Pop(std::chrono::milliseconds(200));
-    if (!event) {
-      if (context->IsCancelled()) {
-        c_.CancelSession(s->id());
-        return grpc::Status::CANCELLED;
+  void OnDone() override { delete this; }
+
+ private:
+  Coordinator& c_;
+  v1::StepResult result_;
+};
+
+// One Generate call: the header (prompt ids), then a reply per session event, one write in
+// flight. Events arrive on coordinator threads; the reactor may be gone by then, so they
+// reach it through a Mailbox it detaches from when done.
+class GenerateReactor : public grpc::ServerWriteReactor<v1::GenerateReply> {
+ public:
+  struct Mailbox {
+    std::mutex mutex;
+    GenerateReactor* reactor = nullptr;
+    std::deque<SessionEvent> early;  // events before the reactor was ready for them
+  };
+
+  GenerateReactor(Coordinator& c, const v1::GenerateRequest& request)
+      : c_(c), mailbox_(std::make_shared<Mailbox>()) {
+    std::weak_ptr<Mailbox> weak = mailbox_;
+    auto session = c_.StartSession(request, [weak](const SessionEvent& e) {
+      auto box = weak.lock();
+      if (!box) return;
+      std::lock_guard<std::mutex> lock(box->mutex);
+      if (box->reactor) {
+        box->reactor->OnEvent(e);
+      } else {
+        box->early.push_back(e);
       }
-      if (std::chrono::steady_clock::now() - last_event > kStallLimit) {
-        c_.CancelSession(s->id());
-        return grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
-                            "no progress for 120 s: the cluster lost a node and cannot re-plan");
-      }
-      continue;
+    });
+    if (!session.ok()) {
+      Finish(ToGrpcStatus(session.status()));
+      return;
     }
-    last_event = std::chrono::steady_clock::now();
-    if (!event->error.ok()) return ToGrpcStatus(event->error);
+    session_ = *session;
+    v1::GenerateReply header;
+    for (TokenId id : session_->state().request().prompt_ids) header.add_prompt_ids(id);
+    std::lock_guard<std::mutex> lock(mailbox_->mutex);
+    Queue(std::move(header));
+    mailbox_->reactor = this;
+    for (const SessionEvent& e : mailbox_->early) OnEvent(e);
+    mailbox_->early.clear();
+  }
+
+  void OnWriteDone(bool ok) override {
+    std::lock_guard<std::mutex> lock(mailbox_->mutex);
+    replies_.pop_front();
+    if (!ok || finished_) {
+      Cancel();
+      return;
+    }
+    if (!replies_.empty()) {
+      StartWrite(&replies_.front());
+    } else if (final_status_) {
+      FinishOnce(*final_status_);
+    }
+  }
+
+  void OnCancel() override {
+    std::lock_guard<std::mutex> lock(mailbox_->mutex);
+    Cancel();
+  }
+
+  void OnDone() override {
+    {
+      std::lock_guard<std::mutex> lock(mailbox_->mutex);
+      mailbox_->reactor = nullptr;
+    }
+    if (session_ && !ended_) c_.CancelSession(session_->id());
+    delete this;
+  }
+
+ private:
+  // Called with the mailbox lock held.
+  void OnEvent(const SessionEvent& e) {
+    if (finished_) return;
+    if (!e.error.ok()) {
+      ended_ = true;
+      Complete(ToGrpcStatus(e.error));
+      return;
+    }
     v1::GenerateReply reply;
-    if (event->has_token) {
+    if (e.has_token) {
       reply.set_has_token(true);
-      reply.set_token(event->token);
-      reply.set_piece(c_.tokenizer().TokenToPiece(event->token, /*render_special=*/false));
+      reply.set_token(e.token);
+      reply.set_piece(c_.tokenizer().TokenToPiece(e.token, /*render_special=*/false));
     }
-    if (event->done) {
+    if (e.done) {
+      ended_ = true;
       using Ms = std::chrono::duration<double, std::milli>;
       reply.set_done(true);
-      if (s->n_generated() > 0) {
-        reply.set_prompt_ms(Ms(s->first_token - s->started).count());
-        reply.set_decode_ms(Ms(s->last_token - s->first_token).count());
-        reply.set_n_decode_steps(s->n_generated() - 1);
+      if (session_->n_generated() > 0) {
+        reply.set_prompt_ms(Ms(session_->first_token - session_->started).count());
+        reply.set_decode_ms(Ms(session_->last_token - session_->first_token).count());
+        reply.set_n_decode_steps(session_->n_generated() - 1);
       }
     }
-    if (!writer->Write(reply)) {
-      c_.CancelSession(s->id());
-      return grpc::Status::CANCELLED;
-    }
-    if (event->done) return grpc::Status::OK;
+    Queue(std::move(reply));
+    if (e.done) Complete(grpc::Status::OK);
   }
+  void Queue(v1::GenerateReply reply) {
+    if (finished_) return;
+    replies_.push_back(std::move(reply));
+    if (replies_.size() == 1) StartWrite(&replies_.front());
+  }
+  // Finishes once every queued reply is written.
+  void Complete(grpc::Status status) {
+    final_status_ = std::move(status);
+    if (replies_.empty()) FinishOnce(*final_status_);
+  }
+  void Cancel() {
+    if (session_ && !ended_) {
+      ended_ = true;
+      c_.CancelSession(session_->id());
+    }
+    // A write in flight keeps its message in replies_ until OnWriteDone.
+    FinishOnce(grpc::Status::CANCELLED);
+  }
+  void FinishOnce(const grpc::Status& status) {
+    if (finished_) return;
+    finished_ = true;
+    Finish(status);
+  }
+
+  Coordinator& c_;
+  std::shared_ptr<Mailbox> mailbox_;
+  std::shared_ptr<Session> session_;
+  // Guarded by the mailbox lock.
+  std::deque<v1::GenerateReply> replies_;
+  std::optional<grpc::Status> final_status_;
+  bool ended_ = false;     // the session is over (done, failed or cancelled)
+  bool finished_ = false;  // Finish was called
+};
+
+}  // namespace
+
+grpc::ServerReadReactor<v1::StepResult>* CoordinatorServiceImpl::Results(
+    grpc::CallbackServerContext*, v1::ResultsAck*) {
+  return new ResultsReactor(c_);
+}
+
+grpc::ServerWriteReactor<v1::GenerateReply>* ClientServiceImpl::Generate(
+    grpc::CallbackServerContext*, const v1::GenerateRequest* request) {
+  return new GenerateReactor(c_, *request);
 }
 
 }  // namespace tandem

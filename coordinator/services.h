@@ -1,35 +1,41 @@
 // gRPC faces of the coordinator: the Coordinator service (nodes) and the Client service
-// (users). Synchronous handlers: each call is short, or a stream that waits on events.
+// (users), as callback reactors: no thread per stream, no polling, nothing blocking on a
+// reactor thread (registration, which pings the node, runs on an owned worker).
 #pragma once
 
 #include <grpcpp/grpcpp.h>
 
+#include "base/work_queue.h"
 #include "coordinator/coordinator.h"
 #include "tandem.grpc.pb.h"
 
 namespace tandem {
 
-class CoordinatorServiceImpl final : public v1::Coordinator::Service {
+class CoordinatorServiceImpl final : public v1::Coordinator::CallbackService {
  public:
   explicit CoordinatorServiceImpl(Coordinator& c) : c_(c) {}
-  grpc::Status Register(grpc::ServerContext*, const v1::RegisterRequest* request,
-                        v1::RegisterResponse* response) override;
-  grpc::Status Heartbeat(grpc::ServerContext*, const v1::HeartbeatRequest* request,
-                         v1::HeartbeatResponse* response) override;
-  grpc::Status Results(grpc::ServerContext*, grpc::ServerReader<v1::StepResult>* reader,
-                       v1::ResultsAck* ack) override;
-  grpc::Status Status(grpc::ServerContext*, const v1::StatusRequest*,
-                      v1::StatusResponse* response) override;
+  grpc::ServerUnaryReactor* Register(grpc::CallbackServerContext* context,
+                                     const v1::RegisterRequest* request,
+                                     v1::RegisterResponse* response) override;
+  grpc::ServerUnaryReactor* Heartbeat(grpc::CallbackServerContext* context,
+                                      const v1::HeartbeatRequest* request,
+                                      v1::HeartbeatResponse* response) override;
+  grpc::ServerReadReactor<v1::StepResult>* Results(grpc::CallbackServerContext* context,
+                                                   v1::ResultsAck* ack) override;
+  grpc::ServerUnaryReactor* Status(grpc::CallbackServerContext* context,
+                                   const v1::StatusRequest* request,
+                                   v1::StatusResponse* response) override;
 
  private:
   Coordinator& c_;
+  WorkQueue registrations_;
 };
 
-class ClientServiceImpl final : public v1::Client::Service {
+class ClientServiceImpl final : public v1::Client::CallbackService {
  public:
   explicit ClientServiceImpl(Coordinator& c) : c_(c) {}
-  grpc::Status Generate(grpc::ServerContext* context, const v1::GenerateRequest* request,
-                        grpc::ServerWriter<v1::GenerateReply>* writer) override;
+  grpc::ServerWriteReactor<v1::GenerateReply>* Generate(
+      grpc::CallbackServerContext* context, const v1::GenerateRequest* request) override;
 
  private:
   Coordinator& c_;

@@ -1,25 +1,21 @@
-// One generation request as the coordinator tracks it: the token history (the source of
-// truth: a stage that loses its KV cache is rebuilt from it), what is still to come, and
-// the events its client is waiting for.
+// One generation request as the coordinator tracks it: its GenerationState (the token
+// history is the source of truth: a stage that loses its KV cache is rebuilt from it), the
+// plan epoch it runs under, and the listener its client waits on.
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
-#include <deque>
-#include <mutex>
-#include <optional>
-#include <string>
-#include <vector>
+#include <functional>
+#include <utility>
 
 #include "absl/status/status.h"
-#include "node/sampler.h"
+#include "base/generation.h"
 
 namespace tandem {
 
 struct SessionEvent {
   bool has_token = false;
-  int32_t token = 0;
+  TokenId token = 0;
   bool done = false;
   absl::Status error;
 
@@ -37,52 +33,30 @@ struct SessionEvent {
 
 class Session {
  public:
-  Session(uint64_t id, std::vector<int32_t> prompt, int32_t n_predict, SamplingParams sampling,
-          bool stop_at_eos)
-      : id_(id), history_(std::move(prompt)), n_prompt_(static_cast<int64_t>(history_.size())),
-        n_predict_(n_predict), sampling_(sampling), stop_at_eos_(stop_at_eos) {}
+  // Called for each event, from coordinator threads and never under its locks. After an
+  // event with `done` or an error, no more come.
+  using Listener = std::function<void(const SessionEvent&)>;
+
+  Session(uint64_t id, GenerationRequest request, Listener listener)
+      : id_(id), state_(std::move(request)), listener_(std::move(listener)) {}
 
   uint64_t id() const { return id_; }
-  const SamplingParams& sampling() const { return sampling_; }
-  bool stop_at_eos() const { return stop_at_eos_; }
-  int64_t n_prompt() const { return n_prompt_; }
-  int32_t n_predict() const { return n_predict_; }
+  // Guarded by the coordinator's lock.
+  GenerationState& state() { return state_; }
+  const GenerationState& state() const { return state_; }
+  int64_t n_generated() const { return state_.n_generated(); }
 
-  // Guarded by the coordinator's session lock.
-  std::vector<int32_t>& history() { return history_; }
-  const std::vector<int32_t>& history() const { return history_; }
-  int64_t n_generated() const { return static_cast<int64_t>(history_.size()) - n_prompt_; }
-  std::chrono::steady_clock::time_point started, first_token, last_token;
-  uint64_t plan_epoch = 0;
-  bool finished = false;
+  std::chrono::steady_clock::time_point started, first_token, last_token, last_progress;
+  uint64_t plan_epoch = 0;  // 0: waiting for the first plan
 
-  // The client's side.
-  void Push(SessionEvent event) {
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      events_.push_back(std::move(event));
-    }
-    cv_.notify_one();
-  }
-  // Waits up to `timeout`; nullopt when nothing arrived.
-  std::optional<SessionEvent> Pop(std::chrono::milliseconds timeout) {
-    std::unique_lock<std::mutex> lock(mutex_);
-    if (!cv_.wait_for(lock, timeout, [&] { return !events_.empty(); })) return std::nullopt;
-    SessionEvent e = std::move(events_.front());
-    events_.pop_front();
-    return e;
+  void Notify(const SessionEvent& event) const {
+    if (listener_) listener_(event);
   }
 
  private:
   const uint64_t id_;
-  std::vector<int32_t> history_;
-  const int64_t n_prompt_;
-  const int32_t n_predict_;
-  const SamplingParams sampling_;
-  const bool stop_at_eos_;
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  std::deque<SessionEvent> events_;
+  GenerationState state_;
+  const Listener listener_;
 };
 
 }  // namespace tandem

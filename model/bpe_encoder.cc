@@ -5,7 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "model/byte_level.h"
-#include "model/status_macros.h"
+#include "base/status_macros.h"
 #include "model/unicode.h"
 #include "model/pair_merge.h"
 

@@ -1,7 +1,7 @@
 #include "model/pretokenizer.h"
 
 #include "absl/strings/str_cat.h"
-#include "model/status_macros.h"
+#include "base/status_macros.h"
 #include "model/unicode.h"
 
 namespace tandem {

@@ -8,7 +8,7 @@
 #include "model/byte_level.h"
 #include "model/special_partition.h"
 #include "model/spm_encoder.h"
-#include "model/status_macros.h"
+#include "base/status_macros.h"
 #include "model/unicode.h"
 #include "model/wpm_encoder.h"
 

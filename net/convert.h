@@ -4,7 +4,7 @@
 #include <grpcpp/support/status.h>
 
 #include "absl/status/status.h"
-#include "node/sampler.h"
+#include "base/sampling.h"
 #include "tandem.pb.h"
 
 namespace tandem {

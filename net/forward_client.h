@@ -12,11 +12,12 @@
 #include <grpcpp/grpcpp.h>
 
 #include "absl/status/status.h"
+#include "net/node_link.h"
 #include "tandem.grpc.pb.h"
 
 namespace tandem {
 
-class ForwardClient {
+class ForwardClient : public FrameSink {
  public:
   using ReplyHandler = std::function<void(const v1::FrameReply&)>;
   ForwardClient(std::string address, ReplyHandler on_reply);
@@ -25,7 +26,7 @@ class ForwardClient {
   ForwardClient& operator=(const ForwardClient&) = delete;
 
   const std::string& address() const { return address_; }
-  absl::Status Send(const v1::ActivationFrame& frame);
+  absl::Status Send(const v1::ActivationFrame& frame) override;
 
  private:
   struct Stream {

@@ -1,7 +1,7 @@
 #include "node/model_shard.h"
 
 #include "absl/strings/str_cat.h"
-#include "model/status_macros.h"
+#include "base/status_macros.h"
 
 namespace tandem {
 namespace {

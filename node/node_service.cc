@@ -190,23 +190,25 @@ grpc::ServerUnaryReactor* NodeService::Configure(grpc::CallbackServerContext* co
                                                  const v1::ConfigureRequest* request,
                                                  v1::ConfigureResponse* response) {
   auto* reactor = context->DefaultReactor();
-  // Loading maps and checks the shard; do it off the reactor thread.
-  std::thread([this, reactor, request, response] {
-    std::lock_guard<std::mutex> lock(configure_mutex_);
-    const bool was_serving = serving_;
-    serving_ = false;
-    if (options_.set_serving) options_.set_serving(false);
-    uint64_t weight_bytes = 0;
-    absl::Status s = LoadShard(*request, &weight_bytes);
-    response->set_ok(s.ok());
-    response->set_reason(std::string(s.message()));
-    response->set_weight_bytes(weight_bytes);
-    // A refused configuration leaves the shard in force as it was.
-    serving_ = s.ok() || was_serving;
-    if (options_.set_serving) options_.set_serving(serving_);
-    reactor->Finish(grpc::Status::OK);
-  }).detach();
+  configure_worker_.Post([this, call = ConfigureCall{reactor, request, response}] {
+    RunConfigure(call);
+  });
   return reactor;
+}
+
+void NodeService::RunConfigure(const ConfigureCall& call) {
+  const bool was_serving = serving_;
+  serving_ = false;
+  if (options_.set_serving) options_.set_serving(false);
+  uint64_t weight_bytes = 0;
+  absl::Status s = LoadShard(*call.request, &weight_bytes);
+  call.response->set_ok(s.ok());
+  call.response->set_reason(std::string(s.message()));
+  call.response->set_weight_bytes(weight_bytes);
+  // A refused configuration leaves the shard in force as it was.
+  serving_ = s.ok() || was_serving;
+  if (options_.set_serving) options_.set_serving(serving_);
+  call.reactor->Finish(grpc::Status::OK);
 }
 
 void NodeService::Reject(const Pending& p, const absl::Status& status) {
@@ -233,108 +235,130 @@ void NodeService::ReportResult(const v1::StepResult& result) {
   if (!s.ok()) std::fprintf(stderr, "tandem node: %s\n", std::string(s.message()).c_str());
 }
 
+namespace {
+
+// Continuous batching. The sessions of the last batch send their next frames within a
+// moment of each other; waiting briefly for them turns many one-session products into one
+// batched product. The wait is a fraction of the last batch's compute time, capped, so a
+// lone session is barely delayed.
+constexpr int kGatherFractionOfBatch = 4;  // wait up to 1/4 of the last batch's time...
+constexpr auto kMaxGatherWait = std::chrono::milliseconds(2);  // ...and never longer
+// Lockstep (every stage on one machine's cores): the first stage waits for every session
+// that sent a frame recently, so whole batches flow down the pipeline and the stages take
+// turns on the cores. "Recently" spans a few tokens' time of a small model on a slow link;
+// the wait is longer than a token's round trip through the pipeline on one machine.
+constexpr auto kLockstepActiveHorizon = std::chrono::milliseconds(250);
+constexpr auto kLockstepGatherWait = std::chrono::milliseconds(50);
+
+}  // namespace
+
+bool NodeService::Gather(std::unique_lock<std::mutex>& lock) {
+  cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+  if (stop_) return false;
+  // Only the first stage waits in lockstep: a later stage waiting for sessions that sit
+  // upstream of it would stall both.
+  const auto now = std::chrono::steady_clock::now();
+  size_t expected = last_batch_sessions_;
+  auto window = gather_window_;
+  if (stage_ && stage_->config().lockstep_batching && stage_->is_first()) {
+    expected = stage_->ActiveSessions(now, kLockstepActiveHorizon);
+    window = kLockstepGatherWait;
+  }
+  if (expected <= 1) return true;
+  const auto deadline = now + window;
+  auto distinct = [&] {
+    absl::flat_hash_set<uint64_t> ids;
+    for (const auto& p : queue_) ids.insert(p.frame.session_id());
+    return ids.size();
+  };
+  while (!stop_ && distinct() < expected &&
+         cv_.wait_until(lock, deadline) != std::cv_status::timeout) {
+  }
+  return !stop_;
+}
+
+NodeService::Batch NodeService::TakeBatch() {
+  Batch batch;
+  batch.stage = stage_;
+  batch.downstream = downstream_;
+  // At most one frame per session per batch, and a session's frames stay in order: once a
+  // session has a frame left behind, its later frames wait too.
+  absl::flat_hash_set<uint64_t> taken, blocked;
+  int tokens = 0;
+  for (auto it = queue_.begin(); it != queue_.end();) {
+    const uint64_t sid = it->frame.session_id();
+    if (blocked.contains(sid) || taken.contains(sid) ||
+        (tokens > 0 && tokens + it->frame.n_tokens() > options_.max_batch_tokens)) {
+      blocked.insert(sid);
+      ++it;
+      continue;
+    }
+    absl::Status s = batch.stage ? batch.stage->Admit(it->frame)
+                                 : absl::UnavailableError("the node has no shard configured yet");
+    if (!s.ok()) {
+      batch.rejected.emplace_back(std::move(*it), s);
+    } else if (it->frame.end_session()) {
+      batch.ends.push_back(std::move(*it));
+    } else {
+      taken.insert(sid);
+      tokens += it->frame.n_tokens();
+      batch.frames.push_back(std::move(*it));
+    }
+    it = queue_.erase(it);
+  }
+  return batch;
+}
+
+void NodeService::Dispatch(Batch& batch) {
+  for (auto& [p, s] : batch.rejected) {
+    Reject(p, s);
+    if (p.reply) p.reply->Processed();
+  }
+  for (auto& p : batch.ends) {
+    if (batch.downstream) (void)batch.downstream->Send(p.frame);
+    if (p.reply) p.reply->Processed();
+  }
+  if (batch.frames.empty()) return;
+
+  std::vector<const v1::ActivationFrame*> frames;
+  for (const auto& p : batch.frames) frames.push_back(&p.frame);
+  const auto batch_start = std::chrono::steady_clock::now();
+  std::vector<StageOutput> outputs = batch.stage->RunBatch(frames);
+  {
+    const auto took = std::chrono::steady_clock::now() - batch_start;
+    std::lock_guard<std::mutex> lock(mutex_);
+    last_batch_sessions_ = batch.frames.size();
+    gather_window_ = std::min<std::chrono::steady_clock::duration>(took / kGatherFractionOfBatch,
+                                                                   kMaxGatherWait);
+  }
+  for (size_t i = 0; i < batch.frames.size(); ++i) {
+    const auto& f = batch.frames[i].frame;
+    if (!batch.stage->is_last()) {
+      absl::Status s = batch.downstream->Send(outputs[i].frame);
+      if (!s.ok()) Reject(batch.frames[i], s);
+    } else if (outputs[i].has_token) {
+      v1::StepResult r;
+      r.set_session_id(f.session_id());
+      r.set_plan_epoch(f.plan_epoch());
+      r.set_position(outputs[i].token_position);
+      r.set_token(outputs[i].token);
+      ReportResult(r);
+    }
+  }
+  for (const auto& p : batch.frames) {
+    if (p.reply) p.reply->Processed();
+  }
+}
+
 void NodeService::WorkerLoop() {
   for (;;) {
-    std::vector<Pending> batch;
-    std::vector<std::pair<Pending, absl::Status>> rejected;
-    std::vector<Pending> forwarded_ends;
-    std::shared_ptr<Stage> stage;
-    std::shared_ptr<ForwardClient> downstream;
+    Batch batch;
     {
       std::unique_lock<std::mutex> lock(mutex_);
-      cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
-      if (stop_) return;
-      // Continuous batching: the sessions of the last batch send their next frames within
-      // a moment of each other. Waiting briefly for them (a fraction of a batch's compute
-      // time) turns many one-session products into one batched product.
-      // In lockstep (all stages on one machine's cores) the first stage waits for every
-      // active session, so whole batches flow down the pipeline and the stages take turns
-      // on the cores. Only the first stage waits: a later stage waiting for sessions that
-      // sit upstream of it would stall both.
-      const auto now = std::chrono::steady_clock::now();
-      size_t expected = last_batch_sessions_;
-      auto window = gather_window_;
-      if (stage_ && stage_->config().lockstep_batching && stage_->is_first()) {
-        expected = stage_->ActiveSessions(now, std::chrono::milliseconds(250));
-        window = std::chrono::milliseconds(50);
-      }
-      if (expected > 1) {
-        const auto deadline = now + window;
-        auto distinct = [&] {
-          absl::flat_hash_set<uint64_t> ids;
-          for (const auto& p : queue_) ids.insert(p.frame.session_id());
-          return ids.size();
-        };
-        while (!stop_ && distinct() < expected &&
-               cv_.wait_until(lock, deadline) != std::cv_status::timeout) {
-        }
-        if (stop_) return;
-      }
-      stage = stage_;
-      downstream = downstream_;
-      // At most one frame per session per batch, and a session's frames stay in order:
-      // once a session has a frame left behind, its later frames wait too.
-      absl::flat_hash_set<uint64_t> taken, blocked;
-      int tokens = 0;
-      for (auto it = queue_.begin(); it != queue_.end();) {
-        const uint64_t sid = it->frame.session_id();
-        if (blocked.contains(sid) || taken.contains(sid) ||
-            (tokens > 0 && tokens + it->frame.n_tokens() > options_.max_batch_tokens)) {
-          blocked.insert(sid);
-          ++it;
-          continue;
-        }
-        absl::Status s = stage ? stage->Admit(it->frame)
-                               : absl::UnavailableError("the node has no shard configured yet");
-        if (!s.ok()) {
-          rejected.emplace_back(std::move(*it), s);
-        } else if (it->frame.end_session()) {
-          forwarded_ends.push_back(std::move(*it));
-        } else {
-          taken.insert(sid);
-          tokens += it->frame.n_tokens();
-          batch.push_back(std::move(*it));
-        }
-        it = queue_.erase(it);
-      }
+      if (!Gather(lock)) return;
+      batch = TakeBatch();
     }
-    for (auto& [p, s] : rejected) {
-      Reject(p, s);
-      if (p.reply) p.reply->Processed();
-    }
-    for (auto& p : forwarded_ends) {
-      if (downstream) (void)downstream->Send(p.frame);
-      if (p.reply) p.reply->Processed();
-    }
-    if (batch.empty()) continue;
-
-    std::vector<const v1::ActivationFrame*> frames;
-    for (const auto& p : batch) frames.push_back(&p.frame);
-    const auto batch_start = std::chrono::steady_clock::now();
-    std::vector<StageOutput> outputs = stage->RunBatch(frames);
-    {
-      const auto took = std::chrono::steady_clock::now() - batch_start;
-      std::lock_guard<std::mutex> lock(mutex_);
-      last_batch_sessions_ = batch.size();
-      gather_window_ = std::min<std::chrono::steady_clock::duration>(took / 4, std::chrono::milliseconds(2));
-    }
-    for (size_t i = 0; i < batch.size(); ++i) {
-      const auto& f = batch[i].frame;
-      if (!stage->is_last()) {
-        absl::Status s = downstream->Send(outputs[i].frame);
-        if (!s.ok()) Reject(batch[i], s);
-      } else if (outputs[i].has_token) {
-        v1::StepResult r;
-        r.set_session_id(f.session_id());
-        r.set_plan_epoch(f.plan_epoch());
-        r.set_position(outputs[i].token_position);
-        r.set_token(outputs[i].token);
-        ReportResult(r);
-      }
-    }
-    for (const auto& p : batch) {
-      if (p.reply) p.reply->Processed();
-    }
+    Dispatch(batch);
   }
 }
 

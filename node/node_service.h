@@ -13,9 +13,12 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include <grpcpp/grpcpp.h>
 
+#include "base/work_queue.h"
 #include "model/gguf.h"
 #include "net/forward_client.h"
 #include "net/results_client.h"
@@ -59,7 +62,29 @@ class NodeService final : public v1::Node::CallbackService {
     v1::ActivationFrame frame;
     std::shared_ptr<ReplyChannel> reply;
   };
+  // What one pass of the worker takes from the queue.
+  struct Batch {
+    std::vector<Pending> frames;  // admitted, at most one per session
+    std::vector<std::pair<Pending, absl::Status>> rejected;
+    std::vector<Pending> ends;  // end_session frames, passed downstream
+    std::shared_ptr<Stage> stage;
+    std::shared_ptr<ForwardClient> downstream;
+  };
+  struct ConfigureCall {
+    grpc::ServerUnaryReactor* reactor;
+    const v1::ConfigureRequest* request;
+    v1::ConfigureResponse* response;
+  };
   void WorkerLoop();
+  void RunConfigure(const ConfigureCall& call);
+  // Waits for frames and, while batching, briefly for the sessions expected to send next.
+  // False when stopping. Called with mutex_ held.
+  bool Gather(std::unique_lock<std::mutex>& lock);
+  // Takes a batch from the queue: admits each frame on the stage in arrival order, within
+  // max_batch_tokens. Called with mutex_ held.
+  Batch TakeBatch();
+  // Runs the batch and ships its outputs: activations downstream, tokens to the coordinator.
+  void Dispatch(Batch& batch);
   void Reject(const Pending& p, const absl::Status& status);
   void ReportResult(const v1::StepResult& result);
   absl::Status LoadShard(const v1::ConfigureRequest& request, uint64_t* weight_bytes);
@@ -68,7 +93,6 @@ class NodeService final : public v1::Node::CallbackService {
   NodeOptions options_;
   std::shared_ptr<ResultsClient> results_;
 
-  std::mutex configure_mutex_;  // one Configure at a time
   std::atomic<uint64_t> epoch_{0};
   std::atomic<bool> serving_{false};
 
@@ -81,6 +105,9 @@ class NodeService final : public v1::Node::CallbackService {
   size_t last_batch_sessions_ = 0;
   std::chrono::steady_clock::duration gather_window_{0};
   std::thread worker_;
+  // Configure calls run one at a time on their own worker: loading a shard takes long and
+  // must not hold a gRPC thread. Last, so it stops first.
+  WorkQueue configure_worker_;
 };
 
 }  // namespace tandem

@@ -11,25 +11,6 @@
 
 namespace tandem {
 
-absl::Status ValidateSamplingParams(const SamplingParams& p) {
-  auto bad = [](const std::string& what) { return absl::InvalidArgumentError(what); };
-  if (!std::isfinite(p.temperature) || p.temperature < 0) {
-    return bad(absl::StrCat("temperature must be >= 0, got ", p.temperature));
-  }
-  if (!std::isfinite(p.top_p) || p.top_p <= 0 || p.top_p > 1) {
-    return bad(absl::StrCat("top-p must be in (0, 1], got ", p.top_p));
-  }
-  if (!std::isfinite(p.min_p) || p.min_p < 0 || p.min_p > 1) {
-    return bad(absl::StrCat("min-p must be in [0, 1], got ", p.min_p));
-  }
-  if (!std::isfinite(p.repeat_penalty) || p.repeat_penalty <= 0) {
-    return bad(absl::StrCat("repeat-penalty must be > 0, got ", p.repeat_penalty));
-  }
-  if (p.top_k < 0) return bad(absl::StrCat("top-k must be >= 0, got ", p.top_k));
-  if (p.repeat_last_n < 0) return bad(absl::StrCat("repeat-last-n must be >= 0, got ", p.repeat_last_n));
-  return absl::OkStatus();
-}
-
 int32_t Argmax(absl::Span<const float> logits) {
   int32_t best = 0;
   for (size_t i = 1; i < logits.size(); ++i) {

@@ -3,33 +3,11 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
-#include "model/status_macros.h"
-#include "node/kernels/fp16.h"
+#include "base/status_macros.h"
+#include "net/convert.h"
 #include "node/sampler.h"
 
 namespace tandem {
-
-size_t WireDtypeSize(v1::WireDtype dtype) { return dtype == v1::WIRE_DTYPE_F16 ? 2 : 4; }
-
-std::string EncodeActivations(const float* x, int64_t n, v1::WireDtype dtype) {
-  std::string out(static_cast<size_t>(n) * WireDtypeSize(dtype), '\0');
-  if (dtype == v1::WIRE_DTYPE_F16) {
-    auto* h = reinterpret_cast<uint16_t*>(out.data());
-    for (int64_t i = 0; i < n; ++i) h[i] = Fp32ToFp16(x[i]);
-  } else {
-    std::memcpy(out.data(), x, out.size());
-  }
-  return out;
-}
-
-void DecodeActivations(const std::string& bytes, v1::WireDtype dtype, int64_t n, float* out) {
-  if (dtype == v1::WIRE_DTYPE_F16) {
-    const auto* h = reinterpret_cast<const uint16_t*>(bytes.data());
-    for (int64_t i = 0; i < n; ++i) out[i] = Fp16ToFp32(h[i]);
-  } else {
-    std::memcpy(out, bytes.data(), static_cast<size_t>(n) * sizeof(float));
-  }
-}
 
 absl::StatusOr<std::unique_ptr<Stage>> Stage::Create(std::shared_ptr<const GgufFile> file,
                                                      const StageConfig& config, int threads) {
@@ -92,9 +70,7 @@ absl::Status Stage::Admit(const v1::ActivationFrame& f) {
     }
   }
   if (f.sample() && is_last()) {
-    SamplingParams p{f.sampling().temperature(), f.sampling().top_k(),     f.sampling().top_p(),
-                     f.sampling().min_p(),       f.sampling().repeat_penalty(),
-                     f.sampling().repeat_last_n(), f.sampling().seed()};
+    const SamplingParams p = SamplingFromProto(f.sampling());
     absl::Status s = ValidateSamplingParams(p);
     if (!s.ok()) return absl::InvalidArgumentError(absl::StrCat(who, s.message()));
   }
@@ -182,9 +158,7 @@ std::vector<StageOutput> Stage::RunBatch(const std::vector<const v1::ActivationF
     // Only the last position of the frame is sampled.
     logits_.resize(h.n_vocab);
     forward_.Logits(x + (f.n_tokens() - 1) * h.n_embd, 1, logits_.data());
-    SamplingParams p{f.sampling().temperature(), f.sampling().top_k(),     f.sampling().top_p(),
-                     f.sampling().min_p(),       f.sampling().repeat_penalty(),
-                     f.sampling().repeat_last_n(), f.sampling().seed()};
+    const SamplingParams p = SamplingFromProto(f.sampling());
     std::vector<int32_t> recent(f.recent_tokens().begin(), f.recent_tokens().end());
     o.has_token = true;
     o.token_position = f.position() + f.n_tokens();

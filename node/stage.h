@@ -16,13 +16,10 @@
 #include "node/forward.h"
 #include "node/kernels/thread_pool.h"
 #include "node/model_shard.h"
+#include "net/frames.h"
 #include "tandem.pb.h"
 
 namespace tandem {
-
-inline constexpr uint32_t kProtocolVersion = 1;
-// Frames carry at most this many bytes of activations (prefills are chunked to fit).
-inline constexpr size_t kMaxFrameBytes = 1 << 20;
 
 struct StageConfig {
   uint64_t plan_epoch = 0;
@@ -48,6 +45,7 @@ class Stage {
 
   const StageConfig& config() const { return config_; }
   const ModelShard& shard() const { return *shard_; }
+  ThreadPool& pool() { return pool_; }
   bool is_first() const { return shard_->has_embedding(); }
   bool is_last() const { return shard_->has_head(); }
   size_t n_sessions() const { return sessions_.size(); }
@@ -66,6 +64,9 @@ class Stage {
   // Runs admitted frames (at most one per session) as one batch.
   std::vector<StageOutput> RunBatch(const std::vector<const v1::ActivationFrame*>& frames);
 
+  // Last stage: the logits (n_vocab) of the latest sampled position.
+  const std::vector<float>& last_logits() const { return logits_; }
+
  private:
   struct Session {
     std::unique_ptr<KvCache> cache;
@@ -82,11 +83,5 @@ class Stage {
   std::vector<float> x_;       // (batch tokens, n_embd)
   std::vector<float> logits_;  // (batch rows, n_vocab)
 };
-
-// Activations on the wire.
-std::string EncodeActivations(const float* x, int64_t n, v1::WireDtype dtype);
-// `bytes` must hold exactly n values of dtype.
-void DecodeActivations(const std::string& bytes, v1::WireDtype dtype, int64_t n, float* out);
-size_t WireDtypeSize(v1::WireDtype dtype);
 
 }  // namespace tandem

@@ -7,7 +7,7 @@
 
 #include <random>
 
-#include "node/local_stepper.h"
+#include "node/local_engine.h"
 
 namespace tandem {
 namespace {
@@ -104,20 +104,17 @@ TEST(StageTest, SplitStagesBatchSessionsAndMatchOneProcess) {
   auto a = MakeStage(file, 0, 2);
   auto b = MakeStage(file, 2, 5);
   auto h = ReadHparams(*file);
-  auto whole = ModelShard::Load(file, {0, 5});
-  ASSERT_TRUE(whole.ok());
-  ThreadPool pool(1);
-  Forward forward(**whole, pool);
+  auto engine = LocalEngine::Create(file, {/*threads=*/1, /*n_ctx=*/128});
+  ASSERT_TRUE(engine.ok()) << engine.status();
 
   const std::vector<std::vector<int32_t>> prompts = {{1, 403, 407, 261, 378}, {1, 291, 376, 400, 428}};
   std::vector<std::vector<int32_t>> expected;
   for (const auto& p : prompts) {
-    LocalStepper stepper(forward, 128);
     GenerationRequest r;
     r.prompt_ids = p;
     r.n_predict = 12;
     r.sampling.temperature = 0;
-    auto out = RunGeneration(stepper, r, [](TokenId) { return false; }, [](TokenId) { return true; });
+    auto out = (*engine)->Generate(r, [](TokenId) { return false; }, [](TokenId) { return true; });
     ASSERT_TRUE(out.ok());
     expected.push_back(out->ids);
   }

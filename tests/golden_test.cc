@@ -5,11 +5,9 @@
 #include <algorithm>
 #include <cmath>
 
-#include "coordinator/generation.h"
 #include "model/gguf.h"
 #include "model/tokenizer.h"
-#include "node/forward.h"
-#include "node/local_stepper.h"
+#include "node/local_engine.h"
 #include "tests/golden_support.h"
 
 namespace tandem {
@@ -42,33 +40,26 @@ TEST_P(GoldenTest, MatchesLlamaCpp) {
   std::shared_ptr<const GgufFile> shared = std::move(*file);
   auto tokenizer = Tokenizer::FromGguf(*shared);
   ASSERT_TRUE(tokenizer.ok()) << tokenizer.status();
-  auto h = ReadHparams(*shared);
-  ASSERT_TRUE(h.ok());
-  auto shard = ModelShard::Load(shared, {0, static_cast<int>(h->n_layer)});
-  ASSERT_TRUE(shard.ok()) << shard.status();
-  ThreadPool pool(2);
-  Forward forward(**shard, pool);
-
   nlohmann::json ref = ReadJson(SharedPath(c.reference));
   ASSERT_TRUE(ref.contains("prompts")) << c.reference;
   const int64_t n_ctx = ref["settings"]["n_ctx"].get<int64_t>();
+  auto engine = LocalEngine::Create(shared, {/*threads=*/2, n_ctx});
+  ASSERT_TRUE(engine.ok()) << engine.status();
   for (const auto& p : ref["prompts"]) {
     SCOPED_TRACE(p["id"].get<std::string>());
     std::vector<int32_t> prompt_ids =
         (*tokenizer)->Encode(p["text"].get<std::string>(), /*add_special=*/true, /*parse_special=*/true);
     EXPECT_EQ(prompt_ids, p["prompt_ids"].get<std::vector<int32_t>>());
 
-    LocalStepper stepper(forward, n_ctx);
     GenerationRequest request;
     request.prompt_ids = p["prompt_ids"].get<std::vector<int32_t>>();
     request.n_predict = static_cast<int32_t>(p["greedy_ids"].size());
     request.sampling.temperature = 0;
-    request.n_ctx = n_ctx;
     std::vector<float> first_logits;
-    auto result = RunGeneration(
-        stepper, request, [](TokenId) { return false; },
+    auto result = (*engine)->Generate(
+        request, [](TokenId) { return false; },
         [&](TokenId) {
-          if (first_logits.empty()) first_logits = stepper.last_logits();
+          if (first_logits.empty()) first_logits = (*engine)->last_logits();
           return true;
         });
     ASSERT_TRUE(result.ok()) << result.status();

@@ -14,12 +14,10 @@
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 
-#include "coordinator/generation.h"
 #include "model/gguf.h"
 #include "net/client.h"
 #include "net/forward_client.h"
-#include "node/forward.h"
-#include "node/local_stepper.h"
+#include "node/local_engine.h"
 #include "node/stage.h"
 #include "tandem.grpc.pb.h"
 #include "tests/golden_support.h"
@@ -56,17 +54,15 @@ std::vector<int32_t> LocalTokens(const std::vector<int32_t>& prompt_ids, int n, 
                                  uint64_t seed) {
   auto f = GgufFile::Open(kModel);
   std::shared_ptr<const GgufFile> file = std::move(*f);
-  auto shard = ModelShard::Load(file, {0, 5});
-  ThreadPool pool(1);
-  Forward forward(**shard, pool);
-  LocalStepper stepper(forward, 128);
+  auto engine = LocalEngine::Create(file, {/*threads=*/1, /*n_ctx=*/128});
+  EXPECT_TRUE(engine.ok()) << engine.status();
+  if (!engine.ok()) return {};
   GenerationRequest r;
   r.prompt_ids = prompt_ids;
   r.n_predict = n;
   r.sampling.temperature = temperature;
   r.sampling.seed = seed;
-  r.n_ctx = 128;
-  auto out = RunGeneration(stepper, r, [](TokenId) { return false; }, [](TokenId) { return true; });
+  auto out = (*engine)->Generate(r, [](TokenId) { return false; }, [](TokenId) { return true; });
   EXPECT_TRUE(out.ok()) << out.status();
   return out.ok() ? out->ids : std::vector<int32_t>{};
 }

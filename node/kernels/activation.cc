@@ -3,7 +3,7 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "node/kernels/fp16.h"
+#include "base/fp16.h"
 #include "node/kernels/quants.h"
 #include "node/kernels/vec_dot.h"
 

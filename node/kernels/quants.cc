@@ -5,7 +5,7 @@
 #include <cmath>
 #include <cstring>
 
-#include "node/kernels/fp16.h"
+#include "base/fp16.h"
 
 namespace tandem {
 namespace {

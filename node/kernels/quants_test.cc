@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "model/gguf.h"
-#include "node/kernels/fp16.h"
+#include "base/fp16.h"
 
 namespace tandem {
 namespace {

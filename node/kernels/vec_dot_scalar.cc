@@ -2,7 +2,7 @@
 // (they differ only in the order of float additions).
 #include <cstring>
 
-#include "node/kernels/fp16.h"
+#include "base/fp16.h"
 #include "node/kernels/quants.h"
 #include "node/kernels/vec_dot.h"
 

@@ -1,0 +1,61 @@
+// One generation request, the checks it passes before any work (in-process or on a
+// cluster alike), and its progress: the token history and when it is done.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "base/sampling.h"
+
+namespace tandem {
+
+struct GenerationRequest {
+  std::vector<TokenId> prompt_ids;
+  int32_t n_predict = 32;
+  SamplingParams sampling;
+  bool stop_at_eos = false;
+};
+
+// The prompt is not empty, n_predict is not negative, the sampling parameters are sane,
+// every prompt id is in the vocabulary and prompt + generated tokens fit n_ctx.
+absl::Status ValidateGenerationRequest(const GenerationRequest& request, int64_t n_ctx,
+                                       int64_t n_vocab);
+
+// A request's token history (the source of truth: a stage that loses its KV cache is
+// rebuilt from it) and its stopping rule.
+class GenerationState {
+ public:
+  explicit GenerationState(GenerationRequest request);
+
+  const GenerationRequest& request() const { return request_; }
+  const SamplingParams& sampling() const { return request_.sampling; }
+  const std::vector<TokenId>& history() const { return history_; }
+  int64_t n_prompt() const { return static_cast<int64_t>(request_.prompt_ids.size()); }
+  int64_t n_generated() const { return static_cast<int64_t>(history_.size()) - n_prompt(); }
+  // The position the next sampled token takes.
+  int64_t next_position() const { return static_cast<int64_t>(history_.size()); }
+  bool done() const { return done_; }
+
+  // Records the token sampled for `position`. False, changing nothing, when the position
+  // is not the next one (a duplicate or a stale result) or the request is done.
+  bool Accept(TokenId token, int64_t position, bool is_end_of_generation);
+
+ private:
+  GenerationRequest request_;
+  std::vector<TokenId> history_;
+  bool done_ = false;
+};
+
+struct GenerationResult {
+  std::vector<TokenId> ids;   // generated
+  double prompt_seconds = 0;  // prefill, up to the first generated token
+  double decode_seconds = 0;  // the rest
+  int64_t n_prompt = 0;
+  int64_t n_decode_steps = 0;
+  double prompt_tokens_per_s() const;
+  double generated_tokens_per_s() const;
+};
+
+}  // namespace tandem

@@ -1,0 +1,369 @@
+// The coordinator in one process, its nodes faked behind the NodeLink: joins, leaves,
+// failover replay, re-plans and epoch fencing, driven tick by tick on a fake clock.
+#include "coordinator/coordinator.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <map>
+#include <mutex>
+
+#include "model/fingerprint.h"
+#include "net/frames.h"
+
+namespace tandem {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+const std::string kModel = std::string(TANDEM_SHARED_DIR) + "/models/stories260K-f32.gguf";
+
+// Every node behind one fake link. The "pipeline" answers each sampling frame with a token
+// that depends only on the position it takes, so a replayed session must produce exactly
+// the tokens of an undisturbed one.
+class FakeNodes : public NodeLink {
+ public:
+  struct Sent {
+    std::string address;
+    v1::ActivationFrame frame;
+  };
+  class Sink : public FrameSink {
+   public:
+    Sink(FakeNodes* nodes, std::string address) : nodes_(nodes), address_(std::move(address)) {}
+    absl::Status Send(const v1::ActivationFrame& frame) override {
+      std::lock_guard<std::mutex> lock(nodes_->mutex_);
+      if (nodes_->down_.count(address_)) return absl::UnavailableError("down");
+      nodes_->sent_.push_back({address_, frame});
+      return absl::OkStatus();
+    }
+
+   private:
+    FakeNodes* nodes_;
+    std::string address_;
+  };
+
+  absl::StatusOr<v1::ConfigureResponse> Configure(const std::string& address,
+                                                  const v1::ConfigureRequest& request) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (down_.count(address)) return absl::UnavailableError(address + " is down");
+    configured_[address] = request;
+    configure_order_.push_back(address);
+    v1::ConfigureResponse r;
+    r.set_ok(true);
+    return r;
+  }
+  double MeasureRttMs(const std::string&) override { return 0.1; }
+  std::shared_ptr<FrameSink> OpenFrameStream(const std::string& address) override {
+    return std::make_shared<Sink>(this, address);
+  }
+
+  static int32_t TokenFor(int64_t position) { return static_cast<int32_t>(3 + position * 37 % 400); }
+
+  // Answers every frame sent so far as a healthy pipeline would; returns how many tokens.
+  int Answer(Coordinator& c) {
+    c.Flush();
+    std::vector<Sent> sent;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      sent.swap(sent_);
+      all_.insert(all_.end(), sent.begin(), sent.end());
+    }
+    int tokens = 0;
+    for (const Sent& s : sent) {
+      const auto& f = s.frame;
+      if (f.end_session() || !f.sample()) continue;
+      v1::StepResult r;
+      r.set_session_id(f.session_id());
+      r.set_plan_epoch(f.plan_epoch());
+      r.set_position(f.position() + f.n_tokens());
+      r.set_token(TokenFor(r.position()));
+      c.OnResult(r);
+      ++tokens;
+    }
+    return tokens;
+  }
+  // Answers until the pipeline goes quiet.
+  void AnswerAll(Coordinator& c) {
+    while (Answer(c) > 0) {
+    }
+  }
+  void SetDown(const std::string& address) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    down_.insert({address, true});
+  }
+  std::map<std::string, v1::ConfigureRequest> configured() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return configured_;
+  }
+  std::vector<std::string> configure_order() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return configure_order_;
+  }
+  std::vector<Sent> all_sent() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return all_;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::map<std::string, bool> down_;
+  std::map<std::string, v1::ConfigureRequest> configured_;
+  std::vector<std::string> configure_order_;
+  std::vector<Sent> sent_, all_;
+};
+
+class CoordinatorTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto file = GgufFile::Open(kModel);
+    ASSERT_TRUE(file.ok()) << file.status() << " (the shared test data is required)";
+    fingerprint_ = ModelFingerprint(**file);
+  }
+
+  void Start(PlanPolicy policy, int min_nodes) {
+    CoordinatorOptions o;
+    o.model_path = kModel;
+    o.min_nodes = min_nodes;
+    o.planning.policy = policy;
+    o.planning.requirements.sessions = 2;
+    o.n_ctx = 128;
+    o.background_planner = false;
+    o.now = [this] { return now_; };
+    auto nodes = std::make_unique<FakeNodes>();
+    nodes_ = nodes.get();
+    auto c = Coordinator::Create(o, std::move(nodes));
+    ASSERT_TRUE(c.ok()) << c.status();
+    c_ = std::move(*c);
+  }
+
+  std::string Join(const std::string& address, double bandwidth_gbs = 10) {
+    v1::RegisterRequest r;
+    r.set_protocol_version(kProtocolVersion);
+    r.set_address(address);
+    r.set_model_fingerprint(fingerprint_);
+    r.mutable_profile()->set_memory_bytes(1ull << 30);
+    r.mutable_profile()->set_bandwidth_gbs(bandwidth_gbs);
+    r.mutable_profile()->set_gflops(50);
+    r.mutable_profile()->set_threads(1);
+    v1::RegisterResponse resp = c_->Register(r);
+    EXPECT_TRUE(resp.accepted()) << resp.reason();
+    return resp.node_id();
+  }
+  void Beat(const std::string& id) {
+    v1::HeartbeatRequest hb;
+    hb.set_node_id(id);
+    EXPECT_TRUE(c_->Heartbeat(hb));
+  }
+
+  struct Collected {
+    std::mutex mutex;
+    std::vector<int32_t> tokens;
+    bool done = false;
+    absl::Status error;
+  };
+  std::shared_ptr<Collected> Generate(int n, std::shared_ptr<Session>* session = nullptr) {
+    auto out = std::make_shared<Collected>();
+    v1::GenerateRequest r;
+    r.set_prompt("Once upon a time");
+    r.set_n_predict(n);
+    r.mutable_sampling()->set_temperature(0);
+    r.mutable_sampling()->set_top_p(1);
+    r.mutable_sampling()->set_repeat_penalty(1);
+    auto s = c_->StartSession(r, [out](const SessionEvent& e) {
+      std::lock_guard<std::mutex> lock(out->mutex);
+      if (e.has_token) out->tokens.push_back(e.token);
+      if (e.done) out->done = true;
+      if (!e.error.ok()) out->error = e.error;
+    });
+    EXPECT_TRUE(s.ok()) << s.status();
+    if (session && s.ok()) *session = *s;
+    return out;
+  }
+  // Tokens an undisturbed session gets after the 5-token prompt (BOS included).
+  static std::vector<int32_t> Expected(int n) {
+    std::vector<int32_t> t;
+    for (int i = 0; i < n; ++i) t.push_back(FakeNodes::TokenFor(5 + i));
+    return t;
+  }
+
+  Clock::time_point now_ = Clock::now();
+  std::string fingerprint_;
+  FakeNodes* nodes_ = nullptr;
+  std::unique_ptr<Coordinator> c_;
+};
+
+TEST_F(CoordinatorTest, JoiningNodesGetAPlanConfiguredLastStageFirst) {
+  Start(PlanPolicy::kEven, 2);
+  Join("10.0.0.1:1");
+  c_->Tick();
+  EXPECT_FALSE(c_->Status().ready());
+  EXPECT_THAT(c_->Status().reason(), ::testing::HasSubstr("waiting for nodes: 1 of 2"));
+  Join("10.0.0.2:1");
+  c_->Tick();
+  v1::StatusResponse s = c_->Status();
+  ASSERT_TRUE(s.ready()) << s.reason();
+  EXPECT_EQ(s.plan_epoch(), 1u);
+  ASSERT_EQ(s.stages_size(), 2);
+  EXPECT_EQ(s.stages(0).layer_first(), 0);
+  EXPECT_EQ(s.stages(1).layer_last(), 5);
+  EXPECT_EQ(nodes_->configure_order(),
+            (std::vector<std::string>{s.stages(1).address(), s.stages(0).address()}));
+  auto configured = nodes_->configured();
+  EXPECT_EQ(configured[s.stages(0).address()].next_hop(), s.stages(1).address());
+  EXPECT_EQ(configured[s.stages(1).address()].next_hop(), "");
+  EXPECT_EQ(configured[s.stages(0).address()].plan_epoch(), 1u);
+}
+
+TEST_F(CoordinatorTest, SessionRunsToTheEndAndFreesItsState) {
+  Start(PlanPolicy::kEven, 2);
+  Join("10.0.0.1:1");
+  Join("10.0.0.2:1");
+  c_->Tick();
+  auto out = Generate(6);
+  nodes_->AnswerAll(*c_);
+  EXPECT_TRUE(out->done);
+  EXPECT_EQ(out->tokens, Expected(6));
+  const auto sent = nodes_->all_sent();
+  ASSERT_FALSE(sent.empty());
+  EXPECT_TRUE(sent.back().frame.end_session());
+  // Positions reach the first stage contiguously: the prompt, then one token a step.
+  int64_t next = 0;
+  for (const auto& s : sent) {
+    if (s.frame.end_session()) continue;
+    EXPECT_EQ(s.frame.position(), next);
+    next += s.frame.n_tokens();
+  }
+}
+
+TEST_F(CoordinatorTest, WaitingRequestStartsOnTheFirstPlan) {
+  Start(PlanPolicy::kEven, 1);
+  auto out = Generate(4);
+  c_->Tick();
+  EXPECT_FALSE(out->done);
+  Join("10.0.0.1:1");
+  c_->Tick();
+  nodes_->AnswerAll(*c_);
+  EXPECT_TRUE(out->done);
+  EXPECT_EQ(out->tokens, Expected(4));
+}
+
+TEST_F(CoordinatorTest, WaitingRequestFailsClearlyWhenNoClusterForms) {
+  Start(PlanPolicy::kEven, 2);
+  auto out = Generate(4);
+  now_ += std::chrono::seconds(31);
+  c_->Tick();
+  EXPECT_EQ(out->error.code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(std::string(out->error.message()), ::testing::HasSubstr("not ready"));
+}
+
+TEST_F(CoordinatorTest, NodeLossReplaysSessionsOnTheSurvivorsWithIdenticalTokens) {
+  Start(PlanPolicy::kEven, 2);
+  const std::string a = Join("10.0.0.1:1");
+  const std::string b = Join("10.0.0.2:1");
+  c_->Tick();
+  auto out = Generate(12);
+  for (int i = 0; i < 4; ++i) nodes_->Answer(*c_);  // 4 tokens, then b goes silent
+  ASSERT_EQ(out->tokens.size(), 4u);
+  // Results still in flight from the old plan (epoch 1) must not count after the re-plan.
+  c_->Flush();
+  std::vector<FakeNodes::Sent> stale = nodes_->all_sent();
+  now_ += std::chrono::seconds(2);
+  Beat(a);
+  now_ += std::chrono::seconds(2);
+  Beat(a);
+  c_->Tick();  // b has been silent for 4 s > 3 s
+  v1::StatusResponse s = c_->Status();
+  ASSERT_TRUE(s.ready()) << s.reason();
+  EXPECT_EQ(s.plan_epoch(), 2u);
+  ASSERT_EQ(s.stages_size(), 1);
+  EXPECT_EQ(s.stages(0).node_id(), a);
+  // A stale result for the next position, from epoch 1: fenced off.
+  v1::StepResult late;
+  late.set_plan_epoch(1);
+  late.set_position(9);
+  late.set_token(7);
+  for (const auto& f : stale) late.set_session_id(f.frame.session_id());
+  c_->OnResult(late);
+  nodes_->AnswerAll(*c_);
+  EXPECT_TRUE(out->done);
+  EXPECT_EQ(out->tokens, Expected(12));
+  EXPECT_TRUE(out->error.ok()) << out->error;
+}
+
+TEST_F(CoordinatorTest, AFasterNodeJoiningIsUsedByTheNextPlan) {
+  Start(PlanPolicy::kOptimal, 1);
+  Join("10.0.0.1:1", /*bandwidth_gbs=*/0.5);
+  c_->Tick();
+  ASSERT_TRUE(c_->Status().ready());
+  EXPECT_EQ(c_->Status().plan_epoch(), 1u);
+  const std::string fast = Join("10.0.0.2:1", /*bandwidth_gbs=*/100);
+  c_->Tick();
+  v1::StatusResponse s = c_->Status();
+  EXPECT_EQ(s.plan_epoch(), 2u);
+  bool uses_fast = false;
+  for (const auto& st : s.stages()) uses_fast |= st.node_id() == fast;
+  EXPECT_TRUE(uses_fast);
+}
+
+TEST_F(CoordinatorTest, DuplicateAndOutOfVocabularyResultsAreHandled) {
+  Start(PlanPolicy::kEven, 1);
+  Join("10.0.0.1:1");
+  c_->Tick();
+  std::shared_ptr<Session> session;
+  auto out = Generate(3, &session);
+  ASSERT_TRUE(session);
+  nodes_->Answer(*c_);
+  ASSERT_EQ(out->tokens.size(), 1u);
+  v1::StepResult dup;
+  dup.set_session_id(session->id());
+  dup.set_plan_epoch(1);
+  dup.set_position(5);  // already taken
+  dup.set_token(9);
+  c_->OnResult(dup);
+  EXPECT_EQ(out->tokens.size(), 1u);
+  v1::StepResult bad = dup;
+  bad.set_position(6);
+  bad.set_token(100000);
+  c_->OnResult(bad);
+  EXPECT_EQ(out->error.code(), absl::StatusCode::kDataLoss);
+}
+
+TEST_F(CoordinatorTest, AStageErrorEndsTheSessionOnEveryStage) {
+  Start(PlanPolicy::kEven, 1);
+  Join("10.0.0.1:1");
+  c_->Tick();
+  std::shared_ptr<Session> session;
+  auto out = Generate(3, &session);
+  nodes_->Answer(*c_);
+  v1::StepResult err;
+  err.set_session_id(session->id());
+  err.set_plan_epoch(1);
+  err.set_position(6);
+  err.set_code(static_cast<int>(absl::StatusCode::kOutOfRange));
+  err.set_message("positions exceed the context");
+  c_->OnResult(err);
+  EXPECT_EQ(out->error.code(), absl::StatusCode::kOutOfRange);
+  c_->Flush();
+  nodes_->Answer(*c_);
+  const auto sent = nodes_->all_sent();
+  ASSERT_FALSE(sent.empty());
+  EXPECT_TRUE(sent.back().frame.end_session());
+  EXPECT_EQ(sent.back().frame.session_id(), session->id());
+}
+
+TEST_F(CoordinatorTest, RequestsAreCheckedBeforeAnyWork) {
+  Start(PlanPolicy::kEven, 1);
+  v1::GenerateRequest r;
+  r.set_prompt("Once upon a time");
+  r.set_n_predict(1000);  // past the context of 128
+  r.mutable_sampling()->set_top_p(1);
+  r.mutable_sampling()->set_repeat_penalty(1);
+  auto s = c_->StartSession(r, nullptr);
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kOutOfRange);
+  r.set_n_predict(4);
+  r.mutable_sampling()->set_top_p(3);
+  EXPECT_EQ(c_->StartSession(r, nullptr).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace tandem

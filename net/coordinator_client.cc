@@ -1,0 +1,31 @@
+#include "net/coordinator_client.h"
+
+#include "net/convert.h"
+#include "net/forward_client.h"
+
+namespace tandem {
+
+CoordinatorClient::CoordinatorClient(const std::string& address)
+    : stub_(v1::Coordinator::NewStub(MakeChannel(address))) {}
+
+absl::StatusOr<v1::RegisterResponse> CoordinatorClient::Register(
+    const v1::RegisterRequest& request, std::chrono::milliseconds deadline) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + deadline);
+  v1::RegisterResponse response;
+  grpc::Status s = stub_->Register(&ctx, request, &response);
+  if (!s.ok()) return FromGrpcStatus(s);
+  return response;
+}
+
+absl::StatusOr<v1::HeartbeatResponse> CoordinatorClient::Heartbeat(
+    const v1::HeartbeatRequest& request, std::chrono::milliseconds deadline) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + deadline);
+  v1::HeartbeatResponse response;
+  grpc::Status s = stub_->Heartbeat(&ctx, request, &response);
+  if (!s.ok()) return FromGrpcStatus(s);
+  return response;
+}
+
+}  // namespace tandem

@@ -1,0 +1,36 @@
+// How the coordinator reaches its nodes: configure a stage, measure a round trip, and
+// stream frames to the first stage. The coordinator holds only this interface, so a fake
+// drives it in tests (coordinator/coordinator_test.cc); NewGrpcNodeLink is the real one.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "tandem.pb.h"
+
+namespace tandem {
+
+// The sending end of a stream of activation frames.
+class FrameSink {
+ public:
+  virtual ~FrameSink() = default;
+  virtual absl::Status Send(const v1::ActivationFrame& frame) = 0;
+};
+
+class NodeLink {
+ public:
+  virtual ~NodeLink() = default;
+  // The node's answer, or UNAVAILABLE when it cannot be reached.
+  virtual absl::StatusOr<v1::ConfigureResponse> Configure(const std::string& address,
+                                                          const v1::ConfigureRequest& request) = 0;
+  // Median round trip in milliseconds; 0 when the node does not answer.
+  virtual double MeasureRttMs(const std::string& address) = 0;
+  // A long-lived frame stream to the node at `address`.
+  virtual std::shared_ptr<FrameSink> OpenFrameStream(const std::string& address) = 0;
+};
+
+std::unique_ptr<NodeLink> NewGrpcNodeLink();
+
+}  // namespace tandem

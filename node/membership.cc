@@ -1,0 +1,87 @@
+#include "node/membership.h"
+
+#include <algorithm>
+#include <cstdio>
+
+#include "absl/strings/str_cat.h"
+
+namespace tandem {
+
+Membership::Membership(std::shared_ptr<CoordinatorClient> client, v1::RegisterRequest request,
+                       std::function<State()> state, MembershipOptions options)
+    : client_(std::move(client)),
+      request_(std::move(request)),
+      state_(std::move(state)),
+      options_(options) {}
+
+Membership::~Membership() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (heartbeat_.joinable()) heartbeat_.join();
+}
+
+std::string Membership::node_id() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return node_id_;
+}
+
+absl::StatusOr<v1::RegisterResponse> Membership::RegisterWithRetry() {
+  const auto deadline = std::chrono::steady_clock::now() + options_.register_patience;
+  for (;;) {
+    absl::StatusOr<v1::RegisterResponse> r = client_->Register(request_, options_.call_deadline);
+    if (r.ok()) {
+      if (!r->accepted()) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("the coordinator refused this node: ", r->reason()));
+      }
+      std::lock_guard<std::mutex> lock(mutex_);
+      node_id_ = r->node_id();
+      return r;
+    }
+    if (std::chrono::steady_clock::now() > deadline) {
+      return absl::UnavailableError(
+          absl::StrCat("cannot reach the coordinator: ", r.status().message()));
+    }
+    std::unique_lock<std::mutex> lock(mutex_);
+    if (cv_.wait_for(lock, options_.retry_interval, [&] { return stop_; })) {
+      return absl::CancelledError("stopping");
+    }
+  }
+}
+
+absl::StatusOr<v1::RegisterResponse> Membership::Join() {
+  absl::StatusOr<v1::RegisterResponse> r = RegisterWithRetry();
+  if (!r.ok()) return r;
+  // A floor on the interval: a coordinator cannot make nodes spin.
+  const auto interval =
+      std::chrono::milliseconds(std::max<uint32_t>(100, r->heartbeat_interval_ms()));
+  heartbeat_ = std::thread([this, interval] { HeartbeatLoop(interval); });
+  return r;
+}
+
+void Membership::HeartbeatLoop(std::chrono::milliseconds interval) {
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      if (cv_.wait_for(lock, interval, [&] { return stop_; })) return;
+    }
+    const State state = state_();
+    v1::HeartbeatRequest hb;
+    hb.set_node_id(node_id());
+    hb.set_plan_epoch(state.plan_epoch);
+    hb.set_serving(state.serving);
+    absl::StatusOr<v1::HeartbeatResponse> r = client_->Heartbeat(hb, options_.call_deadline);
+    if (r.ok() && !r->known()) {
+      absl::StatusOr<v1::RegisterResponse> again = RegisterWithRetry();
+      if (!again.ok() && again.status().code() != absl::StatusCode::kCancelled) {
+        std::fprintf(stderr, "tandem node: registering again failed: %s\n",
+                     std::string(again.status().message()).c_str());
+      }
+    }
+  }
+}
+
+}  // namespace tandem

@@ -1,0 +1,61 @@
+// A node's membership in a cluster: registration (retried while the coordinator starts;
+// a refusal is final), heartbeats carrying the epoch and serving state, and registering
+// again when the coordinator no longer knows the node.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "absl/status/statusor.h"
+#include "net/coordinator_client.h"
+#include "tandem.pb.h"
+
+namespace tandem {
+
+struct MembershipOptions {
+  // How long registration keeps trying to reach the coordinator.
+  std::chrono::milliseconds register_patience{60000};
+  std::chrono::milliseconds call_deadline{5000};
+  std::chrono::milliseconds retry_interval{200};
+};
+
+class Membership {
+ public:
+  // What the node reports in each heartbeat.
+  struct State {
+    uint64_t plan_epoch = 0;
+    bool serving = false;
+  };
+  Membership(std::shared_ptr<CoordinatorClient> client, v1::RegisterRequest request,
+             std::function<State()> state, MembershipOptions options = {});
+  ~Membership();  // stops heartbeats
+  Membership(const Membership&) = delete;
+  Membership& operator=(const Membership&) = delete;
+
+  // Registers (blocking); on success starts heartbeats and returns the response.
+  absl::StatusOr<v1::RegisterResponse> Join();
+  std::string node_id() const;
+
+ private:
+  absl::StatusOr<v1::RegisterResponse> RegisterWithRetry();
+  void HeartbeatLoop(std::chrono::milliseconds interval);
+
+  std::shared_ptr<CoordinatorClient> client_;
+  const v1::RegisterRequest request_;
+  std::function<State()> state_;
+  const MembershipOptions options_;
+
+  mutable std::mutex mutex_;  // guards node_id_ and stop_
+  std::condition_variable cv_;
+  std::string node_id_;
+  bool stop_ = false;
+  std::thread heartbeat_;
+};
+
+}  // namespace tandem
