@@ -25,21 +25,22 @@ ours="base model partition net node coordinator cli tests bench proto"
 
 status=0
 for folder in "${!allowed[@]}"; do
-  while IFS= read -r -d '' file; do
-    while IFS= read -r line; do
-      inc=$(sed -E 's/^#include "([^"]+)".*/\1/' <<<"$line")
-      case "$inc" in
-        tandem.pb.h | tandem.grpc.pb.h) part=proto ;;
-        */*) part=${inc%%/*} ;;
-        *) continue ;;
-      esac
-      [[ " $ours " == *" $part "* ]] || continue
-      if [[ " ${allowed[$folder]} " != *" $part "* ]]; then
-        echo "layering: $file includes \"$inc\": $folder/ must not depend on $part/"
-        status=1
-      fi
-    done < <(grep -E '^#include "' "$file" || true)
-  done < <(find "$folder" \( -name '*.h' -o -name '*.cc' \) -print0)
+  # file:#include "part/..." for every quoted include of the folder's sources
+  bad=$(grep -rHE '^#include "' "$folder" --include='*.h' --include='*.cc' |
+    awk -v folder="$folder" -v allowed=" ${allowed[$folder]} " -v ours=" $ours " '{
+      file = $0; sub(/:.*/, "", file)
+      inc = $0; sub(/^[^"]*"/, "", inc); sub(/".*/, "", inc)
+      if (inc == "tandem.pb.h" || inc == "tandem.grpc.pb.h") part = "proto"
+      else if (index(inc, "/") > 0) part = substr(inc, 1, index(inc, "/") - 1)
+      else next
+      if (index(ours, " " part " ") == 0) next
+      if (index(allowed, " " part " ") == 0)
+        printf "layering: %s includes \"%s\": %s/ must not depend on %s/\n", file, inc, folder, part
+    }')
+  if [ -n "$bad" ]; then
+    echo "$bad"
+    status=1
+  fi
 done
 [ $status -eq 0 ] && echo "layering: ok"
 exit $status
