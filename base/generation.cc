@@ -4,8 +4,7 @@
 
 namespace tandem {
 
-absl::Status ValidateGenerationRequest(const GenerationRequest& r, int64_t n_ctx,
-                                       int64_t n_vocab) {
+absl::Status ValidateGenerationRequest(const GenerationRequest& r, int64_t n_ctx, int64_t n_vocab) {
   if (r.prompt_ids.empty()) return absl::InvalidArgumentError("the prompt has no tokens");
   if (r.n_predict < 0) {
     return absl::InvalidArgumentError(
@@ -20,9 +19,9 @@ absl::Status ValidateGenerationRequest(const GenerationRequest& r, int64_t n_ctx
   }
   const int64_t needed = static_cast<int64_t>(r.prompt_ids.size()) + r.n_predict;
   if (needed > n_ctx) {
-    return absl::OutOfRangeError(absl::StrCat("prompt (", r.prompt_ids.size(), " tokens) + ",
-                                              r.n_predict, " generated tokens exceed the context of ",
-                                              n_ctx, " tokens"));
+    return absl::OutOfRangeError(
+        absl::StrCat("prompt (", r.prompt_ids.size(), " tokens) + ", r.n_predict,
+                     " generated tokens exceed the context of ", n_ctx, " tokens"));
   }
   return absl::OkStatus();
 }

@@ -4,9 +4,9 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
-#define TANDEM_RETURN_IF_ERROR(expr)          \
-  do {                                        \
-    ::absl::Status _tandem_status = (expr);   \
+#define TANDEM_RETURN_IF_ERROR(expr)                 \
+  do {                                               \
+    ::absl::Status _tandem_status = (expr);          \
     if (!_tandem_status.ok()) return _tandem_status; \
   } while (0)
 

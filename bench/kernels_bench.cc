@@ -20,8 +20,8 @@ namespace tandem {
 namespace {
 
 constexpr int kThreads = 2;
-constexpr double k1BWeights = 16.0 * (2 * 2048.0 * 2048 + 2 * 512.0 * 2048 + 3 * 8192.0 * 2048) +
-                              512.0 * 2048;
+constexpr double k1BWeights =
+    16.0 * (2 * 2048.0 * 2048 + 2 * 512.0 * 2048 + 3 * 8192.0 * 2048) + 512.0 * 2048;
 
 const GgmlType kTypes[] = {GgmlType::kF32,  GgmlType::kF16,  GgmlType::kBF16, GgmlType::kQ8_0,
                            GgmlType::kQ4_0, GgmlType::kQ4_1, GgmlType::kQ5_0, GgmlType::kQ5_1,
@@ -72,7 +72,8 @@ MatrixSet MakeMatrices(GgmlType type, int64_t rows, int64_t cols, bool repack, b
 }
 
 void SetCounters(benchmark::State& state, GgmlType type, double bytes_per_iter) {
-  state.counters["GB/s"] = benchmark::Counter(bytes_per_iter / 1e9, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["GB/s"] =
+      benchmark::Counter(bytes_per_iter / 1e9, benchmark::Counter::kIsIterationInvariantRate);
   const double bytes_1b = k1BWeights * TraitsOf(type).block_bytes / TraitsOf(type).block_elements;
   state.counters["tok_s_1B"] =
       benchmark::Counter(bytes_per_iter / bytes_1b, benchmark::Counter::kIsIterationInvariantRate);
@@ -160,7 +161,8 @@ void BM_RmsNorm(benchmark::State& state) {
     RmsNorm(x.data(), w.data(), n, 1e-5f, out.data());
     benchmark::DoNotOptimize(out.data());
   }
-  state.counters["GB/s"] = benchmark::Counter(12.0 * n / 1e9, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["GB/s"] =
+      benchmark::Counter(12.0 * n / 1e9, benchmark::Counter::kIsIterationInvariantRate);
 }
 BENCHMARK(BM_RmsNorm)->Arg(2048)->Arg(8192);
 
@@ -173,7 +175,8 @@ void BM_Softmax(benchmark::State& state) {
     Softmax(x.data(), n);
     benchmark::DoNotOptimize(x.data());
   }
-  state.counters["GB/s"] = benchmark::Counter(8.0 * n / 1e9, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["GB/s"] =
+      benchmark::Counter(8.0 * n / 1e9, benchmark::Counter::kIsIterationInvariantRate);
 }
 BENCHMARK(BM_Softmax)->Arg(512)->Arg(4096);
 
@@ -185,7 +188,8 @@ void BM_SwiGlu(benchmark::State& state) {
     SwiGlu(g.data(), u.data(), n, out.data());
     benchmark::DoNotOptimize(out.data());
   }
-  state.counters["GB/s"] = benchmark::Counter(12.0 * n / 1e9, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["GB/s"] =
+      benchmark::Counter(12.0 * n / 1e9, benchmark::Counter::kIsIterationInvariantRate);
 }
 BENCHMARK(BM_SwiGlu)->Arg(8192);
 
@@ -198,7 +202,8 @@ void BM_DotAxpy(benchmark::State& state) {
     Axpy(d * 1e-9f, a.data(), b.data(), n);
     benchmark::DoNotOptimize(b.data());
   }
-  state.counters["GB/s"] = benchmark::Counter(20.0 * n / 1e9, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["GB/s"] =
+      benchmark::Counter(20.0 * n / 1e9, benchmark::Counter::kIsIterationInvariantRate);
 }
 BENCHMARK(BM_DotAxpy)->Arg(64)->Arg(128);
 

@@ -5,6 +5,7 @@
 //
 //   pipeline_bench --model M.gguf [--nodes 1,2,3] [--sessions 1,2,4,8] [-n 64]
 //                  [--threads-per-node T] [--reps 3]
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -12,8 +13,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <CLI/CLI.hpp>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -74,7 +73,8 @@ Single LocalRun(const std::string& model, int threads, const std::string& prompt
     req.prompt_ids = (*tok)->Encode(prompt, true, true);
     req.n_predict = n;
     req.sampling.temperature = 0;
-    auto out = (*engine)->Generate(req, [](TokenId) { return false; }, [](TokenId) { return true; });
+    auto out = (*engine)->Generate(
+        req, [](TokenId) { return false; }, [](TokenId) { return true; });
     if (r == 0) continue;  // warm-up
     ttft.push_back(out->prompt_seconds * 1e3);
     per_token.push_back(out->decode_seconds * 1e3 / out->n_decode_steps);
@@ -89,9 +89,12 @@ int main(int argc, char** argv) {
   using namespace tandem;
   CLI::App app{"Tandem pipeline benchmark (loopback)"};
   std::string model, nodes_list = "1,2,3", sessions_list = "1,2,4,8";
-  std::string prompt = "Once upon a time there was a little girl who lived in a village near the forest";
+  std::string prompt =
+      "Once upon a time there was a little girl who lived in a village near the forest";
   int n = 64, threads = 0, reps = 3;
-  std::string exe = std::filesystem::path(std::filesystem::read_symlink("/proc/self/exe")).parent_path().parent_path() /
+  std::string exe = std::filesystem::path(std::filesystem::read_symlink("/proc/self/exe"))
+                        .parent_path()
+                        .parent_path() /
                     "cli" / "tandem";
   app.add_option("-m,--model", model, "GGUF model")->required();
   app.add_option("--nodes", nodes_list, "Node counts to measure")->capture_default_str();
@@ -104,11 +107,12 @@ int main(int argc, char** argv) {
   if (threads <= 0) threads = static_cast<int>(std::thread::hardware_concurrency());
 
   Single local = LocalRun(model, threads, prompt, n, reps);
-  std::printf("model %s, %d tokens per session, %d threads per process, medians of %d\n\n", model.c_str(), n,
-              threads, reps);
-  std::printf("%-16s %10s %12s %12s %10s\n", "engine", "TTFT ms", "ms/token", "tokens/s", "vs local");
-  std::printf("%-16s %10.2f %12.3f %12.2f %10.2f\n", "single process", local.ttft_ms, local.ms_per_token,
-              1e3 / local.ms_per_token, 1.0);
+  std::printf("model %s, %d tokens per session, %d threads per process, medians of %d\n\n",
+              model.c_str(), n, threads, reps);
+  std::printf("%-16s %10s %12s %12s %10s\n", "engine", "TTFT ms", "ms/token", "tokens/s",
+              "vs local");
+  std::printf("%-16s %10.2f %12.3f %12.2f %10.2f\n", "single process", local.ttft_ms,
+              local.ms_per_token, 1e3 / local.ms_per_token, 1.0);
 
   std::vector<std::pair<int, std::vector<double>>> aggregate, decode_aggregate;
   for (int nodes : ParseList(nodes_list)) {
@@ -126,7 +130,8 @@ int main(int argc, char** argv) {
     for (int r = 0; r < reps + 1; ++r) {
       auto out = RemoteGenerate(cluster.address(), Request(prompt, n), nullptr);
       if (!out.ok()) {
-        std::fprintf(stderr, "generation failed: %s\n", std::string(out.status().message()).c_str());
+        std::fprintf(stderr, "generation failed: %s\n",
+                     std::string(out.status().message()).c_str());
         return 1;
       }
       if (r == 0) continue;
@@ -137,8 +142,8 @@ int main(int argc, char** argv) {
     // Hops per token: coordinator -> first stage, stage -> stage (nodes - 1), last -> coordinator.
     const double hop_ms = (ms - local.ms_per_token) / (nodes + 1);
     std::printf("%-16s %10.2f %12.3f %12.2f %10.2f   (per hop %.3f ms)\n",
-                absl::StrCat(nodes, nodes == 1 ? " node" : " nodes").c_str(), Median(ttft), ms, 1e3 / ms,
-                local.ms_per_token / ms, hop_ms);
+                absl::StrCat(nodes, nodes == 1 ? " node" : " nodes").c_str(), Median(ttft), ms,
+                1e3 / ms, local.ms_per_token / ms, hop_ms);
     std::vector<double> agg, decode_agg;
     for (int sessions : ParseList(sessions_list)) {
       std::vector<double> runs, decode_runs;
@@ -149,9 +154,11 @@ int main(int argc, char** argv) {
         const auto t0 = Clock::now();
         for (int s = 0; s < sessions; ++s) {
           threads_v.emplace_back([&, s] {
-            auto out = RemoteGenerate(cluster.address(), Request(prompt + " " + std::to_string(s), n), nullptr);
+            auto out = RemoteGenerate(cluster.address(),
+                                      Request(prompt + " " + std::to_string(s), n), nullptr);
             tokens[s] = out.ok() ? out->ids.size() : 0;
-            decode_rate[s] = out.ok() && out->decode_ms > 0 ? out->n_decode_steps / (out->decode_ms / 1e3) : 0;
+            decode_rate[s] =
+                out.ok() && out->decode_ms > 0 ? out->n_decode_steps / (out->decode_ms / 1e3) : 0;
           });
         }
         for (auto& t : threads_v) t.join();
@@ -179,7 +186,9 @@ int main(int argc, char** argv) {
     for (double v : agg) std::printf(" %.2fx", v / agg[0]);
     std::printf("\n");
   }
-  std::printf("\naggregate decode tokens/s (sum of the sessions' decode rates, prefill excluded)\n%-10s", "nodes");
+  std::printf(
+      "\naggregate decode tokens/s (sum of the sessions' decode rates, prefill excluded)\n%-10s",
+      "nodes");
   for (int s : ParseList(sessions_list)) std::printf(" %9d", s);
   std::printf("   (x of 1 session)\n");
   for (const auto& [nodes, agg] : decode_aggregate) {

@@ -1,10 +1,10 @@
 // `tandem coordinator`: the registry, planner and session driver of a cluster.
+#include <grpcpp/grpcpp.h>
+
 #include <cstdio>
 #include <fstream>
 #include <memory>
 #include <string>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -52,14 +52,16 @@ int RunCoordinator(const CoordinatorCommandOptions& o) {
   if (o.wire_dtype == "f16") {
     options.wire_dtype = v1::WIRE_DTYPE_F16;
   } else if (o.wire_dtype != "f32") {
-    return ReportError(absl::InvalidArgumentError(absl::StrCat("--wire-dtype must be f32 or f16, got ", o.wire_dtype)));
+    return ReportError(absl::InvalidArgumentError(
+        absl::StrCat("--wire-dtype must be f32 or f16, got ", o.wire_dtype)));
   }
   if (!o.split.empty()) {
     options.planning.policy = PlanPolicy::kManual;
     for (absl::string_view part : absl::StrSplit(o.split, ',')) {
       int n;
       if (!absl::SimpleAtoi(part, &n) || n < 0) {
-        return ReportError(absl::InvalidArgumentError(absl::StrCat("--split takes layer counts like 2,3; got '", o.split, "'")));
+        return ReportError(absl::InvalidArgumentError(
+            absl::StrCat("--split takes layer counts like 2,3; got '", o.split, "'")));
       }
       options.planning.layer_counts.push_back(n);
     }
@@ -69,7 +71,8 @@ int RunCoordinator(const CoordinatorCommandOptions& o) {
   } else if (o.planner == "even") {
     options.planning.policy = PlanPolicy::kEven;
   } else if (o.planner != "optimal") {
-    return ReportError(absl::InvalidArgumentError(absl::StrCat("--planner must be optimal or even, got ", o.planner)));
+    return ReportError(absl::InvalidArgumentError(
+        absl::StrCat("--planner must be optimal or even, got ", o.planner)));
   }
   auto coordinator = Coordinator::Create(options, NewGrpcNodeLink());
   if (!coordinator.ok()) return ReportError(coordinator.status());
@@ -82,7 +85,8 @@ int RunCoordinator(const CoordinatorCommandOptions& o) {
   builder.RegisterService(&nodes_face);
   builder.RegisterService(&clients_face);
   auto server = builder.BuildAndStart();
-  if (!server || port == 0) return ReportError(absl::UnavailableError(absl::StrCat("cannot listen on ", o.listen)));
+  if (!server || port == 0)
+    return ReportError(absl::UnavailableError(absl::StrCat("cannot listen on ", o.listen)));
   std::fprintf(stderr, "tandem coordinator: serving %s on port %d, waiting for %d node(s)\n",
                o.model.c_str(), port, options.min_nodes);
   if (!o.port_file.empty()) {
@@ -102,13 +106,19 @@ void RegisterCoordinatorCommand(CLI::App& app, RunState& state) {
   CLI::App* cmd = app.add_subcommand("coordinator", "Run a cluster's coordinator");
   cmd->add_option("-m,--model", o->model, "GGUF model file")->required();
   cmd->add_option("--listen", o->listen, "Address to serve on")->capture_default_str();
-  cmd->add_option("--min-nodes", o->min_nodes, "Nodes to wait for before planning")->capture_default_str();
-  cmd->add_option("--planner", o->planner, "optimal (partition planner) or even (every node, by memory)")
+  cmd->add_option("--min-nodes", o->min_nodes, "Nodes to wait for before planning")
       ->capture_default_str();
-  cmd->add_option("--split", o->split, "Layer counts per node in join order, e.g. 2,3 (overrides --planner)");
-  cmd->add_option("--wire-dtype", o->wire_dtype, "Activations on the wire: f32 or f16")->capture_default_str();
-  cmd->add_option("-c,--ctx-size", o->ctx_size, "Context length per session (default: the model's)");
-  cmd->add_option("--sessions", o->sessions, "Concurrent sessions to reserve KV memory for")->capture_default_str();
+  cmd->add_option("--planner", o->planner,
+                  "optimal (partition planner) or even (every node, by memory)")
+      ->capture_default_str();
+  cmd->add_option("--split", o->split,
+                  "Layer counts per node in join order, e.g. 2,3 (overrides --planner)");
+  cmd->add_option("--wire-dtype", o->wire_dtype, "Activations on the wire: f32 or f16")
+      ->capture_default_str();
+  cmd->add_option("-c,--ctx-size", o->ctx_size,
+                  "Context length per session (default: the model's)");
+  cmd->add_option("--sessions", o->sessions, "Concurrent sessions to reserve KV memory for")
+      ->capture_default_str();
   cmd->add_option("--port-file", o->port_file, "Write the port served on to this file");
   cmd->add_option("--batching", o->batching,
                   "auto, lockstep (stages share one machine's cores) or pipelined")

@@ -5,8 +5,8 @@
 
 #include "cli/commands.h"
 #include "cli/generation_output.h"
-#include "cli/remote_generation.h"
 #include "cli/model_loading.h"
+#include "cli/remote_generation.h"
 #include "node/local_engine.h"
 
 namespace tandem::cli {
@@ -42,16 +42,20 @@ int RunRemote(const GenerateOptions& o) {
 int RunGenerate(GenerateOptions& o) {
   o.sampling.seed = o.seed >= 0 ? static_cast<uint64_t>(o.seed) : std::random_device{}();
   if (!o.coordinator.empty()) return RunRemote(o);
-  if (o.model.empty()) return ReportError(absl::InvalidArgumentError("give a model (-m) or a cluster (--coordinator)"));
+  if (o.model.empty())
+    return ReportError(
+        absl::InvalidArgumentError("give a model (-m) or a cluster (--coordinator)"));
   auto model = LoadModel(o.model);
   if (!model.ok()) return ReportError(model.status());
-  const int threads = o.threads > 0 ? o.threads : static_cast<int>(std::thread::hardware_concurrency());
+  const int threads =
+      o.threads > 0 ? o.threads : static_cast<int>(std::thread::hardware_concurrency());
 
   auto engine = LocalEngine::Create(model->file, {threads, o.ctx_size});
   if (!engine.ok()) return ReportError(engine.status());
 
   GenerationRequest request;
-  request.prompt_ids = model->tokenizer->Encode(o.prompt, /*add_special=*/true, /*parse_special=*/true);
+  request.prompt_ids =
+      model->tokenizer->Encode(o.prompt, /*add_special=*/true, /*parse_special=*/true);
   request.n_predict = o.n_predict;
   request.sampling = o.sampling;
   request.stop_at_eos = o.stop_at_eos;
@@ -92,8 +96,10 @@ void RegisterGenerateCommand(CLI::App& app, RunState& state) {
   cmd->add_option("-m,--model", o->model, "GGUF model file (runs in this process)");
   cmd->add_option("--coordinator", o->coordinator, "A running cluster's coordinator HOST:PORT");
   cmd->add_option("-p,--prompt", o->prompt, "Prompt text")->required();
-  cmd->add_option("-n,--n-predict", o->n_predict, "Tokens to generate")->check(CLI::NonNegativeNumber);
-  cmd->add_option("--temp", o->sampling.temperature, "Temperature (0: greedy)")->capture_default_str();
+  cmd->add_option("-n,--n-predict", o->n_predict, "Tokens to generate")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--temp", o->sampling.temperature, "Temperature (0: greedy)")
+      ->capture_default_str();
   cmd->add_option("--top-k", o->sampling.top_k, "Top-k (0: off)")->capture_default_str();
   cmd->add_option("--top-p", o->sampling.top_p, "Top-p (1: off)")->capture_default_str();
   cmd->add_option("--min-p", o->sampling.min_p, "Min-p (0: off)")->capture_default_str();
@@ -102,7 +108,8 @@ void RegisterGenerateCommand(CLI::App& app, RunState& state) {
   cmd->add_option("--repeat-last-n", o->sampling.repeat_last_n, "Tokens the penalty looks back on")
       ->capture_default_str();
   cmd->add_option("--seed", o->seed, "Random seed (default: random)");
-  cmd->add_option("-t,--threads", o->threads, "Threads (default: all cores)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("-t,--threads", o->threads, "Threads (default: all cores)")
+      ->check(CLI::NonNegativeNumber);
   cmd->add_option("-c,--ctx-size", o->ctx_size, "Context length (default: the model's)")
       ->check(CLI::NonNegativeNumber);
   cmd->add_flag("--json", o->json, "Print one JSON object instead of streaming text");

@@ -1,7 +1,6 @@
 #include "cli/generation_output.h"
 
 #include <cstdio>
-
 #include <nlohmann/json.hpp>
 
 namespace tandem::cli {
@@ -34,7 +33,8 @@ void PrintGenerationSummary(const GenerationOutput& o) {
   std::printf("\n");
   std::fflush(stdout);
   std::fprintf(stderr, "prompt: %zu tokens, %.1f tokens/s; generated: %zu tokens, %.1f tokens/s\n",
-               o.prompt_ids.size(), o.prompt_tokens_per_s(), o.ids.size(), o.generated_tokens_per_s());
+               o.prompt_ids.size(), o.prompt_tokens_per_s(), o.ids.size(),
+               o.generated_tokens_per_s());
 }
 
 }  // namespace tandem::cli

@@ -21,21 +21,25 @@ int RunInfo(const std::string& path) {
   auto h = ReadHparams(f);
   if (h.ok()) {
     std::printf(
-        "\nhyper-parameters:\n  architecture %s\n  n_vocab %lld\n  n_ctx_train %lld\n  n_embd %lld\n"
-        "  n_layer %lld\n  n_head %lld\n  n_head_kv %lld\n  head_dim %lld\n  n_rot %lld\n  n_ff %lld\n"
+        "\nhyper-parameters:\n  architecture %s\n  n_vocab %lld\n  n_ctx_train %lld\n  n_embd "
+        "%lld\n"
+        "  n_layer %lld\n  n_head %lld\n  n_head_kv %lld\n  head_dim %lld\n  n_rot %lld\n  n_ff "
+        "%lld\n"
         "  rms_eps %g\n  rope_freq_base %g\n  rope_freq_scale %g\n",
         h->architecture.c_str(), (long long)h->n_vocab, (long long)h->n_ctx_train,
         (long long)h->n_embd, (long long)h->n_layer, (long long)h->n_head, (long long)h->n_head_kv,
         (long long)h->head_dim, (long long)h->n_rot, (long long)h->n_ff, h->rms_eps,
         h->rope_freq_base, h->rope_freq_scale);
   } else {
-    std::printf("\nhyper-parameters: not runnable here: %s\n", std::string(h.status().message()).c_str());
+    std::printf("\nhyper-parameters: not runnable here: %s\n",
+                std::string(h.status().message()).c_str());
   }
   std::printf("\nmetadata:\n");
   for (const auto& [key, value] : f.metadata()) {
     std::printf("  %-45s %s\n", key.c_str(), value.DebugString().c_str());
   }
-  std::printf("\ntensors:\n  %-32s %-6s %-22s %12s %12s\n", "name", "type", "shape", "bytes", "offset");
+  std::printf("\ntensors:\n  %-32s %-6s %-22s %12s %12s\n", "name", "type", "shape", "bytes",
+              "offset");
   uint64_t total = 0;
   for (const auto& t : f.tensors()) {
     std::printf("  %-32s %-6s %-22s %12llu %12llu\n", t.name.c_str(),

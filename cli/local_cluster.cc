@@ -71,10 +71,10 @@ absl::Status LocalCluster::WaitReady(int timeout_ms) {
     const std::string exited = group_->CheckExited();
     if (!exited.empty()) return ChildExited(exited);
     if (std::chrono::steady_clock::now() > deadline) {
-      return absl::DeadlineExceededError(absl::StrCat(
-          "the cluster did not become ready: ",
-          s.ok() ? s->reason() : std::string(s.status().message()), "\n--- coordinator.log ---\n",
-          Tail(ReadFile(dir_ + "/coordinator.log"))));
+      return absl::DeadlineExceededError(
+          absl::StrCat("the cluster did not become ready: ",
+                       s.ok() ? s->reason() : std::string(s.status().message()),
+                       "\n--- coordinator.log ---\n", Tail(ReadFile(dir_ + "/coordinator.log"))));
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(30));
   }
@@ -82,9 +82,10 @@ absl::Status LocalCluster::WaitReady(int timeout_ms) {
 
 absl::Status LocalCluster::Start(const LocalClusterOptions& o, int timeout_ms) {
   const std::string port_file = dir_ + "/coordinator.port";
-  std::vector<std::string> args = {binary_, "coordinator", "--model", o.model, "--listen",
-                                   "127.0.0.1:0", "--port-file", port_file, "--min-nodes",
-                                   std::to_string(o.nodes), "--planner", o.planner};
+  std::vector<std::string> args = {
+      binary_,       "coordinator",           "--model",     o.model,
+      "--listen",    "127.0.0.1:0",           "--port-file", port_file,
+      "--min-nodes", std::to_string(o.nodes), "--planner",   o.planner};
   if (!o.split.empty()) args.insert(args.end(), {"--split", o.split});
   args.insert(args.end(), o.coordinator_args.begin(), o.coordinator_args.end());
   group_->Spawn("coordinator", args, dir_ + "/coordinator.log");

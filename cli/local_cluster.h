@@ -20,7 +20,7 @@ struct LocalClusterOptions {
   int nodes = 1;
   std::string split;  // layer counts per node, e.g. "2,3"; empty: `planner`
   std::string planner = "even";
-  int threads = 1;    // per node
+  int threads = 1;                            // per node
   std::vector<std::string> coordinator_args;  // more flags for the coordinator
 };
 

@@ -11,10 +11,10 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
 #include "cli/commands.h"
 #include "model/gguf.h"
 #include "model/gguf_writer.h"
-#include "base/status_macros.h"
 #include "node/kernels/quants.h"
 #include "node/kernels/thread_pool.h"
 
@@ -49,17 +49,38 @@ absl::StatusOr<TypeRecipe> RecipeFor(const std::string& name) {
   }
   int ftype = 0;
   switch (*t) {
-    case GgmlType::kF16: ftype = 1; break;
-    case GgmlType::kQ4_0: ftype = 2; break;
-    case GgmlType::kQ4_1: ftype = 3; break;
-    case GgmlType::kQ8_0: ftype = 7; break;
-    case GgmlType::kQ5_0: ftype = 8; break;
-    case GgmlType::kQ5_1: ftype = 9; break;
-    case GgmlType::kQ4_K: ftype = 14; break;  // Q4_K_S
-    case GgmlType::kQ5_K: ftype = 16; break;  // Q5_K_S
-    case GgmlType::kQ6_K: ftype = 18; break;
-    case GgmlType::kBF16: ftype = 32; break;
-    default: break;
+    case GgmlType::kF16:
+      ftype = 1;
+      break;
+    case GgmlType::kQ4_0:
+      ftype = 2;
+      break;
+    case GgmlType::kQ4_1:
+      ftype = 3;
+      break;
+    case GgmlType::kQ8_0:
+      ftype = 7;
+      break;
+    case GgmlType::kQ5_0:
+      ftype = 8;
+      break;
+    case GgmlType::kQ5_1:
+      ftype = 9;
+      break;
+    case GgmlType::kQ4_K:
+      ftype = 14;
+      break;  // Q4_K_S
+    case GgmlType::kQ5_K:
+      ftype = 16;
+      break;  // Q5_K_S
+    case GgmlType::kQ6_K:
+      ftype = 18;
+      break;
+    case GgmlType::kBF16:
+      ftype = 32;
+      break;
+    default:
+      break;
   }
   return TypeRecipe{*t, false, ftype};
 }

@@ -1,11 +1,11 @@
 // `tandem node`: serve a shard of layers for a coordinator.
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+
 #include <cstdio>
 #include <memory>
 #include <string>
 #include <thread>
-
-#include <grpcpp/grpcpp.h>
-#include <grpcpp/health_check_service_interface.h>
 
 #include "absl/strings/str_cat.h"
 #include "cli/commands.h"
@@ -39,7 +39,8 @@ int RunNode(const NodeCommandOptions& o) {
   std::shared_ptr<const GgufFile> model = std::move(*file);
   auto h = ReadHparams(*model);
   if (!h.ok()) return ReportError(h.status());
-  const int threads = o.threads > 0 ? o.threads : static_cast<int>(std::thread::hardware_concurrency());
+  const int threads =
+      o.threads > 0 ? o.threads : static_cast<int>(std::thread::hardware_concurrency());
 
   v1::RegisterRequest req;
   req.set_protocol_version(kProtocolVersion);
@@ -109,7 +110,8 @@ void RegisterNodeCommand(CLI::App& app, RunState& state) {
   cmd->add_option("--listen", o->listen, "Address to serve on")->capture_default_str();
   cmd->add_option("--advertise", o->advertise, "Address the other stages reach this node at");
   cmd->add_option("-t,--threads", o->threads, "Threads (default: all cores)");
-  cmd->add_option("--memory-limit", o->memory_limit, "Bytes this node offers (default: available memory)");
+  cmd->add_option("--memory-limit", o->memory_limit,
+                  "Bytes this node offers (default: available memory)");
   cmd->callback([o, &state] { state.exit_code = RunNode(*o); });
 }
 

@@ -16,8 +16,8 @@
 #include "absl/strings/str_format.h"
 #include "cli/commands.h"
 #include "cli/model_loading.h"
-#include "coordinator/model_profile.h"
 #include "cli/node_profiles.h"
+#include "coordinator/model_profile.h"
 #include "model/gguf.h"
 #include "model/hparams.h"
 #include "net/client.h"
@@ -178,7 +178,8 @@ int RunLivePlan(const PlanOptions& options) {
   if (!status.ok()) return ReportError(status.status());
   absl::StatusOr<partition::Plan> plan = LivePlan(*status);
   if (!status->ready()) {
-    plan = absl::UnavailableError(absl::StrFormat("the cluster is not ready: %s", status->reason()));
+    plan =
+        absl::UnavailableError(absl::StrFormat("the cluster is not ready: %s", status->reason()));
   }
 
   if (options.json) {
@@ -207,12 +208,13 @@ int RunLivePlan(const PlanOptions& options) {
     }
     std::printf("%s\n", out.dump(2).c_str());
   } else if (plan.ok()) {
-    std::printf("%s: %s, %d layers; planner %s, plan epoch %llu; KV cache for context %lld x %lld "
-                "session%s\n",
-                options.coordinator.c_str(), status->model().c_str(), status->n_layers(),
-                status->planner().c_str(), static_cast<unsigned long long>(status->plan_epoch()),
-                static_cast<long long>(status->n_ctx()), static_cast<long long>(status->sessions()),
-                status->sessions() == 1 ? "" : "s");
+    std::printf(
+        "%s: %s, %d layers; planner %s, plan epoch %llu; KV cache for context %lld x %lld "
+        "session%s\n",
+        options.coordinator.c_str(), status->model().c_str(), status->n_layers(),
+        status->planner().c_str(), static_cast<unsigned long long>(status->plan_epoch()),
+        static_cast<long long>(status->n_ctx()), static_cast<long long>(status->sessions()),
+        status->sessions() == 1 ? "" : "s");
     PrintStages(*plan);
     std::printf("\n%-16s  %-21s  %7s  %10s  %10s  %10s  %8s\n", "node (measured)", "address",
                 "threads", "memory", "bandwidth", "matmul", "rtt");

@@ -100,8 +100,10 @@ std::string ProcessGroup::CheckExited() {
     if (::waitpid(c.pid, &status, WNOHANG) == c.pid) {
       c.exited = true;
       Untrack(c.pid);
-      if (WIFEXITED(status)) return absl::StrCat(c.name, " exited with status ", WEXITSTATUS(status));
-      if (WIFSIGNALED(status)) return absl::StrCat(c.name, " was killed by signal ", WTERMSIG(status));
+      if (WIFEXITED(status))
+        return absl::StrCat(c.name, " exited with status ", WEXITSTATUS(status));
+      if (WIFSIGNALED(status))
+        return absl::StrCat(c.name, " was killed by signal ", WTERMSIG(status));
       return absl::StrCat(c.name, " stopped");
     }
   }

@@ -8,8 +8,8 @@
 namespace tandem::cli {
 
 absl::Status RemoteGenerateText(const std::string& coordinator, const std::string& prompt,
-                                int32_t n_predict, const SamplingParams& sampling,
-                                bool stop_at_eos, bool stream, GenerationOutput* out) {
+                                int32_t n_predict, const SamplingParams& sampling, bool stop_at_eos,
+                                bool stream, GenerationOutput* out) {
   v1::GenerateRequest req;
   req.set_prompt(prompt);
   req.set_n_predict(n_predict);

@@ -11,7 +11,7 @@ namespace tandem::cli {
 
 // Streams the text to stdout as it arrives when `stream` is true.
 absl::Status RemoteGenerateText(const std::string& coordinator, const std::string& prompt,
-                                int32_t n_predict, const SamplingParams& sampling,
-                                bool stop_at_eos, bool stream, GenerationOutput* out);
+                                int32_t n_predict, const SamplingParams& sampling, bool stop_at_eos,
+                                bool stream, GenerationOutput* out);
 
 }  // namespace tandem::cli

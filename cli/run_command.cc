@@ -15,8 +15,8 @@
 #include "absl/strings/str_cat.h"
 #include "cli/commands.h"
 #include "cli/generation_output.h"
-#include "cli/model_loading.h"
 #include "cli/local_cluster.h"
+#include "cli/model_loading.h"
 #include "cli/process_group.h"
 #include "cli/remote_generation.h"
 
@@ -41,13 +41,14 @@ struct RunOptions {
 };
 
 void PrintPlan(const v1::StatusResponse& s) {
-  std::fprintf(stderr, "plan (epoch %llu): %d stage(s)\n", static_cast<unsigned long long>(s.plan_epoch()),
-               s.stages_size());
-  std::fprintf(stderr, "  %-8s %-18s %-12s %12s %14s\n", "node", "address", "layers", "memory MiB", "offers MiB");
+  std::fprintf(stderr, "plan (epoch %llu): %d stage(s)\n",
+               static_cast<unsigned long long>(s.plan_epoch()), s.stages_size());
+  std::fprintf(stderr, "  %-8s %-18s %-12s %12s %14s\n", "node", "address", "layers", "memory MiB",
+               "offers MiB");
   for (const auto& st : s.stages()) {
     std::fprintf(stderr, "  %-8s %-18s [%3d, %3d)   %12.1f %14.1f\n", st.node_id().c_str(),
-                 st.address().c_str(), st.layer_first(), st.layer_last(), st.memory_bytes() / 1048576.0,
-                 st.node_memory_bytes() / 1048576.0);
+                 st.address().c_str(), st.layer_first(), st.layer_last(),
+                 st.memory_bytes() / 1048576.0, st.node_memory_bytes() / 1048576.0);
   }
 }
 
@@ -56,9 +57,9 @@ int RunCluster(RunOptions& o) {
   auto model = LoadModel(o.model);  // a bad model is one clear error here, not in every child
   if (!model.ok()) return ReportError(model.status());
   if (o.split.empty() && o.planner == "even" && o.nodes > model->hparams.n_layer) {
-    return ReportError(absl::InvalidArgumentError(absl::StrCat(
-        "--nodes ", o.nodes, " is more than the model's ", model->hparams.n_layer,
-        " layers: every node needs a layer")));
+    return ReportError(absl::InvalidArgumentError(
+        absl::StrCat("--nodes ", o.nodes, " is more than the model's ", model->hparams.n_layer,
+                     " layers: every node needs a layer")));
   }
   o.sampling.seed = o.seed >= 0 ? static_cast<uint64_t>(o.seed) : std::random_device{}();
   const int hw = static_cast<int>(std::thread::hardware_concurrency());
@@ -75,7 +76,9 @@ int RunCluster(RunOptions& o) {
     options.planner = o.planner;
     options.threads = threads;
     options.coordinator_args = {"--wire-dtype", o.wire_dtype};
-    if (o.ctx_size > 0) options.coordinator_args.insert(options.coordinator_args.end(), {"--ctx-size", std::to_string(o.ctx_size)});
+    if (o.ctx_size > 0)
+      options.coordinator_args.insert(options.coordinator_args.end(),
+                                      {"--ctx-size", std::to_string(o.ctx_size)});
     absl::Status s = cluster.Start(options, /*timeout_ms=*/5 * 60 * 1000);
     GenerationOutput out;
     if (s.ok()) {
@@ -109,22 +112,28 @@ int RunCluster(RunOptions& o) {
 
 void RegisterRunCommand(CLI::App& app, RunState& state) {
   auto o = std::make_shared<RunOptions>();
-  CLI::App* cmd = app.add_subcommand("run", "Start a local cluster (coordinator + N nodes), generate, stop");
+  CLI::App* cmd =
+      app.add_subcommand("run", "Start a local cluster (coordinator + N nodes), generate, stop");
   cmd->add_option("-m,--model", o->model, "GGUF model file")->required();
   cmd->add_option("--nodes", o->nodes, "Node processes to start")->capture_default_str();
   cmd->add_option("-p,--prompt", o->prompt, "Prompt text")->capture_default_str();
   cmd->add_option("-n,--n-predict", o->n_predict, "Tokens to generate")->capture_default_str();
-  cmd->add_option("--temp", o->sampling.temperature, "Temperature (0: greedy)")->capture_default_str();
+  cmd->add_option("--temp", o->sampling.temperature, "Temperature (0: greedy)")
+      ->capture_default_str();
   cmd->add_option("--top-k", o->sampling.top_k, "Top-k (0: off)")->capture_default_str();
   cmd->add_option("--top-p", o->sampling.top_p, "Top-p (1: off)")->capture_default_str();
   cmd->add_option("--min-p", o->sampling.min_p, "Min-p (0: off)")->capture_default_str();
-  cmd->add_option("--repeat-penalty", o->sampling.repeat_penalty, "Repetition penalty (1: off)")->capture_default_str();
-  cmd->add_option("--repeat-last-n", o->sampling.repeat_last_n, "Tokens the penalty looks back on")->capture_default_str();
+  cmd->add_option("--repeat-penalty", o->sampling.repeat_penalty, "Repetition penalty (1: off)")
+      ->capture_default_str();
+  cmd->add_option("--repeat-last-n", o->sampling.repeat_last_n, "Tokens the penalty looks back on")
+      ->capture_default_str();
   cmd->add_option("--seed", o->seed, "Random seed (default: random)");
   cmd->add_option("-t,--threads", o->threads, "Threads per node (default: all cores)");
-  cmd->add_option("--planner", o->planner, "even (every node, by memory) or optimal")->capture_default_str();
+  cmd->add_option("--planner", o->planner, "even (every node, by memory) or optimal")
+      ->capture_default_str();
   cmd->add_option("--split", o->split, "Layer counts per node, e.g. 2,3");
-  cmd->add_option("--wire-dtype", o->wire_dtype, "Activations on the wire: f32 or f16")->capture_default_str();
+  cmd->add_option("--wire-dtype", o->wire_dtype, "Activations on the wire: f32 or f16")
+      ->capture_default_str();
   cmd->add_option("-c,--ctx-size", o->ctx_size, "Context length (default: the model's)");
   cmd->add_flag("--json", o->json, "Print one JSON object instead of streaming text");
   cmd->add_flag("--stop-at-eos", o->stop_at_eos, "Stop at an end-of-generation token");

@@ -24,8 +24,8 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(CoordinatorOpti
   c->file_ = std::move(file);
   TANDEM_ASSIGN_OR_RETURN(c->hparams_, ReadHparams(*c->file_));
   TANDEM_ASSIGN_OR_RETURN(c->tokenizer_, Tokenizer::FromGguf(*c->file_));
-  TANDEM_ASSIGN_OR_RETURN(c->profile_,
-                          BuildModelProfile(*c->file_, c->hparams_, WireDtypeSize(c->options_.wire_dtype)));
+  TANDEM_ASSIGN_OR_RETURN(c->profile_, BuildModelProfile(*c->file_, c->hparams_,
+                                                         WireDtypeSize(c->options_.wire_dtype)));
   c->fingerprint_ = ModelFingerprint(*c->file_);
   c->n_ctx_ = c->options_.n_ctx > 0 ? c->options_.n_ctx : c->hparams_.n_ctx_train;
   c->options_.planning.requirements.context_length = c->n_ctx_;
@@ -75,13 +75,16 @@ v1::RegisterResponse Coordinator::Register(const v1::RegisterRequest& r) {
   resp.set_node_id(registry_.Register(r.address(), r.profile()));
   registry_.SetRtt(resp.node_id(), link_->MeasureRttMs(r.address()));
   resp.set_heartbeat_interval_ms(static_cast<uint32_t>(options_.heartbeat_interval.count()));
-  std::fprintf(stderr, "tandem coordinator: %s registered from %s (%.1f MiB, %.1f GB/s, %.1f GFLOP/s)\n",
+  std::fprintf(stderr,
+               "tandem coordinator: %s registered from %s (%.1f MiB, %.1f GB/s, %.1f GFLOP/s)\n",
                resp.node_id().c_str(), r.address().c_str(), r.profile().memory_bytes() / 1048576.0,
                r.profile().bandwidth_gbs(), r.profile().gflops());
   return resp;
 }
 
-bool Coordinator::Heartbeat(const v1::HeartbeatRequest& r) { return registry_.Heartbeat(r.node_id()); }
+bool Coordinator::Heartbeat(const v1::HeartbeatRequest& r) {
+  return registry_.Heartbeat(r.node_id());
+}
 
 v1::StatusResponse Coordinator::Status() {
   v1::StatusResponse s;
@@ -159,8 +162,9 @@ absl::Status Coordinator::ApplyPlan(const ClusterPlan& plan, uint64_t epoch) {
     req.set_lockstep_batching(lockstep);
     TANDEM_ASSIGN_OR_RETURN(v1::ConfigureResponse resp, link_->Configure(st.node.address, req));
     if (!resp.ok()) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          st.node.id, " refused layers [", st.layer_first, ", ", st.layer_last, "): ", resp.reason()));
+      return absl::FailedPreconditionError(absl::StrCat(st.node.id, " refused layers [",
+                                                        st.layer_first, ", ", st.layer_last,
+                                                        "): ", resp.reason()));
     }
   }
   return absl::OkStatus();
@@ -263,13 +267,12 @@ void Coordinator::FailStalledSessions() {
     std::lock_guard<std::mutex> lock(mutex_);
     for (const auto& [id, s] : sessions_) {
       if (s->plan_epoch == 0 && now - s->started > options_.ready_wait) {
-        stalled.emplace_back(id, absl::UnavailableError(
-                                     absl::StrCat("the cluster is not ready: ", not_ready_reason_)));
+        stalled.emplace_back(id, absl::UnavailableError(absl::StrCat("the cluster is not ready: ",
+                                                                     not_ready_reason_)));
       } else if (s->plan_epoch != 0 && now - s->last_progress > options_.stall_limit) {
-        stalled.emplace_back(
-            id, absl::DeadlineExceededError(absl::StrCat(
-                    "no progress for ", options_.stall_limit.count() / 1000,
-                    " s: the cluster lost a node and cannot re-plan")));
+        stalled.emplace_back(id, absl::DeadlineExceededError(absl::StrCat(
+                                     "no progress for ", options_.stall_limit.count() / 1000,
+                                     " s: the cluster lost a node and cannot re-plan")));
       }
     }
   }
@@ -409,7 +412,8 @@ void Coordinator::OnResult(const v1::StepResult& r) {
           absl::StrCat(r.node_id(), " sent token id ", r.token(), ", outside the vocabulary"));
     } else {
       GenerationState& state = s->state();
-      if (!state.Accept(r.token(), r.position(), tokenizer_->IsEog(r.token()))) return;  // duplicate
+      if (!state.Accept(r.token(), r.position(), tokenizer_->IsEog(r.token())))
+        return;  // duplicate
       const auto now = options_.now();
       if (s->n_generated() == 1) s->first_token = now;
       s->last_token = s->last_progress = now;

@@ -57,7 +57,9 @@ class FakeNodes : public NodeLink {
     return std::make_shared<Sink>(this, address);
   }
 
-  static int32_t TokenFor(int64_t position) { return static_cast<int32_t>(3 + position * 37 % 400); }
+  static int32_t TokenFor(int64_t position) {
+    return static_cast<int32_t>(3 + position * 37 % 400);
+  }
 
   // Answers every frame sent so far as a healthy pipeline would; returns how many tokens.
   int Answer(Coordinator& c) {

@@ -70,7 +70,8 @@ absl::StatusOr<ClusterPlan> MakeClusterPlan(const partition::ModelProfile& model
                                             const std::vector<NodeRecord>& nodes,
                                             const PlanningOptions& options,
                                             const ClusterPlan* previous) {
-  if (options.policy == PlanPolicy::kOptimal && previous && !previous->partition_plan.stages.empty()) {
+  if (options.policy == PlanPolicy::kOptimal && previous &&
+      !previous->partition_plan.stages.empty()) {
     TANDEM_ASSIGN_OR_RETURN(partition::ReplanResult r,
                             partition::Replan(previous->partition_plan, model,
                                               ToPartitionProfiles(nodes), options.requirements));

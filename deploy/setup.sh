@@ -7,7 +7,7 @@ PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libasio-dev libopenblas-dev libgtest-dev libgmock-dev libabsl-dev
   libbenchmark-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev
-  ccache libssl-dev
+  ccache libssl-dev clang-format
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Runs every test: installs what is missing, builds, runs the whole suite under ctest,
-# then the GGUF reader and tokenizer tests again under AddressSanitizer + UBSan.
+# Runs every test: installs what is missing, builds, checks formatting (clang-format),
+# runs the whole suite under ctest, then the GGUF reader and tokenizer tests again under
+# AddressSanitizer + UBSan.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bash "$root/deploy/build.sh"
+echo "== format =="
+bash "$root/deploy/format.sh"
 jobs=${TANDEM_JOBS:-$(nproc)}
 shared=${TANDEM_SHARED_DIR:-$root/../shared}
 if [ ! -d "$shared/models" ]; then

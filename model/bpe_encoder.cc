@@ -4,10 +4,10 @@
 #include <optional>
 
 #include "absl/strings/str_cat.h"
-#include "model/byte_level.h"
 #include "base/status_macros.h"
-#include "model/unicode.h"
+#include "model/byte_level.h"
 #include "model/pair_merge.h"
+#include "model/unicode.h"
 
 namespace tandem {
 namespace {
@@ -74,8 +74,8 @@ void BpeEncoder::EncodeWord(const std::string& word, std::vector<TokenId>* out) 
   }
   const absl::string_view text = word;
   // Lowest rank first.
-  const std::vector<MergeSymbol> symbols =
-      MergePairs(text, [&](absl::string_view left, absl::string_view right) -> std::optional<double> {
+  const std::vector<MergeSymbol> symbols = MergePairs(
+      text, [&](absl::string_view left, absl::string_view right) -> std::optional<double> {
         const int32_t rank = MergeRank(left, right);
         if (rank < 0) return std::nullopt;
         return -static_cast<double>(rank);

@@ -49,19 +49,32 @@ bool MulOverflows(uint64_t a, uint64_t b, uint64_t* out) {
 
 absl::string_view GgufValueTypeName(GgufValueType type) {
   switch (type) {
-    case GgufValueType::kUint8: return "uint8";
-    case GgufValueType::kInt8: return "int8";
-    case GgufValueType::kUint16: return "uint16";
-    case GgufValueType::kInt16: return "int16";
-    case GgufValueType::kUint32: return "uint32";
-    case GgufValueType::kInt32: return "int32";
-    case GgufValueType::kFloat32: return "float32";
-    case GgufValueType::kBool: return "bool";
-    case GgufValueType::kString: return "string";
-    case GgufValueType::kArray: return "array";
-    case GgufValueType::kUint64: return "uint64";
-    case GgufValueType::kInt64: return "int64";
-    case GgufValueType::kFloat64: return "float64";
+    case GgufValueType::kUint8:
+      return "uint8";
+    case GgufValueType::kInt8:
+      return "int8";
+    case GgufValueType::kUint16:
+      return "uint16";
+    case GgufValueType::kInt16:
+      return "int16";
+    case GgufValueType::kUint32:
+      return "uint32";
+    case GgufValueType::kInt32:
+      return "int32";
+    case GgufValueType::kFloat32:
+      return "float32";
+    case GgufValueType::kBool:
+      return "bool";
+    case GgufValueType::kString:
+      return "string";
+    case GgufValueType::kArray:
+      return "array";
+    case GgufValueType::kUint64:
+      return "uint64";
+    case GgufValueType::kInt64:
+      return "int64";
+    case GgufValueType::kFloat64:
+      return "float64";
   }
   return "unknown";
 }
@@ -142,8 +155,8 @@ size_t GgufValue::array_size() const {
 
 namespace {
 absl::Status TypeError(absl::string_view key, absl::string_view wanted, GgufValueType got) {
-  return absl::InvalidArgumentError(absl::StrCat("metadata key '", key, "' is ",
-                                                 GgufValueTypeName(got), ", expected ", wanted));
+  return absl::InvalidArgumentError(
+      absl::StrCat("metadata key '", key, "' is ", GgufValueTypeName(got), ", expected ", wanted));
 }
 }  // namespace
 
@@ -237,7 +250,9 @@ int64_t GgufTensor::n_rows() const {
   return n;
 }
 
-std::string GgufTensor::ShapeString() const { return absl::StrCat("[", absl::StrJoin(dims, ", "), "]"); }
+std::string GgufTensor::ShapeString() const {
+  return absl::StrCat("[", absl::StrJoin(dims, ", "), "]");
+}
 
 // ---------------------------------------------------------------------------
 // Parser: a bounds-checked cursor over the mapping. Every read names what it was reading
@@ -245,7 +260,8 @@ std::string GgufTensor::ShapeString() const { return absl::StrCat("[", absl::Str
 
 class GgufParser {
  public:
-  GgufParser(GgufFile& file) : file_(file), data_(file.mapping_->data()), size_(file.mapping_->size()) {}
+  GgufParser(GgufFile& file)
+      : file_(file), data_(file.mapping_->data()), size_(file.mapping_->size()) {}
 
   absl::Status Parse() {
     uint32_t magic;
@@ -253,21 +269,24 @@ class GgufParser {
     TANDEM_RETURN_IF_ERROR(ReadU32(&magic, "magic"));
     if (magic != kGgufMagic) {
       return Error(absl::StrFormat("not a GGUF file (magic 0x%08x, expected 0x%08x \"GGUF\")",
-                                   magic, kGgufMagic), 0);
+                                   magic, kGgufMagic),
+                   0);
     }
     TANDEM_RETURN_IF_ERROR(ReadU32(&file_.version_, "version"));
     if (file_.version_ != 2 && file_.version_ != 3) {
-      return Error(absl::StrCat("unsupported GGUF version ", file_.version_,
-                                " (supported: 2, 3)"), 4);
+      return Error(absl::StrCat("unsupported GGUF version ", file_.version_, " (supported: 2, 3)"),
+                   4);
     }
     uint64_t n_tensors, n_kv;
     TANDEM_RETURN_IF_ERROR(ReadU64(&n_tensors, "tensor count"));
     TANDEM_RETURN_IF_ERROR(ReadU64(&n_kv, "metadata count"));
     if (n_tensors > kMaxTensors) {
-      return Error(absl::StrCat("tensor count ", n_tensors, " is absurd (limit ", kMaxTensors, ")"), 8);
+      return Error(absl::StrCat("tensor count ", n_tensors, " is absurd (limit ", kMaxTensors, ")"),
+                   8);
     }
     if (n_kv > kMaxMetadata) {
-      return Error(absl::StrCat("metadata count ", n_kv, " is absurd (limit ", kMaxMetadata, ")"), 16);
+      return Error(absl::StrCat("metadata count ", n_kv, " is absurd (limit ", kMaxMetadata, ")"),
+                   16);
     }
     // Each metadata entry takes at least 8 (key length) + 4 (type) + 1 bytes; each tensor
     // info at least 8 + 4 + 4 + 8 bytes. Reject counts the file cannot possibly hold.
@@ -311,7 +330,8 @@ class GgufParser {
     // A vocab-only file (no tensors) may end right after its metadata, unpadded.
     if (data_offset > size_ && file_.tensors_.empty()) data_offset = size_;
     if (data_offset > size_) {
-      return Error(absl::StrCat("data section starts at ", data_offset, ", past the end of the file"));
+      return Error(
+          absl::StrCat("data section starts at ", data_offset, ", past the end of the file"));
     }
     file_.data_offset_ = data_offset;
     const uint64_t data_size = size_ - data_offset;
@@ -331,7 +351,6 @@ class GgufParser {
   }
 
  private:
-
   static uint64_t AlignUp(uint64_t x, uint64_t a) { return (x + a - 1) / a * a; }
 
   absl::Status Error(absl::string_view what, size_t at) const {
@@ -344,8 +363,8 @@ class GgufParser {
 
   absl::Status Need(size_t n, absl::string_view what) const {
     if (n > size_ - pos_) {
-      return Error(absl::StrCat("file truncated while reading ", what, " (needs ", n,
-                                " bytes, ", size_ - pos_, " left)"),
+      return Error(absl::StrCat("file truncated while reading ", what, " (needs ", n, " bytes, ",
+                                size_ - pos_, " left)"),
                    pos_);
     }
     return absl::OkStatus();
@@ -376,21 +395,72 @@ class GgufParser {
 
   absl::Status ReadScalar(GgufValueType t, GgufValue* v, absl::string_view what) {
     switch (t) {
-      case GgufValueType::kUint8: { uint8_t x; TANDEM_RETURN_IF_ERROR(ReadRaw(&x, what)); v->ints_.push_back(x); break; }
-      case GgufValueType::kInt8: { int8_t x; TANDEM_RETURN_IF_ERROR(ReadRaw(&x, what)); v->ints_.push_back(x); break; }
-      case GgufValueType::kUint16: { uint16_t x; TANDEM_RETURN_IF_ERROR(ReadRaw(&x, what)); v->ints_.push_back(x); break; }
-      case GgufValueType::kInt16: { int16_t x; TANDEM_RETURN_IF_ERROR(ReadRaw(&x, what)); v->ints_.push_back(x); break; }
-      case GgufValueType::kUint32: { uint32_t x; TANDEM_RETURN_IF_ERROR(ReadRaw(&x, what)); v->ints_.push_back(x); break; }
-      case GgufValueType::kInt32: { int32_t x; TANDEM_RETURN_IF_ERROR(ReadRaw(&x, what)); v->ints_.push_back(x); break; }
-      case GgufValueType::kUint64: { uint64_t x; TANDEM_RETURN_IF_ERROR(ReadRaw(&x, what)); v->ints_.push_back(static_cast<int64_t>(x)); break; }
-      case GgufValueType::kInt64: { int64_t x; TANDEM_RETURN_IF_ERROR(ReadRaw(&x, what)); v->ints_.push_back(x); break; }
-      case GgufValueType::kFloat32: { float x; TANDEM_RETURN_IF_ERROR(ReadRaw(&x, what)); v->floats_.push_back(x); break; }
-      case GgufValueType::kFloat64: { double x; TANDEM_RETURN_IF_ERROR(ReadRaw(&x, what)); v->floats_.push_back(x); break; }
+      case GgufValueType::kUint8: {
+        uint8_t x;
+        TANDEM_RETURN_IF_ERROR(ReadRaw(&x, what));
+        v->ints_.push_back(x);
+        break;
+      }
+      case GgufValueType::kInt8: {
+        int8_t x;
+        TANDEM_RETURN_IF_ERROR(ReadRaw(&x, what));
+        v->ints_.push_back(x);
+        break;
+      }
+      case GgufValueType::kUint16: {
+        uint16_t x;
+        TANDEM_RETURN_IF_ERROR(ReadRaw(&x, what));
+        v->ints_.push_back(x);
+        break;
+      }
+      case GgufValueType::kInt16: {
+        int16_t x;
+        TANDEM_RETURN_IF_ERROR(ReadRaw(&x, what));
+        v->ints_.push_back(x);
+        break;
+      }
+      case GgufValueType::kUint32: {
+        uint32_t x;
+        TANDEM_RETURN_IF_ERROR(ReadRaw(&x, what));
+        v->ints_.push_back(x);
+        break;
+      }
+      case GgufValueType::kInt32: {
+        int32_t x;
+        TANDEM_RETURN_IF_ERROR(ReadRaw(&x, what));
+        v->ints_.push_back(x);
+        break;
+      }
+      case GgufValueType::kUint64: {
+        uint64_t x;
+        TANDEM_RETURN_IF_ERROR(ReadRaw(&x, what));
+        v->ints_.push_back(static_cast<int64_t>(x));
+        break;
+      }
+      case GgufValueType::kInt64: {
+        int64_t x;
+        TANDEM_RETURN_IF_ERROR(ReadRaw(&x, what));
+        v->ints_.push_back(x);
+        break;
+      }
+      case GgufValueType::kFloat32: {
+        float x;
+        TANDEM_RETURN_IF_ERROR(ReadRaw(&x, what));
+        v->floats_.push_back(x);
+        break;
+      }
+      case GgufValueType::kFloat64: {
+        double x;
+        TANDEM_RETURN_IF_ERROR(ReadRaw(&x, what));
+        v->floats_.push_back(x);
+        break;
+      }
       case GgufValueType::kBool: {
         uint8_t x;
         size_t at = pos_;
         TANDEM_RETURN_IF_ERROR(ReadRaw(&x, what));
-        if (x > 1) return Error(absl::StrCat(what, ": bool value ", int{x}, " is neither 0 nor 1"), at);
+        if (x > 1)
+          return Error(absl::StrCat(what, ": bool value ", int{x}, " is neither 0 nor 1"), at);
         v->ints_.push_back(x);
         break;
       }
@@ -401,7 +471,8 @@ class GgufParser {
         break;
       }
       default:
-        return Error(absl::StrCat(what, ": unexpected value type ", static_cast<uint32_t>(t)), pos_);
+        return Error(absl::StrCat(what, ": unexpected value type ", static_cast<uint32_t>(t)),
+                     pos_);
     }
     return absl::OkStatus();
   }
@@ -440,12 +511,14 @@ class GgufParser {
     }
     if (v->array_type_ == GgufValueType::kString) {
       v->strings_.reserve(count);
-    } else if (v->array_type_ == GgufValueType::kFloat32 || v->array_type_ == GgufValueType::kFloat64) {
+    } else if (v->array_type_ == GgufValueType::kFloat32 ||
+               v->array_type_ == GgufValueType::kFloat64) {
       v->floats_.reserve(count);
     } else {
       v->ints_.reserve(count);
     }
-    for (uint64_t i = 0; i < count; ++i) TANDEM_RETURN_IF_ERROR(ReadScalar(v->array_type_, v, what));
+    for (uint64_t i = 0; i < count; ++i)
+      TANDEM_RETURN_IF_ERROR(ReadScalar(v->array_type_, v, what));
     return absl::OkStatus();
   }
 
@@ -461,7 +534,8 @@ class GgufParser {
     at = pos_;
     TANDEM_RETURN_IF_ERROR(ReadU32(&n_dims, what));
     if (n_dims == 0 || n_dims > kMaxDims) {
-      return Error(absl::StrCat(what, " has ", n_dims, " dimensions (1 to ", kMaxDims, " allowed)"), at);
+      return Error(absl::StrCat(what, " has ", n_dims, " dimensions (1 to ", kMaxDims, " allowed)"),
+                   at);
     }
     uint64_t n_elements = 1;
     for (uint32_t d = 0; d < n_dims; ++d) {

@@ -6,12 +6,12 @@
 #include <cstdint>
 #include <memory>
 #include <string>
-#include "absl/strings/string_view.h"
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "model/ggml_type.h"
 #include "model/mapped_file.h"
 
@@ -54,7 +54,7 @@ class GgufValue {
   size_t array_size() const;
 
   // Scalar accessors fail with a message naming `key` when the type does not fit.
-  absl::StatusOr<int64_t> AsInt(absl::string_view key) const;  // any integer type
+  absl::StatusOr<int64_t> AsInt(absl::string_view key) const;   // any integer type
   absl::StatusOr<double> AsFloat(absl::string_view key) const;  // float32/64 or integer
   absl::StatusOr<bool> AsBool(absl::string_view key) const;
   absl::StatusOr<std::string> AsString(absl::string_view key) const;
@@ -82,7 +82,7 @@ struct GgufTensor {
   std::string name;
   std::vector<int64_t> dims;  // ggml order: dims[0] is the row length
   GgmlType type = GgmlType::kF32;
-  uint64_t offset = 0;        // from the start of the data section
+  uint64_t offset = 0;  // from the start of the data section
   uint64_t size_bytes = 0;
   const uint8_t* data = nullptr;  // inside the mapping
 

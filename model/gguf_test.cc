@@ -25,7 +25,8 @@ std::string TempPath(const std::string& name) {
 std::string WriteBytes(const std::string& name, const std::vector<uint8_t>& bytes) {
   std::string path = TempPath(name);
   std::ofstream(path, std::ios::binary)
-      .write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+      .write(reinterpret_cast<const char*>(bytes.data()),
+             static_cast<std::streamsize>(bytes.size()));
   return path;
 }
 
@@ -152,7 +153,8 @@ TEST(GgufTest, RejectsTruncationAnywhere) {
 TEST(GgufTest, RejectsAbsurdTensorCount) {
   Builder b;
   b.Header(uint64_t{1} << 40, 0);
-  EXPECT_THAT(OpenStatus("absurd", b.bytes).message(), HasSubstr("tensor count 1099511627776 is absurd"));
+  EXPECT_THAT(OpenStatus("absurd", b.bytes).message(),
+              HasSubstr("tensor count 1099511627776 is absurd"));
 }
 
 TEST(GgufTest, RejectsCountsLargerThanFile) {
@@ -165,32 +167,37 @@ TEST(GgufTest, RejectsAbsurdStringLength) {
   Builder b;
   b.Header(0, 1).Put<uint64_t>(uint64_t{1} << 62);
   b.Zeros(16);
-  EXPECT_THAT(OpenStatus("strlen", b.bytes).message(), HasSubstr("string length 4611686018427387904 is absurd"));
+  EXPECT_THAT(OpenStatus("strlen", b.bytes).message(),
+              HasSubstr("string length 4611686018427387904 is absurd"));
 }
 
 TEST(GgufTest, RejectsHugeArrayCount) {
   Builder b;
   b.Header(0, 1).Str("k").Put<uint32_t>(9).Put<uint32_t>(4).Put<uint64_t>(uint64_t{1} << 61);
   b.Zeros(16);
-  EXPECT_THAT(OpenStatus("array", b.bytes).message(), HasSubstr("claims 2305843009213693952 array elements"));
+  EXPECT_THAT(OpenStatus("array", b.bytes).message(),
+              HasSubstr("claims 2305843009213693952 array elements"));
 }
 
 TEST(GgufTest, RejectsUnknownValueType) {
   Builder b;
   b.Header(0, 1).Str("k").Put<uint32_t>(99).Zeros(16);
-  EXPECT_THAT(OpenStatus("vtype", b.bytes).message(), HasSubstr("metadata key 'k' has unknown value type 99"));
+  EXPECT_THAT(OpenStatus("vtype", b.bytes).message(),
+              HasSubstr("metadata key 'k' has unknown value type 99"));
 }
 
 TEST(GgufTest, RejectsUnknownTensorType) {
   Builder b;
   b.Header(1, 0).TensorInfo("w", {32}, 77, 0).PadTo(32).Zeros(256);
-  EXPECT_THAT(OpenStatus("ttype", b.bytes).message(), HasSubstr("tensor 'w' has unknown type id 77"));
+  EXPECT_THAT(OpenStatus("ttype", b.bytes).message(),
+              HasSubstr("tensor 'w' has unknown type id 77"));
 }
 
 TEST(GgufTest, RejectsTensorPastEnd) {
   Builder b;
   b.Header(1, 0).TensorInfo("w", {64, 64}, 0, 0).PadTo(32).Zeros(128);
-  EXPECT_THAT(OpenStatus("pastend", b.bytes).message(), HasSubstr("tensor 'w' (16384 bytes at data offset 0) runs past the end"));
+  EXPECT_THAT(OpenStatus("pastend", b.bytes).message(),
+              HasSubstr("tensor 'w' (16384 bytes at data offset 0) runs past the end"));
 }
 
 TEST(GgufTest, RejectsOffsetOverflow) {
@@ -214,7 +221,8 @@ TEST(GgufTest, RejectsDuplicateTensorNames) {
 
 TEST(GgufTest, RejectsDuplicateMetadataKeys) {
   Builder b;
-  b.Header(0, 2).Str("k").Put<uint32_t>(4).Put<uint32_t>(1).Str("k").Put<uint32_t>(4).Put<uint32_t>(2);
+  b.Header(0, 2).Str("k").Put<uint32_t>(4).Put<uint32_t>(1).Str("k").Put<uint32_t>(4).Put<uint32_t>(
+      2);
   EXPECT_THAT(OpenStatus("dupkey", b.bytes).message(), HasSubstr("duplicate metadata key 'k'"));
 }
 
@@ -228,7 +236,8 @@ TEST(GgufTest, RejectsMisalignedData) {
 TEST(GgufTest, RejectsBadAlignmentValue) {
   Builder b;
   b.Header(0, 1).Str("general.alignment").Put<uint32_t>(4).Put<uint32_t>(24);
-  EXPECT_THAT(OpenStatus("badalign", b.bytes).message(), HasSubstr("general.alignment 24 is not a power of two"));
+  EXPECT_THAT(OpenStatus("badalign", b.bytes).message(),
+              HasSubstr("general.alignment 24 is not a power of two"));
 }
 
 TEST(GgufTest, RejectsRowNotMultipleOfBlock) {

@@ -32,19 +32,44 @@ class ByteSink {
 
 void PutScalar(ByteSink& sink, GgufValueType t, int64_t i, double f, const std::string* s) {
   switch (t) {
-    case GgufValueType::kUint8: sink.Put<uint8_t>(static_cast<uint8_t>(i)); break;
-    case GgufValueType::kInt8: sink.Put<int8_t>(static_cast<int8_t>(i)); break;
-    case GgufValueType::kUint16: sink.Put<uint16_t>(static_cast<uint16_t>(i)); break;
-    case GgufValueType::kInt16: sink.Put<int16_t>(static_cast<int16_t>(i)); break;
-    case GgufValueType::kUint32: sink.Put<uint32_t>(static_cast<uint32_t>(i)); break;
-    case GgufValueType::kInt32: sink.Put<int32_t>(static_cast<int32_t>(i)); break;
-    case GgufValueType::kUint64: sink.Put<uint64_t>(static_cast<uint64_t>(i)); break;
-    case GgufValueType::kInt64: sink.Put<int64_t>(i); break;
-    case GgufValueType::kFloat32: sink.Put<float>(static_cast<float>(f)); break;
-    case GgufValueType::kFloat64: sink.Put<double>(f); break;
-    case GgufValueType::kBool: sink.Put<uint8_t>(i ? 1 : 0); break;
-    case GgufValueType::kString: sink.PutString(*s); break;
-    case GgufValueType::kArray: break;
+    case GgufValueType::kUint8:
+      sink.Put<uint8_t>(static_cast<uint8_t>(i));
+      break;
+    case GgufValueType::kInt8:
+      sink.Put<int8_t>(static_cast<int8_t>(i));
+      break;
+    case GgufValueType::kUint16:
+      sink.Put<uint16_t>(static_cast<uint16_t>(i));
+      break;
+    case GgufValueType::kInt16:
+      sink.Put<int16_t>(static_cast<int16_t>(i));
+      break;
+    case GgufValueType::kUint32:
+      sink.Put<uint32_t>(static_cast<uint32_t>(i));
+      break;
+    case GgufValueType::kInt32:
+      sink.Put<int32_t>(static_cast<int32_t>(i));
+      break;
+    case GgufValueType::kUint64:
+      sink.Put<uint64_t>(static_cast<uint64_t>(i));
+      break;
+    case GgufValueType::kInt64:
+      sink.Put<int64_t>(i);
+      break;
+    case GgufValueType::kFloat32:
+      sink.Put<float>(static_cast<float>(f));
+      break;
+    case GgufValueType::kFloat64:
+      sink.Put<double>(f);
+      break;
+    case GgufValueType::kBool:
+      sink.Put<uint8_t>(i ? 1 : 0);
+      break;
+    case GgufValueType::kString:
+      sink.PutString(*s);
+      break;
+    case GgufValueType::kArray:
+      break;
   }
 }
 
@@ -71,7 +96,8 @@ std::vector<uint8_t> GgufWriter::Serialize() const {
     sink.Put<uint32_t>(static_cast<uint32_t>(v.type_));
     if (v.type_ != GgufValueType::kArray) {
       PutScalar(sink, v.type_, v.ints_.empty() ? 0 : v.ints_[0],
-                v.floats_.empty() ? 0 : v.floats_[0], v.strings_.empty() ? nullptr : &v.strings_[0]);
+                v.floats_.empty() ? 0 : v.floats_[0],
+                v.strings_.empty() ? nullptr : &v.strings_[0]);
       continue;
     }
     sink.Put<uint32_t>(static_cast<uint32_t>(v.array_type_));

@@ -20,10 +20,9 @@ absl::StatusOr<Hparams> ReadHparams(const GgufFile& file) {
     *out = *v;
     return absl::OkStatus();
   };
-  for (auto [key, out] : {std::pair{"embedding_length", &h.n_embd},
-                          std::pair{"block_count", &h.n_layer},
-                          std::pair{"attention.head_count", &h.n_head},
-                          std::pair{"feed_forward_length", &h.n_ff}}) {
+  for (auto [key, out] :
+       {std::pair{"embedding_length", &h.n_embd}, std::pair{"block_count", &h.n_layer},
+        std::pair{"attention.head_count", &h.n_head}, std::pair{"feed_forward_length", &h.n_ff}}) {
     absl::Status s = get(key, out);
     if (!s.ok()) return s;
   }
@@ -37,21 +36,27 @@ absl::StatusOr<Hparams> ReadHparams(const GgufFile& file) {
   auto bad = [&](absl::string_view what) {
     return absl::InvalidArgumentError(absl::StrCat(file.path(), ": ", what));
   };
-  if (h.n_embd <= 0 || h.n_embd > (1 << 20)) return bad(absl::StrCat("embedding_length ", h.n_embd, " is out of range"));
-  if (h.n_layer <= 0 || h.n_layer > 4096) return bad(absl::StrCat("block_count ", h.n_layer, " is out of range"));
+  if (h.n_embd <= 0 || h.n_embd > (1 << 20))
+    return bad(absl::StrCat("embedding_length ", h.n_embd, " is out of range"));
+  if (h.n_layer <= 0 || h.n_layer > 4096)
+    return bad(absl::StrCat("block_count ", h.n_layer, " is out of range"));
   if (h.n_head <= 0 || h.n_embd % h.n_head != 0) {
-    return bad(absl::StrCat("head_count ", h.n_head, " does not divide embedding_length ", h.n_embd));
+    return bad(
+        absl::StrCat("head_count ", h.n_head, " does not divide embedding_length ", h.n_embd));
   }
   if (h.n_head_kv <= 0 || h.n_head % h.n_head_kv != 0) {
-    return bad(absl::StrCat("head_count_kv ", h.n_head_kv, " does not divide head_count ", h.n_head));
+    return bad(
+        absl::StrCat("head_count_kv ", h.n_head_kv, " does not divide head_count ", h.n_head));
   }
-  if (h.n_ff <= 0 || h.n_ff > (1 << 22)) return bad(absl::StrCat("feed_forward_length ", h.n_ff, " is out of range"));
+  if (h.n_ff <= 0 || h.n_ff > (1 << 22))
+    return bad(absl::StrCat("feed_forward_length ", h.n_ff, " is out of range"));
   h.head_dim = h.n_embd / h.n_head;
   auto rot = file.GetInt(p + "rope.dimension_count", h.head_dim);
   if (!rot.ok()) return rot.status();
   h.n_rot = *rot;
   if (h.n_rot <= 0 || h.n_rot > h.head_dim || h.n_rot % 2 != 0) {
-    return bad(absl::StrCat("rope.dimension_count ", h.n_rot, " is invalid for head size ", h.head_dim));
+    return bad(
+        absl::StrCat("rope.dimension_count ", h.n_rot, " is invalid for head size ", h.head_dim));
   }
   auto eps = file.GetFloat(p + "attention.layer_norm_rms_epsilon", 1e-5);
   if (!eps.ok()) return eps.status();
@@ -64,7 +69,9 @@ absl::StatusOr<Hparams> ReadHparams(const GgufFile& file) {
   h.rope_freq_scale = static_cast<float>(1.0 / *scale);
 
   const GgufTensor* embd = file.FindTensor("token_embd.weight");
-  if (!embd) return absl::NotFoundError(absl::StrCat(file.path(), ": tensor 'token_embd.weight' is missing"));
+  if (!embd)
+    return absl::NotFoundError(
+        absl::StrCat(file.path(), ": tensor 'token_embd.weight' is missing"));
   if (embd->dims.size() < 2 || embd->dims[0] != h.n_embd) {
     return bad(absl::StrCat("tensor 'token_embd.weight' has shape ", embd->ShapeString(),
                             ", expected [", h.n_embd, ", n_vocab]"));

@@ -21,8 +21,8 @@ struct MergeSymbol {
 };
 
 // `priority(left, right)` gives the priority of merging two adjacent pieces of `text`
-// (higher merges first), or nullopt when they may not merge. Ties go to the leftmost pair. Returns the symbols;
-// the live ones are linked from index 0 through `next` (empty text: no symbols).
+// (higher merges first), or nullopt when they may not merge. Ties go to the leftmost pair. Returns
+// the symbols; the live ones are linked from index 0 through `next` (empty text: no symbols).
 template <typename Priority>
 std::vector<MergeSymbol> MergePairs(absl::string_view text, Priority priority) {
   std::vector<MergeSymbol> symbols;

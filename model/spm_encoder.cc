@@ -20,8 +20,8 @@ TokenId SpmEncoder::ByteToken(uint8_t byte) const {
 
 void SpmEncoder::Encode(absl::string_view text, std::vector<TokenId>* out) const {
   // Highest score first: the merged piece must be a token.
-  const std::vector<MergeSymbol> symbols =
-      MergePairs(text, [&](absl::string_view left, absl::string_view right) -> std::optional<double> {
+  const std::vector<MergeSymbol> symbols = MergePairs(
+      text, [&](absl::string_view left, absl::string_view right) -> std::optional<double> {
         const TokenId id = vocab_.Find(absl::string_view(left.data(), left.size() + right.size()));
         if (id == kNoToken) return std::nullopt;
         return vocab_.token(id).score;

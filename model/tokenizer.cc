@@ -4,11 +4,11 @@
 
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_replace.h"
+#include "base/status_macros.h"
 #include "model/bpe_encoder.h"
 #include "model/byte_level.h"
 #include "model/special_partition.h"
 #include "model/spm_encoder.h"
-#include "base/status_macros.h"
 #include "model/unicode.h"
 #include "model/wpm_encoder.h"
 

@@ -5,8 +5,8 @@
 #include <limits>
 
 #include "absl/strings/str_cat.h"
-#include "model/pretokenizer.h"
 #include "base/status_macros.h"
+#include "model/pretokenizer.h"
 
 namespace tandem {
 namespace {

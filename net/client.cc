@@ -36,7 +36,8 @@ absl::StatusOr<RemoteGeneration> RemoteGenerate(
   grpc::Status s = reader->Finish();
   if (!s.ok()) {
     if (s.error_code() == grpc::StatusCode::UNAVAILABLE && first) {
-      return absl::UnavailableError("cannot reach the coordinator at " + address + ": " + s.error_message());
+      return absl::UnavailableError("cannot reach the coordinator at " + address + ": " +
+                                    s.error_message());
     }
     return FromGrpcStatus(s);
   }

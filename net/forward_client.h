@@ -3,13 +3,13 @@
 // reader thread. A broken stream is reopened on the next send.
 #pragma once
 
+#include <grpcpp/grpcpp.h>
+
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/status/status.h"
 #include "net/node_link.h"

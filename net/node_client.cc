@@ -1,9 +1,9 @@
 // The gRPC NodeLink: Node.Configure, Node.Ping and Forward streams.
+#include <grpcpp/grpcpp.h>
+
 #include <algorithm>
 #include <chrono>
 #include <vector>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/strings/str_cat.h"
 #include "net/convert.h"

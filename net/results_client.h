@@ -1,11 +1,11 @@
 // A node's long-lived Results stream to the coordinator: sampled tokens and errors.
 #pragma once
 
+#include <grpcpp/grpcpp.h>
+
 #include <memory>
 #include <mutex>
 #include <string>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/status/status.h"
 #include "tandem.grpc.pb.h"

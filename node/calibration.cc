@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "node/kernels/bandwidth.h"
 #include "base/fp16.h"
+#include "node/kernels/bandwidth.h"
 #include "node/kernels/matmul.h"
 #include "node/kernels/prepared_matrix.h"
 

@@ -22,9 +22,8 @@ absl::StatusOr<std::unique_ptr<LocalEngine>> LocalEngine::Create(
 
 absl::StatusOr<TokenId> LocalEngine::Step(uint64_t session_id, const GenerationState& state,
                                           int64_t from) {
-  const auto frames =
-      HistoryFrames(session_id, stage_->config().plan_epoch, state.history(), from,
-                    PrefillChunkTokens(hparams().n_embd), state.sampling());
+  const auto frames = HistoryFrames(session_id, stage_->config().plan_epoch, state.history(), from,
+                                    PrefillChunkTokens(hparams().n_embd), state.sampling());
   TokenId token = -1;
   for (const v1::ActivationFrame& f : frames) {
     TANDEM_RETURN_IF_ERROR(stage_->Admit(f));

@@ -62,7 +62,8 @@ absl::StatusOr<std::unique_ptr<ModelShard>> ModelShard::Load(std::shared_ptr<con
   shard->file_ = file;
   TANDEM_ASSIGN_OR_RETURN(shard->hparams_, ReadHparams(*file));
   const Hparams& h = shard->hparams_;
-  if (range.layer_first < 0 || range.layer_last > h.n_layer || range.layer_first >= range.layer_last) {
+  if (range.layer_first < 0 || range.layer_last > h.n_layer ||
+      range.layer_first >= range.layer_last) {
     return absl::InvalidArgumentError(absl::StrCat("layer range [", range.layer_first, ", ",
                                                    range.layer_last, ") is not within the model's ",
                                                    h.n_layer, " layers"));
@@ -76,7 +77,8 @@ absl::StatusOr<std::unique_ptr<ModelShard>> ModelShard::Load(std::shared_ptr<con
     (void)freqs;
   }
   if (shard->has_embedding()) {
-    TANDEM_ASSIGN_OR_RETURN(shard->token_embd_, load.Matrix("token_embd.weight", h.n_vocab, n_embd));
+    TANDEM_ASSIGN_OR_RETURN(shard->token_embd_,
+                            load.Matrix("token_embd.weight", h.n_vocab, n_embd));
   }
   for (int i = range.layer_first; i < range.layer_last; ++i) {
     const std::string p = absl::StrCat("blk.", i, ".");

@@ -28,14 +28,14 @@ struct LayerRange {
 
 struct LayerWeights {
   const float* attn_norm = nullptr;  // (n_embd)
-  PreparedMatrix wq;                   // (n_embd rows, n_embd cols)
-  PreparedMatrix wk;                   // (n_embd_kv, n_embd)
-  PreparedMatrix wv;                   // (n_embd_kv, n_embd)
-  PreparedMatrix wo;                   // (n_embd, n_embd)
+  PreparedMatrix wq;                 // (n_embd rows, n_embd cols)
+  PreparedMatrix wk;                 // (n_embd_kv, n_embd)
+  PreparedMatrix wv;                 // (n_embd_kv, n_embd)
+  PreparedMatrix wo;                 // (n_embd, n_embd)
   const float* ffn_norm = nullptr;   // (n_embd)
-  PreparedMatrix w_gate;               // (n_ff, n_embd)
-  PreparedMatrix w_up;                 // (n_ff, n_embd)
-  PreparedMatrix w_down;               // (n_embd, n_ff)
+  PreparedMatrix w_gate;             // (n_ff, n_embd)
+  PreparedMatrix w_up;               // (n_ff, n_embd)
+  PreparedMatrix w_down;             // (n_embd, n_ff)
 };
 
 class ModelShard {
@@ -57,7 +57,7 @@ class ModelShard {
   const PreparedMatrix& token_embd() const { return token_embd_; }  // first stage only
   const float* output_norm() const { return output_norm_; }         // last stage only
   const PreparedMatrix& output() const { return output_; }          // last stage only
-  const float* rope_freqs() const { return rope_freqs_; }         // (n_rot / 2) or null
+  const float* rope_freqs() const { return rope_freqs_; }           // (n_rot / 2) or null
 
   // Bytes of weight data this shard reads.
   uint64_t weight_bytes() const { return weight_bytes_; }

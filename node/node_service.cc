@@ -172,7 +172,8 @@ absl::Status NodeService::LoadShard(const v1::ConfigureRequest& r, uint64_t* wei
   if (!(*stage)->is_last()) {
     downstream = std::make_shared<ForwardClient>(r.next_hop(), [](const v1::FrameReply& reply) {
       // The stage that rejected the frame reports it to the coordinator itself.
-      std::fprintf(stderr, "tandem node: next stage rejected a frame: %s\n", reply.message().c_str());
+      std::fprintf(stderr, "tandem node: next stage rejected a frame: %s\n",
+                   reply.message().c_str());
     });
   }
   std::shared_ptr<Stage> old;
@@ -190,9 +191,8 @@ grpc::ServerUnaryReactor* NodeService::Configure(grpc::CallbackServerContext* co
                                                  const v1::ConfigureRequest* request,
                                                  v1::ConfigureResponse* response) {
   auto* reactor = context->DefaultReactor();
-  configure_worker_.Post([this, call = ConfigureCall{reactor, request, response}] {
-    RunConfigure(call);
-  });
+  configure_worker_.Post(
+      [this, call = ConfigureCall{reactor, request, response}] { RunConfigure(call); });
   return reactor;
 }
 

@@ -4,6 +4,8 @@
 // batch and ships the outputs: activations to the next stage, tokens to the coordinator.
 #pragma once
 
+#include <grpcpp/grpcpp.h>
+
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -15,8 +17,6 @@
 #include <thread>
 #include <utility>
 #include <vector>
-
-#include <grpcpp/grpcpp.h>
 
 #include "base/work_queue.h"
 #include "model/gguf.h"

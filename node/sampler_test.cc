@@ -96,10 +96,12 @@ TEST(SamplerTest, ValidationNamesTheParameter) {
   EXPECT_THAT(std::string(ValidateSamplingParams(p).message()), ::testing::HasSubstr("top-p"));
   p = SamplingParams();
   p.temperature = -1;
-  EXPECT_THAT(std::string(ValidateSamplingParams(p).message()), ::testing::HasSubstr("temperature"));
+  EXPECT_THAT(std::string(ValidateSamplingParams(p).message()),
+              ::testing::HasSubstr("temperature"));
   p = SamplingParams();
   p.repeat_penalty = 0;
-  EXPECT_THAT(std::string(ValidateSamplingParams(p).message()), ::testing::HasSubstr("repeat-penalty"));
+  EXPECT_THAT(std::string(ValidateSamplingParams(p).message()),
+              ::testing::HasSubstr("repeat-penalty"));
   EXPECT_TRUE(ValidateSamplingParams(SamplingParams()).ok());
 }
 

@@ -14,8 +14,8 @@ absl::StatusOr<std::unique_ptr<Stage>> Stage::Create(std::shared_ptr<const GgufF
   // A configuration comes off the wire: bound it before anything is sized from it.
   constexpr int64_t kMaxContext = 1 << 20;
   if (config.n_ctx <= 0 || config.n_ctx > kMaxContext) {
-    return absl::InvalidArgumentError(absl::StrCat("context length ", config.n_ctx,
-                                                   " is outside [1, ", kMaxContext, "]"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("context length ", config.n_ctx, " is outside [1, ", kMaxContext, "]"));
   }
   TANDEM_ASSIGN_OR_RETURN(auto shard, ModelShard::Load(std::move(file), config.range));
   return std::unique_ptr<Stage>(new Stage(std::move(shard), config, threads));
@@ -28,20 +28,20 @@ absl::Status Stage::Admit(const v1::ActivationFrame& f) {
   const Hparams& h = shard_->hparams();
   const std::string who = absl::StrCat("session ", f.session_id(), ": ");
   if (f.protocol_version() != kProtocolVersion) {
-    return absl::FailedPreconditionError(absl::StrCat(who, "protocol version ", f.protocol_version(),
-                                                      ", this node speaks ", kProtocolVersion));
+    return absl::FailedPreconditionError(absl::StrCat(
+        who, "protocol version ", f.protocol_version(), ", this node speaks ", kProtocolVersion));
   }
   if (f.plan_epoch() != config_.plan_epoch) {
-    return absl::FailedPreconditionError(absl::StrCat(who, "stale plan epoch ", f.plan_epoch(),
-                                                      ", the node serves epoch ", config_.plan_epoch));
+    return absl::FailedPreconditionError(absl::StrCat(
+        who, "stale plan epoch ", f.plan_epoch(), ", the node serves epoch ", config_.plan_epoch));
   }
   if (f.end_session()) {
     sessions_.erase(f.session_id());
     return absl::OkStatus();
   }
   if (f.ByteSizeLong() > kMaxFrameBytes + 4096) {
-    return absl::ResourceExhaustedError(absl::StrCat(who, "frame of ", f.ByteSizeLong(),
-                                                     " bytes exceeds the limit of ", kMaxFrameBytes));
+    return absl::ResourceExhaustedError(absl::StrCat(
+        who, "frame of ", f.ByteSizeLong(), " bytes exceeds the limit of ", kMaxFrameBytes));
   }
   if (f.n_tokens() <= 0) {
     return absl::InvalidArgumentError(absl::StrCat(who, "frame has ", f.n_tokens(), " tokens"));
@@ -63,10 +63,10 @@ absl::Status Stage::Admit(const v1::ActivationFrame& f) {
     const uint64_t want = static_cast<uint64_t>(n) * h.n_embd * WireDtypeSize(f.dtype());
     if (f.tokens_size() != 0 || f.activations().size() != want ||
         (f.dtype() != v1::WIRE_DTYPE_F32 && f.dtype() != v1::WIRE_DTYPE_F16)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          who, "activation shape mismatch: ", n, " tokens x ", h.n_embd, " x ",
-          WireDtypeSize(f.dtype()), " bytes = ", want, " bytes expected, got ",
-          f.activations().size(), " bytes and ", f.tokens_size(), " token ids"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(who, "activation shape mismatch: ", n, " tokens x ", h.n_embd, " x ",
+                       WireDtypeSize(f.dtype()), " bytes = ", want, " bytes expected, got ",
+                       f.activations().size(), " bytes and ", f.tokens_size(), " token ids"));
     }
   }
   if (f.sample() && is_last()) {
@@ -84,19 +84,22 @@ absl::Status Stage::Admit(const v1::ActivationFrame& f) {
     // A new session, or a replay from the start: (re)start it.
     if (it == sessions_.end()) {
       if (static_cast<int>(sessions_.size()) >= config_.max_sessions) {
-        return absl::ResourceExhaustedError(absl::StrCat(
-            who, "the stage already holds ", sessions_.size(), " sessions (limit ",
-            config_.max_sessions, ")"));
+        return absl::ResourceExhaustedError(absl::StrCat(who, "the stage already holds ",
+                                                         sessions_.size(), " sessions (limit ",
+                                                         config_.max_sessions, ")"));
       }
-      it = sessions_.emplace(f.session_id(), Session{forward_.NewCache(config_.n_ctx), 0, {}}).first;
+      it =
+          sessions_.emplace(f.session_id(), Session{forward_.NewCache(config_.n_ctx), 0, {}}).first;
     }
     it->second.next_position = n;
     it->second.last_frame = std::chrono::steady_clock::now();
     return absl::OkStatus();
   }
   if (it == sessions_.end()) {
-    return absl::NotFoundError(absl::StrCat(who, "unknown session (a session starts at position 0, "
-                                                 "this frame is at ", f.position(), ")"));
+    return absl::NotFoundError(absl::StrCat(who,
+                                            "unknown session (a session starts at position 0, "
+                                            "this frame is at ",
+                                            f.position(), ")"));
   }
   if (f.position() != it->second.next_position) {
     return absl::OutOfRangeError(absl::StrCat(who, "position gap: expected position ",

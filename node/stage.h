@@ -13,10 +13,10 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "net/frames.h"
 #include "node/forward.h"
 #include "node/kernels/thread_pool.h"
 #include "node/model_shard.h"
-#include "net/frames.h"
 #include "tandem.pb.h"
 
 namespace tandem {

@@ -107,14 +107,16 @@ TEST(StageTest, SplitStagesBatchSessionsAndMatchOneProcess) {
   auto engine = LocalEngine::Create(file, {/*threads=*/1, /*n_ctx=*/128});
   ASSERT_TRUE(engine.ok()) << engine.status();
 
-  const std::vector<std::vector<int32_t>> prompts = {{1, 403, 407, 261, 378}, {1, 291, 376, 400, 428}};
+  const std::vector<std::vector<int32_t>> prompts = {{1, 403, 407, 261, 378},
+                                                     {1, 291, 376, 400, 428}};
   std::vector<std::vector<int32_t>> expected;
   for (const auto& p : prompts) {
     GenerationRequest r;
     r.prompt_ids = p;
     r.n_predict = 12;
     r.sampling.temperature = 0;
-    auto out = (*engine)->Generate(r, [](TokenId) { return false; }, [](TokenId) { return true; });
+    auto out = (*engine)->Generate(
+        r, [](TokenId) { return false; }, [](TokenId) { return true; });
     ASSERT_TRUE(out.ok());
     expected.push_back(out->ids);
   }
@@ -187,11 +189,13 @@ TEST(StageTest, RandomFramesNeverCrash) {
     const bool to_first = rng() % 2;
     if (to_first) {
       const int64_t ids = pick({n, n, 0, 1});
-      for (int64_t t = 0; t < ids && t < 300; ++t) f.add_tokens(static_cast<int32_t>(pick({1, 400, 511, 512, -3})));
+      for (int64_t t = 0; t < ids && t < 300; ++t)
+        f.add_tokens(static_cast<int32_t>(pick({1, 400, 511, 512, -3})));
     } else {
       f.set_dtype(static_cast<v1::WireDtype>(pick({0, 0, 1, 7})));
       const int64_t bytes = pick({n * 256, n * 128, 0, 13});
-      if (bytes > 0 && bytes < (1 << 22)) f.set_activations(std::string(static_cast<size_t>(bytes), '\x3c'));
+      if (bytes > 0 && bytes < (1 << 22))
+        f.set_activations(std::string(static_cast<size_t>(bytes), '\x3c'));
     }
     f.set_sample(rng() % 2);
     f.mutable_sampling()->set_temperature(static_cast<float>(pick({0, 1, -1})));

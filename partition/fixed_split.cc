@@ -37,8 +37,8 @@ absl::StatusOr<std::vector<int>> EvenSplit(const std::vector<NodeProfile>& nodes
 
 absl::StatusOr<Plan> FixedPlan(const CostModel& cost, const std::vector<int>& counts) {
   if (static_cast<int>(counts.size()) != cost.num_nodes()) {
-    return absl::InvalidArgumentError(absl::StrCat("the split gives ", counts.size(),
-                                                   " layer counts for ", cost.num_nodes(), " nodes"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the split gives ", counts.size(), " layer counts for ", cost.num_nodes(), " nodes"));
   }
   int64_t sum = 0;
   for (int c : counts) {

@@ -2,7 +2,6 @@
 // clear line on stderr with a non-zero exit for every kind of bad input.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-
 #include <signal.h>
 #include <sys/wait.h>
 
@@ -10,9 +9,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <thread>
-
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "cli/process_group.h"
 #include "tests/golden_support.h"
@@ -52,8 +50,10 @@ TEST(CliTest, GenerateJsonHasIdsTextAndTimings) {
 }
 
 TEST(CliTest, RunJsonEqualsGenerateJson) {
-  Result local = Tandem("generate -m " + kModel + " -p \"Lily wanted to\" -n 24 --temp 0.8 --seed 5 --json");
-  Result cluster = Tandem("run -m " + kModel + " --nodes 2 -p \"Lily wanted to\" -n 24 --temp 0.8 --seed 5 --json");
+  Result local =
+      Tandem("generate -m " + kModel + " -p \"Lily wanted to\" -n 24 --temp 0.8 --seed 5 --json");
+  Result cluster = Tandem("run -m " + kModel +
+                          " --nodes 2 -p \"Lily wanted to\" -n 24 --temp 0.8 --seed 5 --json");
   ASSERT_EQ(local.exit_code, 0) << local.err;
   ASSERT_EQ(cluster.exit_code, 0) << cluster.err;
   auto a = nlohmann::json::parse(local.out), b = nlohmann::json::parse(cluster.out);
@@ -71,7 +71,8 @@ void ExpectOneClearLine(const Result& r, const std::string& needle) {
 }
 
 TEST(CliTest, MissingModelIsOneClearLine) {
-  ExpectOneClearLine(Tandem("generate -m /nonexistent.gguf -p hi"), "/nonexistent.gguf: cannot open");
+  ExpectOneClearLine(Tandem("generate -m /nonexistent.gguf -p hi"),
+                     "/nonexistent.gguf: cannot open");
   ExpectOneClearLine(Tandem("info -m /nonexistent.gguf"), "/nonexistent.gguf: cannot open");
 }
 
@@ -114,15 +115,16 @@ namespace {
 // Ctrl-C during `tandem run` takes the whole cluster down: no process is left behind.
 TEST(CliTest, InterruptedRunLeavesNoProcessBehind) {
   const std::string model = "/tmp/tandem-sigint-test-" + std::to_string(::getpid()) + ".gguf";
-  ASSERT_EQ(testing::RunTandem("make-model --n-embd 256 --n-layer 8 --n-head 4 --n-head-kv 2 --n-ff 1024"
-                               " --n-ctx 4096 --type f32 --vocab-from " + kModel + " -o " + model)
-                .exit_code,
-            0);
+  ASSERT_EQ(
+      testing::RunTandem("make-model --n-embd 256 --n-layer 8 --n-head 4 --n-head-kv 2 --n-ff 1024"
+                         " --n-ctx 4096 --type f32 --vocab-from " +
+                         kModel + " -o " + model)
+          .exit_code,
+      0);
   const std::string log = model + ".log";
   cli::ProcessGroup group;
-  const pid_t run = group.Spawn("run", {TandemBinary(), "run", "-m", model, "--nodes", "2", "-n", "4000",
-                                        "-c", "4096"},
-                                log);
+  const pid_t run = group.Spawn(
+      "run", {TandemBinary(), "run", "-m", model, "--nodes", "2", "-n", "4000", "-c", "4096"}, log);
   // Wait until it is generating (the plan is printed), then interrupt.
   for (int i = 0; i < 300 && ReadFile(log).find("plan (epoch") == std::string::npos; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));

@@ -18,9 +18,9 @@ using testing::ReadLogits;
 using testing::SharedPath;
 
 struct GoldenCase {
-  std::string variant;     // file suffix: f32, f16, ...
-  std::string model;       // under ../shared/models
-  std::string reference;   // a JSON under ../shared/reference; its logits files sit beside it
+  std::string variant;    // file suffix: f32, f16, ...
+  std::string model;      // under ../shared/models
+  std::string reference;  // a JSON under ../shared/reference; its logits files sit beside it
   // Max abs difference allowed in the last-position logits, and why.
   float logit_tolerance;
   // Greedy ids must be identical, except that from the first step where llama.cpp's own
@@ -48,7 +48,8 @@ TEST_P(GoldenTest, MatchesLlamaCpp) {
   for (const auto& p : ref["prompts"]) {
     SCOPED_TRACE(p["id"].get<std::string>());
     std::vector<int32_t> prompt_ids =
-        (*tokenizer)->Encode(p["text"].get<std::string>(), /*add_special=*/true, /*parse_special=*/true);
+        (*tokenizer)
+            ->Encode(p["text"].get<std::string>(), /*add_special=*/true, /*parse_special=*/true);
     EXPECT_EQ(prompt_ids, p["prompt_ids"].get<std::vector<int32_t>>());
 
     GenerationRequest request;
@@ -71,18 +72,20 @@ TEST_P(GoldenTest, MatchesLlamaCpp) {
       ++first_diff;
     }
     if (first_diff < expected.size()) {
-      std::printf("[ golden ] %s %s: greedy ids part at step %zu (ours %d, llama.cpp %d), where "
-                  "llama.cpp's top1-top2 margin is %.4g (allowed: <= %.4g)\n",
-                  c.variant.c_str(), p["id"].get<std::string>().c_str(), first_diff,
-                  first_diff < result->ids.size() ? result->ids[first_diff] : -1, expected[first_diff],
-                  margins[first_diff], c.tie_margin);
+      std::printf(
+          "[ golden ] %s %s: greedy ids part at step %zu (ours %d, llama.cpp %d), where "
+          "llama.cpp's top1-top2 margin is %.4g (allowed: <= %.4g)\n",
+          c.variant.c_str(), p["id"].get<std::string>().c_str(), first_diff,
+          first_diff < result->ids.size() ? result->ids[first_diff] : -1, expected[first_diff],
+          margins[first_diff], c.tie_margin);
       EXPECT_LE(margins[first_diff], c.tie_margin)
           << "greedy ids differ at step " << first_diff << " where llama.cpp's choice was clear";
     }
 
     if (p.contains("last_logits_file") && !p["last_logits_file"].is_null()) {
       const std::string dir = c.reference.substr(0, c.reference.rfind('/') + 1);
-      std::vector<float> want = ReadLogits(SharedPath(dir + p["last_logits_file"].get<std::string>()));
+      std::vector<float> want =
+          ReadLogits(SharedPath(dir + p["last_logits_file"].get<std::string>()));
       ASSERT_EQ(want.size(), first_logits.size());
       float max_diff = 0;
       size_t worst = 0;
@@ -93,10 +96,12 @@ TEST_P(GoldenTest, MatchesLlamaCpp) {
         }
       }
       EXPECT_LE(max_diff, c.logit_tolerance);
-      std::printf("[ golden ] %s %s: greedy %s, last-position logits max |diff| = %.3g (token %zu: %.6g vs %.6g)\n",
-                  c.variant.c_str(), p["id"].get<std::string>().c_str(),
-                  result->ids == expected ? "identical" : "DIFFERENT", max_diff, worst,
-                  first_logits[worst], want[worst]);
+      std::printf(
+          "[ golden ] %s %s: greedy %s, last-position logits max |diff| = %.3g (token %zu: %.6g vs "
+          "%.6g)\n",
+          c.variant.c_str(), p["id"].get<std::string>().c_str(),
+          result->ids == expected ? "identical" : "DIFFERENT", max_diff, worst, first_logits[worst],
+          want[worst]);
     }
   }
 }
@@ -115,8 +120,10 @@ INSTANTIATE_TEST_SUITE_P(
         // integer dot products as llama.cpp does, so only the f32 summation order differs
         // (measured max |diff| ~2e-6, printed). Decode steps may still part at a near tie:
         // q4_0 P3 does at step 41, where llama.cpp's own margin is 0.068.
-        GoldenCase{"q8_0", "models/stories260K-q8_0.gguf", "reference/stories260K-q8_0.json", 1e-3f, 0.1f},
-        GoldenCase{"q4_0", "models/stories260K-q4_0.gguf", "reference/stories260K-q4_0.json", 1e-3f, 0.1f},
+        GoldenCase{"q8_0", "models/stories260K-q8_0.gguf", "reference/stories260K-q8_0.json", 1e-3f,
+                   0.1f},
+        GoldenCase{"q4_0", "models/stories260K-q4_0.gguf", "reference/stories260K-q4_0.json", 1e-3f,
+                   0.1f},
         // Llama 3.1 style (rope_freqs, freq base 500000, GQA 4:1), random weights: the
         // references' margins go down to 4.3e-5, so a tie within the f32 tolerance may part.
         GoldenCase{"llama3_synth_f32", "models/arch/llama3-synth-f32.gguf",

@@ -11,9 +11,9 @@ namespace tandem::testing {
 std::string TandemBinary() { return std::string(TANDEM_BINARY_DIR) + "/cli/tandem"; }
 
 CommandResult RunTandem(const std::string& args) {
-  const std::string base = (std::filesystem::temp_directory_path() /
-                            ("tandem_cmd_" + std::to_string(::getpid())))
-                               .string();
+  const std::string base =
+      (std::filesystem::temp_directory_path() / ("tandem_cmd_" + std::to_string(::getpid())))
+          .string();
   const std::string cmd = TandemBinary() + " " + args + " > " + base + ".out 2> " + base + ".err";
   const int status = std::system(cmd.c_str());
   CommandResult r;

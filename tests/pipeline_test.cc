@@ -1,18 +1,16 @@
 // The distributed pipeline with real processes and real gRPC on 127.0.0.1: the same
 // tokens as llama.cpp and as one process, however the layers are split.
 #include <gmock/gmock.h>
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
-
 #include <signal.h>
 
 #include <chrono>
-#include <future>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <thread>
-
-#include <grpcpp/generic/generic_stub.h>
-#include <grpcpp/grpcpp.h>
 
 #include "model/gguf.h"
 #include "net/client.h"
@@ -26,8 +24,8 @@
 namespace tandem {
 namespace {
 
-using ::testing::HasSubstr;
 using testing::ClusterOptions;
+using ::testing::HasSubstr;
 using testing::LocalCluster;
 using testing::ReadJson;
 using testing::SharedPath;
@@ -62,7 +60,8 @@ std::vector<int32_t> LocalTokens(const std::vector<int32_t>& prompt_ids, int n, 
   r.n_predict = n;
   r.sampling.temperature = temperature;
   r.sampling.seed = seed;
-  auto out = (*engine)->Generate(r, [](TokenId) { return false; }, [](TokenId) { return true; });
+  auto out = (*engine)->Generate(
+      r, [](TokenId) { return false; }, [](TokenId) { return true; });
   EXPECT_TRUE(out.ok()) << out.status();
   return out.ok() ? out->ids : std::vector<int32_t>{};
 }
@@ -100,15 +99,16 @@ TEST_P(PipelineSplitTest, GreedyMatchesReferenceAndSeededMatchesOneProcess) {
     EXPECT_EQ(out->ids, p["greedy_ids"].get<std::vector<int32_t>>());
   }
   // Seeded sampling: the counter-based draws make every split agree with one process.
-  auto sampled = RemoteGenerate(cluster.address(), Request("Lily wanted to", 40, 0.9f, 1234), nullptr);
+  auto sampled =
+      RemoteGenerate(cluster.address(), Request("Lily wanted to", 40, 0.9f, 1234), nullptr);
   ASSERT_TRUE(sampled.ok()) << sampled.status();
   EXPECT_EQ(sampled->ids, LocalTokens(sampled->prompt_ids, 40, 0.9f, 1234));
 }
 
 INSTANTIATE_TEST_SUITE_P(Splits, PipelineSplitTest,
-                         ::testing::Values(SplitCase{1, "5"}, SplitCase{2, "2,3"}, SplitCase{2, "4,1"},
-                                           SplitCase{3, "1,2,2"}, SplitCase{3, "2,2,1"},
-                                           SplitCase{5, "1,1,1,1,1"}),
+                         ::testing::Values(SplitCase{1, "5"}, SplitCase{2, "2,3"},
+                                           SplitCase{2, "4,1"}, SplitCase{3, "1,2,2"},
+                                           SplitCase{3, "2,2,1"}, SplitCase{5, "1,1,1,1,1"}),
                          [](const ::testing::TestParamInfo<SplitCase>& info) {
                            std::string name = std::to_string(info.param.nodes) + "nodes_";
                            for (char c : info.param.split) name += c == ',' ? '_' : c;
@@ -126,8 +126,8 @@ TEST(PipelineTest, EightConcurrentSessionsAreAllCorrect) {
   std::vector<std::thread> threads;
   for (size_t i = 0; i < prompts.size(); ++i) {
     threads.emplace_back([&, i] {
-      results[i] = RemoteGenerate(cluster.address(), Request(prompts[i], 32, i % 2 ? 0.8f : 0.0f, 77 + i),
-                                  nullptr);
+      results[i] = RemoteGenerate(cluster.address(),
+                                  Request(prompts[i], 32, i % 2 ? 0.8f : 0.0f, 77 + i), nullptr);
     });
   }
   for (auto& t : threads) t.join();
@@ -179,13 +179,13 @@ TEST(PipelineTest, MalformedFramesGetTheirCodesAndGoodSessionsContinue) {
     f.set_activations(std::string(bytes, '\0'));
     return f;
   };
-  ASSERT_TRUE(stream->Write(frame(500, 0, 3, 3 * row, epoch)));          // good
-  ASSERT_TRUE(stream->Write(frame(500, 3, 1, row - 8, epoch)));          // wrong shape
-  ASSERT_TRUE(stream->Write(frame(500, 3, 1, row, epoch + 7)));          // stale epoch
-  ASSERT_TRUE(stream->Write(frame(777, 9, 1, row, epoch)));              // unknown session
-  ASSERT_TRUE(stream->Write(frame(500, 5, 1, row, epoch)));              // position gap
-  ASSERT_TRUE(stream->Write(frame(500, 3, 5000, 5000 * row, epoch)));    // oversized
-  ASSERT_TRUE(stream->Write(frame(500, 3, 1, row, epoch)));              // good, continues
+  ASSERT_TRUE(stream->Write(frame(500, 0, 3, 3 * row, epoch)));        // good
+  ASSERT_TRUE(stream->Write(frame(500, 3, 1, row - 8, epoch)));        // wrong shape
+  ASSERT_TRUE(stream->Write(frame(500, 3, 1, row, epoch + 7)));        // stale epoch
+  ASSERT_TRUE(stream->Write(frame(777, 9, 1, row, epoch)));            // unknown session
+  ASSERT_TRUE(stream->Write(frame(500, 5, 1, row, epoch)));            // position gap
+  ASSERT_TRUE(stream->Write(frame(500, 3, 5000, 5000 * row, epoch)));  // oversized
+  ASSERT_TRUE(stream->Write(frame(500, 3, 1, row, epoch)));            // good, continues
   stream->WritesDone();
   std::vector<v1::FrameReply> replies;
   v1::FrameReply r;
@@ -266,10 +266,11 @@ uint64_t ResidentBytes(pid_t pid) {
 // A node holding a quarter of the layers of a 250 MB model keeps only its shard resident.
 TEST(PipelineTest, NodeMemoryIsItsShardNotTheModel) {
   const std::string model = "/tmp/tandem-rss-test-" + std::to_string(::getpid()) + ".gguf";
-  const std::string cmd = testing::TandemBinary() +
-                          " make-model --n-embd 512 --n-layer 16 --n-head 8 --n-head-kv 4 --n-ff 2048"
-                          " --type f32 --vocab-from " + SharedPath("models/stories260K-f32.gguf") +
-                          " -o " + model + " > /dev/null 2>&1";
+  const std::string cmd =
+      testing::TandemBinary() +
+      " make-model --n-embd 512 --n-layer 16 --n-head 8 --n-head-kv 4 --n-ff 2048"
+      " --type f32 --vocab-from " +
+      SharedPath("models/stories260K-f32.gguf") + " -o " + model + " > /dev/null 2>&1";
   ASSERT_EQ(std::system(cmd.c_str()), 0);
   const uint64_t file_bytes = std::filesystem::file_size(model);
   {
@@ -290,12 +291,14 @@ TEST(PipelineTest, NodeMemoryIsItsShardNotTheModel) {
     }
     ASSERT_NE(last, 0) << "no node log names " << last_address;
     // Weights of layers [12, 16) plus the output head, in f32.
-    const uint64_t shard_bytes = 4ull * (4 * 512 * 512 + 2 * 256 * 512 + 3 * 512 * 2048) * 4 + 512 * 512 * 4;
+    const uint64_t shard_bytes =
+        4ull * (4 * 512 * 512 + 2 * 256 * 512 + 3 * 512 * 2048) * 4 + 512 * 512 * 4;
     const uint64_t rss = ResidentBytes(last);
-    std::printf("[ memory ] file %.1f MiB, shard %.1f MiB, node RSS %.1f MiB\n", file_bytes / 1048576.0,
-                shard_bytes / 1048576.0, rss / 1048576.0);
+    std::printf("[ memory ] file %.1f MiB, shard %.1f MiB, node RSS %.1f MiB\n",
+                file_bytes / 1048576.0, shard_bytes / 1048576.0, rss / 1048576.0);
     EXPECT_GT(rss, shard_bytes) << "the shard's weights should be resident";
-    EXPECT_LT(rss, shard_bytes + (80ull << 20)) << "more than the shard plus the runtime is resident";
+    EXPECT_LT(rss, shard_bytes + (80ull << 20))
+        << "more than the shard plus the runtime is resident";
     EXPECT_LT(rss, file_bytes / 2);
   }
   std::filesystem::remove(model);

@@ -27,7 +27,6 @@ using tandem::testing::CommandResult;
 
 class PlanLiveTest : public ::testing::Test {
  protected:
-
   // A coordinator with `planner` and `nodes` nodes of one thread each, ready to serve.
   absl::Status StartCluster(const std::string& planner, int nodes) {
     tandem::testing::ClusterOptions options;

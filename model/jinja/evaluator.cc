@@ -5,11 +5,11 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_format.h"
+#include "base/status_macros.h"
 #include "model/jinja/errors.h"
 #include "model/jinja/filters.h"
 #include "model/jinja/tests.h"
 #include "model/jinja/value_ops.h"
-#include "base/status_macros.h"
 
 namespace tandem::jinja {
 namespace {

@@ -1,8 +1,8 @@
 #include "model/jinja/template.h"
 
+#include "base/status_macros.h"
 #include "model/jinja/lexer.h"
 #include "model/jinja/parser.h"
-#include "base/status_macros.h"
 
 namespace tandem::jinja {
 

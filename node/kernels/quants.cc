@@ -94,8 +94,8 @@ void QuantizeQ8_0(const float* x, BlockQ8_0* b) {
 
 // Q4_K / Q5_K: per sub-block of 32 a scale (max - min) / qmax and a min <= 0, both then
 // quantized to 6 bits against the super-block's d and dmin (f16).
-void QuantizeKType1(const float* x, int qmax, uint16_t* d_out, uint16_t* dmin_out,
-                    uint8_t* scales, uint8_t* q /* 256 values 0..qmax */) {
+void QuantizeKType1(const float* x, int qmax, uint16_t* d_out, uint16_t* dmin_out, uint8_t* scales,
+                    uint8_t* q /* 256 values 0..qmax */) {
   float scale[8], min[8];
   float max_scale = 0, max_min = 0;
   for (int j = 0; j < 8; ++j) {

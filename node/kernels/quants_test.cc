@@ -7,8 +7,8 @@
 #include <random>
 #include <vector>
 
-#include "model/gguf.h"
 #include "base/fp16.h"
+#include "model/gguf.h"
 
 namespace tandem {
 namespace {
@@ -112,9 +112,9 @@ TEST(LayoutTest, Q4_KScalesAndMins) {
   std::memset(b.qs, 0x21, sizeof(b.qs));  // low nibble 1, high nibble 2
   float y[256];
   DequantizeRowReference(GgmlType::kQ4_K, reinterpret_cast<uint8_t*>(&b), 256, y);
-  EXPECT_EQ(y[32], 5.0f * 2 - 3);   // chunk 0, high nibbles: sub-block 1
+  EXPECT_EQ(y[32], 5.0f * 2 - 3);     // chunk 0, high nibbles: sub-block 1
   EXPECT_EQ(y[160], 49.0f * 2 - 34);  // chunk 2, high nibbles: sub-block 5
-  EXPECT_EQ(y[0], 0.0f);            // sub-block 0: scale 0, min 0
+  EXPECT_EQ(y[0], 0.0f);              // sub-block 0: scale 0, min 0
 }
 
 TEST(LayoutTest, Q6_KOrder) {
@@ -128,7 +128,7 @@ TEST(LayoutTest, Q6_KOrder) {
   float y[256];
   DequantizeRowReference(GgmlType::kQ6_K, reinterpret_cast<uint8_t*>(&b), 256, y);
   EXPECT_EQ(y[128 + 64 + 3], 5.0f * 13);  // sub-block (195 / 16) = 12, scale 13
-  EXPECT_EQ(y[128 + 3], -32.0f * 9);       // untouched: q 0 - 32, sub-block 8
+  EXPECT_EQ(y[128 + 3], -32.0f * 9);      // untouched: q 0 - 32, sub-block 8
 }
 
 // Our quantizers against the bytes llama.cpp's quantizer wrote for the stories260K model.

@@ -79,8 +79,7 @@ void Q32Rows(const uint8_t* w, int64_t row_bytes, int64_t n_rows, const Activati
   }
 }
 
-void Q8_0Rows(const uint8_t* w, int64_t row_bytes, int64_t n_rows, const Activation& x,
-              float* y) {
+void Q8_0Rows(const uint8_t* w, int64_t row_bytes, int64_t n_rows, const Activation& x, float* y) {
   const int64_t nb = x.n / 32;
   for (int64_t r = 0; r < n_rows; ++r) {
     const BlockQ8_0* blocks = reinterpret_cast<const BlockQ8_0*>(w + r * row_bytes);
@@ -95,8 +94,7 @@ void Q8_0Rows(const uint8_t* w, int64_t row_bytes, int64_t n_rows, const Activat
 }
 
 template <typename Block, bool kHasHigh>
-void Q45KRows(const uint8_t* w, int64_t row_bytes, int64_t n_rows, const Activation& x,
-              float* y) {
+void Q45KRows(const uint8_t* w, int64_t row_bytes, int64_t n_rows, const Activation& x, float* y) {
   const int64_t nb = x.n / 256;
   for (int64_t r = 0; r < n_rows; ++r) {
     const Block* blocks = reinterpret_cast<const Block*>(w + r * row_bytes);
@@ -130,8 +128,7 @@ void Q45KRows(const uint8_t* w, int64_t row_bytes, int64_t n_rows, const Activat
   }
 }
 
-void Q6KRows(const uint8_t* w, int64_t row_bytes, int64_t n_rows, const Activation& x,
-             float* y) {
+void Q6KRows(const uint8_t* w, int64_t row_bytes, int64_t n_rows, const Activation& x, float* y) {
   const int64_t nb = x.n / 256;
   for (int64_t r = 0; r < n_rows; ++r) {
     const BlockQ6_K* blocks = reinterpret_cast<const BlockQ6_K*>(w + r * row_bytes);
@@ -183,18 +180,30 @@ const KernelTable& ScalarKernels() {
 
 RowsDotFn LookupKernel(const KernelTable& t, GgmlType type) {
   switch (type) {
-    case GgmlType::kF32: return t.f32;
-    case GgmlType::kF16: return t.f16;
-    case GgmlType::kBF16: return t.bf16;
-    case GgmlType::kQ4_0: return t.q4_0;
-    case GgmlType::kQ4_1: return t.q4_1;
-    case GgmlType::kQ5_0: return t.q5_0;
-    case GgmlType::kQ5_1: return t.q5_1;
-    case GgmlType::kQ8_0: return t.q8_0;
-    case GgmlType::kQ4_K: return t.q4_k;
-    case GgmlType::kQ5_K: return t.q5_k;
-    case GgmlType::kQ6_K: return t.q6_k;
-    default: return nullptr;
+    case GgmlType::kF32:
+      return t.f32;
+    case GgmlType::kF16:
+      return t.f16;
+    case GgmlType::kBF16:
+      return t.bf16;
+    case GgmlType::kQ4_0:
+      return t.q4_0;
+    case GgmlType::kQ4_1:
+      return t.q4_1;
+    case GgmlType::kQ5_0:
+      return t.q5_0;
+    case GgmlType::kQ5_1:
+      return t.q5_1;
+    case GgmlType::kQ8_0:
+      return t.q8_0;
+    case GgmlType::kQ4_K:
+      return t.q4_k;
+    case GgmlType::kQ5_K:
+      return t.q5_k;
+    case GgmlType::kQ6_K:
+      return t.q6_k;
+    default:
+      return nullptr;
   }
 }
 

@@ -81,8 +81,7 @@ inline __m256 LoadBf16x8(const uint8_t* p) {
 }
 
 template <int kBytes, __m256 (*Load)(const uint8_t*)>
-void FloatRows(const uint8_t* w, int64_t row_bytes, int64_t n_rows, const Activation& x,
-               float* y) {
+void FloatRows(const uint8_t* w, int64_t row_bytes, int64_t n_rows, const Activation& x, float* y) {
   const int64_t n = x.n;
   for (int64_t r = 0; r < n_rows; ++r) {
     const uint8_t* row = w + r * row_bytes;
@@ -99,8 +98,8 @@ void FloatRows(const uint8_t* w, int64_t row_bytes, int64_t n_rows, const Activa
     for (; i + 8 <= n; i += 8) {
       acc[0] = _mm256_fmadd_ps(Load(row + i * kBytes), _mm256_loadu_ps(x.f + i), acc[0]);
     }
-    float sum = HorizontalSum(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]),
-                                            _mm256_add_ps(acc[2], acc[3])));
+    float sum =
+        HorizontalSum(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
     for (; i < n; ++i) {  // n % 8 != 0 only for odd float shapes
       float wv;
       if constexpr (kBytes == 4) {
@@ -108,8 +107,9 @@ void FloatRows(const uint8_t* w, int64_t row_bytes, int64_t n_rows, const Activa
       } else {
         uint16_t h;
         std::memcpy(&h, row + 2 * i, 2);
-        wv = _mm256_cvtss_f32(Load == LoadF16x8 ? _mm256_set1_ps(_cvtsh_ss(h))
-                                                : _mm256_set1_ps(__builtin_bit_cast(float, uint32_t{h} << 16)));
+        wv = _mm256_cvtss_f32(Load == LoadF16x8
+                                  ? _mm256_set1_ps(_cvtsh_ss(h))
+                                  : _mm256_set1_ps(__builtin_bit_cast(float, uint32_t{h} << 16)));
       }
       sum += wv * x.f[i];
     }
@@ -161,8 +161,8 @@ void Q32Rows(const uint8_t* w, int64_t row_bytes, int64_t n_rows, const Activati
     auto one_block = [&](int64_t i, __m256& acc) {
       const __m256i ys = _mm256_load_si256(reinterpret_cast<const __m256i*>(x.qs + 32 * i));
       const __m256i init = _mm256_castsi128_si256(_mm_cvtsi32_si128(-D::kOffset * x.isum[i]));
-      const __m256i dot = DotU8S8(D::kOffset != 0 ? init : _mm256_setzero_si256(),
-                                  D::Quants(blocks[i]), ys);
+      const __m256i dot =
+          DotU8S8(D::kOffset != 0 ? init : _mm256_setzero_si256(), D::Quants(blocks[i]), ys);
       const float scale = HalfToFloat(blocks[i].d) * x.d[i];
       acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_set1_ps(scale), acc);
       if constexpr (D::kHasMin) min_sum += HalfToFloat(blocks[i].m) * x.s[i];
@@ -177,8 +177,7 @@ void Q32Rows(const uint8_t* w, int64_t row_bytes, int64_t n_rows, const Activati
   }
 }
 
-void Q8_0Rows(const uint8_t* w, int64_t row_bytes, int64_t n_rows, const Activation& x,
-              float* y) {
+void Q8_0Rows(const uint8_t* w, int64_t row_bytes, int64_t n_rows, const Activation& x, float* y) {
   const int64_t nb = x.n / 32;
   for (int64_t r = 0; r < n_rows; ++r) {
     const BlockQ8_0* blocks = reinterpret_cast<const BlockQ8_0*>(w + r * row_bytes);
@@ -189,11 +188,12 @@ void Q8_0Rows(const uint8_t* w, int64_t row_bytes, int64_t n_rows, const Activat
 #ifdef TANDEM_X86_VNNI
       // (w + 128) as unsigned, minus 128 * sum(y).
       const __m256i init = _mm256_castsi128_si256(_mm_cvtsi32_si128(-128 * x.isum[i]));
-      const __m256i dot = _mm256_dpbusd_epi32(init, _mm256_xor_si256(ws, _mm256_set1_epi8(-128)), ys);
+      const __m256i dot =
+          _mm256_dpbusd_epi32(init, _mm256_xor_si256(ws, _mm256_set1_epi8(-128)), ys);
 #else
       // |w| * (y with w's sign): fits maddubs since |w|, |y| <= 127.
-      const __m256i dot = DotU8S8(_mm256_setzero_si256(), _mm256_sign_epi8(ws, ws),
-                                  _mm256_sign_epi8(ys, ws));
+      const __m256i dot =
+          DotU8S8(_mm256_setzero_si256(), _mm256_sign_epi8(ws, ws), _mm256_sign_epi8(ys, ws));
 #endif
       const float scale = HalfToFloat(blocks[i].d) * x.d[i];
       acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_set1_ps(scale), acc);
@@ -229,7 +229,8 @@ inline __m128i UnpackScalesMins(const uint8_t* s) {
 // Broadcast int16 element j of a 128-bit vector of 8 int16 to all 16 lanes.
 template <int j>
 inline __m256i BroadcastI16(__m256i v8x2) {
-  return _mm256_shuffle_epi8(v8x2, _mm256_set1_epi16(static_cast<short>((2 * j) | (2 * j + 1) << 8)));
+  return _mm256_shuffle_epi8(v8x2,
+                             _mm256_set1_epi16(static_cast<short>((2 * j) | (2 * j + 1) << 8)));
 }
 
 template <bool kHasHigh>
@@ -265,8 +266,10 @@ void Q45KRows(const uint8_t* w, int64_t row_bytes, int64_t n_rows, const Activat
           const __m256i m_lo = _mm256_set1_epi8(static_cast<char>(1 << (2 * c)));
           const __m256i m_hi = _mm256_set1_epi8(static_cast<char>(2 << (2 * c)));
           const __m256i x10 = _mm256_set1_epi8(0x10);
-          lo = _mm256_or_si256(lo, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, m_lo), m_lo), x10));
-          hi = _mm256_or_si256(hi, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, m_hi), m_hi), x10));
+          lo = _mm256_or_si256(
+              lo, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, m_lo), m_lo), x10));
+          hi = _mm256_or_si256(
+              hi, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, m_hi), m_hi), x10));
         }
         const __m256i y_lo = _mm256_load_si256(reinterpret_cast<const __m256i*>(xq + 64 * c));
         const __m256i y_hi = _mm256_load_si256(reinterpret_cast<const __m256i*>(xq + 64 * c + 32));
@@ -299,7 +302,8 @@ void Q6KRows(const uint8_t* w, int64_t row_bytes, int64_t n_rows, const Activati
       Prefetch(base + kPrefetchAhead + 128);
       Prefetch(base + kPrefetchAhead + 192);
       // 16 scales as int16; the -32 offset: sum_i sc_i * 32 * bsum_i.
-      const __m256i sc_all = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk.scales)));
+      const __m256i sc_all =
+          _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk.scales)));
       const __m256i bsums = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.bsums + 16 * b));
       __m256i isum = _mm256_slli_epi32(_mm256_madd_epi16(sc_all, bsums), 5);
       isum = _mm256_sub_epi32(_mm256_setzero_si256(), isum);
@@ -307,14 +311,19 @@ void Q6KRows(const uint8_t* w, int64_t row_bytes, int64_t n_rows, const Activati
       const __m256i m4 = _mm256_set1_epi8(0x0f), m3 = _mm256_set1_epi8(0x30);
       for (int h = 0; h < 2; ++h) {
         // Scales of this half (8 int16) in both 128-bit lanes.
-        const __m128i sch = h == 0 ? _mm256_castsi256_si128(sc_all) : _mm256_extracti128_si256(sc_all, 1);
+        const __m128i sch =
+            h == 0 ? _mm256_castsi256_si128(sc_all) : _mm256_extracti128_si256(sc_all, 1);
         const __m256i sc = _mm256_set_m128i(sch, sch);
         const __m256i ql0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk.ql + 64 * h));
-        const __m256i ql1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk.ql + 64 * h + 32));
+        const __m256i ql1 =
+            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk.ql + 64 * h + 32));
         const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk.qh + 32 * h));
-        const __m256i q1 = _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 4), m3));
-        const __m256i q2 = _mm256_or_si256(_mm256_and_si256(ql1, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 2), m3));
-        const __m256i q3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4), _mm256_and_si256(qh, m3));
+        const __m256i q1 = _mm256_or_si256(_mm256_and_si256(ql0, m4),
+                                           _mm256_and_si256(_mm256_slli_epi16(qh, 4), m3));
+        const __m256i q2 = _mm256_or_si256(_mm256_and_si256(ql1, m4),
+                                           _mm256_and_si256(_mm256_slli_epi16(qh, 2), m3));
+        const __m256i q3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
+                                           _mm256_and_si256(qh, m3));
         const __m256i q4 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
                                            _mm256_and_si256(_mm256_srli_epi16(qh, 2), m3));
         const int8_t* xh = xq + 128 * h;
@@ -326,10 +335,10 @@ void Q6KRows(const uint8_t* w, int64_t row_bytes, int64_t n_rows, const Activati
         // Lanes 0..7 of the maddubs result are elements 0..15 (scale 2k), 8..15 the rest.
         auto pair = [&](int k) {
           const __m256i idx = _mm256_set_epi8(
-              4 * k + 3, 4 * k + 2, 4 * k + 3, 4 * k + 2, 4 * k + 3, 4 * k + 2, 4 * k + 3, 4 * k + 2,
-              4 * k + 3, 4 * k + 2, 4 * k + 3, 4 * k + 2, 4 * k + 3, 4 * k + 2, 4 * k + 3, 4 * k + 2,
-              4 * k + 1, 4 * k, 4 * k + 1, 4 * k, 4 * k + 1, 4 * k, 4 * k + 1, 4 * k,
-              4 * k + 1, 4 * k, 4 * k + 1, 4 * k, 4 * k + 1, 4 * k, 4 * k + 1, 4 * k);
+              4 * k + 3, 4 * k + 2, 4 * k + 3, 4 * k + 2, 4 * k + 3, 4 * k + 2, 4 * k + 3,
+              4 * k + 2, 4 * k + 3, 4 * k + 2, 4 * k + 3, 4 * k + 2, 4 * k + 3, 4 * k + 2,
+              4 * k + 3, 4 * k + 2, 4 * k + 1, 4 * k, 4 * k + 1, 4 * k, 4 * k + 1, 4 * k, 4 * k + 1,
+              4 * k, 4 * k + 1, 4 * k, 4 * k + 1, 4 * k, 4 * k + 1, 4 * k, 4 * k + 1, 4 * k);
           return _mm256_shuffle_epi8(sc, idx);
         };
         part(q1, 0, pair(0));
@@ -337,7 +346,8 @@ void Q6KRows(const uint8_t* w, int64_t row_bytes, int64_t n_rows, const Activati
         part(q3, 2, pair(2));
         part(q4, 3, pair(3));
       }
-      acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(x.d[b] * HalfToFloat(blk.d)), acc);
+      acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(x.d[b] * HalfToFloat(blk.d)),
+                            acc);
     }
     y[r] = HorizontalSum(acc);
   }
