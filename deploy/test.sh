@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Runs every test: installs what is missing, builds, checks formatting (clang-format),
-# runs the whole suite under ctest, then the GGUF reader and tokenizer tests again under
+# checks the deploy files offline (deploy/validate.sh), runs the whole suite under ctest, then the GGUF reader and tokenizer tests again under
 # AddressSanitizer + UBSan.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bash "$root/deploy/build.sh"
 echo "== format =="
 bash "$root/deploy/format.sh"
+echo "== deploy files =="
+bash "$root/deploy/validate.sh"
 jobs=${TANDEM_JOBS:-$(nproc)}
 shared=${TANDEM_SHARED_DIR:-$root/../shared}
 if [ ! -d "$shared/models" ]; then
