@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: installs what is missing, builds, checks formatting (clang-format),
-# checks the deploy files offline (deploy/validate.sh), runs the whole suite under ctest, then the GGUF reader and tokenizer tests again under
-# AddressSanitizer + UBSan.
+# checks the deploy files offline (deploy/validate.sh), runs the whole suite under
+# ctest, then the GGUF reader and tokenizer tests again under AddressSanitizer + UBSan.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bash "$root/deploy/build.sh"
