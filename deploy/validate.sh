@@ -107,10 +107,12 @@ runtime_libraries() {
   echo "not installed by the runtime stage: $missing" >&2
   return 1
 }
-if [ -x "$bin" ] && grep -q 'VERSION_ID="12"' /etc/os-release && command -v apt-cache >/dev/null; then
-  check "docker: runtime packages cover ldd" runtime_libraries
-else
+if ! [ -x "$bin" ] || ! grep -q 'VERSION_ID="12"' /etc/os-release; then
   skip "docker: runtime packages" "needs the built binary at $bin on Debian 12"
+elif ! apt-cache show libopenblas0-pthread >/dev/null 2>&1; then
+  skip "docker: runtime packages" "no apt package lists: run apt-get update"
+else
+  check "docker: runtime packages cover ldd" runtime_libraries
 fi
 if docker info >/dev/null 2>&1 && docker image inspect debian:12 debian:12-slim >/dev/null 2>&1; then
   check "docker: build" docker build -q -f "$deploy/Dockerfile" -t tandem:validate "$root"
