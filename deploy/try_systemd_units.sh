@@ -32,14 +32,17 @@ TANDEM_MIN_NODES=2
 # Every node gets layers, so tokens cross a node-to-node hop inside the sandboxes.
 TANDEM_COORDINATOR_ARGS=--planner even
 EOF
+# Node a offers a fixed amount; node b what /proc/meminfo says is available, which it
+# must still be able to read under ProtectProc=invisible.
 for i in 1 2; do
   name=$([ $i = 1 ] && echo a || echo b)
+  args=$([ $i = 1 ] && echo "--threads 1 --memory-limit 1000000000" || echo "--threads 1")
   cat >"$rootfs/etc/tandem/node-$name.env" <<EOF
 TANDEM_COORDINATOR=127.0.0.1:$port
 TANDEM_MODEL=/srv/tandem/models/model.gguf
 TANDEM_LISTEN=127.0.0.1:$((port + i))
 TANDEM_ADVERTISE=127.0.0.1:$((port + i))
-TANDEM_NODE_ARGS=--threads 1 --memory-limit 1000000000
+TANDEM_NODE_ARGS=$args
 EOF
 done
 
