@@ -28,8 +28,10 @@ using testing::SharedPath;
 
 struct ArchCase {
   std::string name;  // file stem under models/arch and reference/arch
-  // Max |ours - llama.cpp| over the last-position logits, and why (see the instantiation).
+  // Max |ours - llama.cpp| over the last-position logits of the short prompts (A1, A2) and
+  // of the long one (A4), and why (see the instantiation).
   float logit_tolerance;
+  float long_logit_tolerance;
   // Greedy ids must be identical, except that from the first step where llama.cpp's own
   // top-1/top-2 margin is at most this, the continuations may part. 0: identical, always.
   float tie_margin = 0;
@@ -96,7 +98,8 @@ float ExpectLogits(const ArchCase& c, const std::string& how, const nlohmann::js
       "[ arch ] %s %s %s: last-position logits max |diff| = %.3g (token %zu: %.7g vs %.7g)\n",
       c.name.c_str(), how.c_str(), p["id"].get<std::string>().c_str(), max_diff, worst,
       logits[worst], want[worst]);
-  EXPECT_LE(max_diff, c.logit_tolerance) << how << " " << p["id"].get<std::string>();
+  const float tolerance = p["prompt_ids"].size() > 8 ? c.long_logit_tolerance : c.logit_tolerance;
+  EXPECT_LE(max_diff, tolerance) << how << " " << p["id"].get<std::string>();
   return max_diff;
 }
 
@@ -218,8 +221,14 @@ v1::GenerateRequest GreedyRequest(const std::string& prompt, int n) {
   v1::GenerateRequest r;
   r.set_prompt(prompt);
   r.set_n_predict(n);
-  r.mutable_sampling()->set_temperature(0);
-  r.mutable_sampling()->set_repeat_penalty(1.0f);
+  auto* s = r.mutable_sampling();  // temperature 0 is greedy; the rest only has to be valid
+  s->set_temperature(0);
+  s->set_top_k(40);
+  s->set_top_p(0.95f);
+  s->set_min_p(0.05f);
+  s->set_repeat_penalty(1.0f);
+  s->set_repeat_last_n(64);
+  s->set_seed(1);
   return r;
 }
 
@@ -249,21 +258,39 @@ TEST_P(ArchGoldenTest, ClustersOf2And3NodesMatchLlamaCpp) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(LlamaCpp, ArchGoldenTest,
-                         ::testing::Values(ArchCase{"llama3-synth-f32", 1e-4f, 0, "2,2", "1,2,1"},
-                                           ArchCase{"llama3-synth-q8_0", 1e-3f, 0, "2,2", "1,2,1"},
-                                           ArchCase{"qwen2-synth-f32", 1e-4f, 0, "2,2", "1,2,1"},
-                                           ArchCase{"qwen2-synth-q8_0", 1e-3f, 0, "2,2", "1,2,1"},
-                                           ArchCase{"phi3-synth-f32", 1e-4f, 0, "2,2", "1,2,1"},
-                                           ArchCase{"phi3-synth-q8_0", 1e-3f, 0, "2,2", "1,2,1"},
-                                           ArchCase{"gemma2-synth-f32", 1e-4f, 0, "13,13", "9,8,9"},
-                                           ArchCase{"gemma2-synth-q8_0", 1e-3f, 0, "13,13",
-                                                    "9,8,9"}),
-                         [](const ::testing::TestParamInfo<ArchCase>& info) {
-                           std::string name = info.param.name;
-                           std::replace(name.begin(), name.end(), '-', '_');
-                           return name;
-                         });
+INSTANTIATE_TEST_SUITE_P(
+    LlamaCpp, ArchGoldenTest,
+    ::testing::Values(
+        // F32 llama, qwen2, phi3: the same float32 arithmetic up to summation order
+        // (measured <= 1.1e-5); greedy ids identical.
+        ArchCase{"llama3-synth-f32", 1e-4f, 1e-4f, 0, "2,2", "1,2,1"},
+        ArchCase{"qwen2-synth-f32", 1e-4f, 1e-4f, 0, "2,2", "1,2,1"},
+        ArchCase{"phi3-synth-f32", 1e-4f, 1e-4f, 0, "2,2", "1,2,1"},
+        // Gemma 2 F32: ggml's CPU GELU rounds its input to fp16, so a float32-sized
+        // difference upstream can move one GELU output by a whole fp16 step, and 26 layers
+        // carry it. reference/arch/README.md measures it: a relative 1e-7 disturbance of the
+        // matrix inputs moves these logits by up to 6.6e-4, and a float64 pass with the same
+        // fp16 table lands 1.6e-4 to 7.3e-4 from llama.cpp ("expect about 1e-3, not 1e-5").
+        // Measured here: 1.9e-4 (A2) to 9.4e-4 (A4). Greedy ids identical on all four
+        // prompts, including A3's 1.8e-4 margin.
+        ArchCase{"gemma2-synth-f32", 1e-3f, 1e-3f, 0, "13,13", "9,8,9"},
+        // Q8_0: activations are quantized to 8-bit blocks before each product as llama.cpp
+        // does; on the short prompts the logits agree to <= 5e-7. On the 73-token A4 one
+        // flipped rounding changes an activation by a whole step: the README measures an
+        // inherent spread of 0.05 to 0.12 there (1e-7 disturbance); measured here 5e-7
+        // (llama3, qwen2), 0.048 (phi3), 0.040 (gemma2). Decode steps may part at llama.cpp
+        // near-ties: the same 0.1 allowance golden_test.cc gives q8_0 until issue 14 item 3
+        // (quantized arithmetic as llama.cpp's) lowers it; measured partings are at margins
+        // 0.0014 to 0.035.
+        ArchCase{"llama3-synth-q8_0", 1e-3f, 0.1f, 0.1f, "2,2", "1,2,1"},
+        ArchCase{"qwen2-synth-q8_0", 1e-3f, 0.1f, 0.1f, "2,2", "1,2,1"},
+        ArchCase{"phi3-synth-q8_0", 1e-3f, 0.1f, 0.1f, "2,2", "1,2,1"},
+        ArchCase{"gemma2-synth-q8_0", 1e-3f, 0.1f, 0.1f, "13,13", "9,8,9"}),
+    [](const ::testing::TestParamInfo<ArchCase>& info) {
+      std::string name = info.param.name;
+      std::replace(name.begin(), name.end(), '-', '_');
+      return name;
+    });
 
 // An architecture this build does not run is refused when the model loads, by name.
 TEST(ArchTest, UnknownArchitectureIsRefusedNamingTheSupportedOnes) {
