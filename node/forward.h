@@ -1,7 +1,8 @@
-// The Llama forward pass over one shard's contiguous layer range. The embedding lookup
+// The decoder forward pass over one shard's contiguous layer range. The embedding lookup
 // runs only on the first stage, the final norm and output head only on the last; in
 // between, activations of shape (n_tokens, n_embd) go in and come out. Several sessions
-// run as one batch: every weight is multiplied once for all their tokens.
+// run as one batch: every weight is multiplied once for all their tokens. What differs
+// between architectures comes from the shard's ArchSpec (node/arch/).
 #pragma once
 
 #include <cstdint>
@@ -44,20 +45,20 @@ class Forward {
   void Logits(const float* x, int64_t n_rows, float* logits);
 
  private:
-  void Attention(const SequenceSlice& slice, int local_layer, const float* q, float* out,
-                 int64_t row0);
+  void Attention(const SequenceSlice& slice, int layer, const float* q, float* out, int64_t row0);
   void Reserve(int64_t n_tokens);
 
   const ModelShard& shard_;
   const Hparams& h_;
+  const ArchSpec& arch_;
   ThreadPool& pool_;
   Rope rope_;
   // Scratch, grown on demand. Shapes per token row.
   std::vector<float> xn_;    // (n, n_embd)
-  std::vector<float> q_;     // (n, n_embd)
+  std::vector<float> q_;     // (n, n_embd_q)
   std::vector<float> k_;     // (n, n_embd_kv)
   std::vector<float> v_;     // (n, n_embd_kv)
-  std::vector<float> attn_;  // (n, n_embd)
+  std::vector<float> attn_;  // (n, n_embd_q)
   std::vector<float> gate_;  // (n, n_ff)
   std::vector<float> up_;    // (n, n_ff)
   std::vector<float> proj_;  // (n, n_embd)

@@ -1,6 +1,10 @@
 #include "node/kernels/ops.h"
 
 #include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "base/fp16.h"
 
 namespace tandem {
 namespace {
@@ -30,14 +34,17 @@ inline float ExpApprox(float x_in) {
   return x_in < -87.0f ? 0.0f : p * scale;  // exp(-inf) = 0 for masked scores
 }
 
-TANDEM_VECTOR_CLONES float SumSquares(const float* x, int64_t n) {
-  float acc[kLanes] = {};
+// Float squares summed in double, as ggml's rms_norm does: the norm's scale then agrees
+// with llama.cpp's to the last bit far more often, which deep models (Gemma 2's 26 layers
+// with fp16-rounded GELU inputs) need.
+TANDEM_VECTOR_CLONES double SumSquares(const float* x, int64_t n) {
+  double acc[kLanes] = {};
   int64_t i = 0;
   for (; i + kLanes <= n; i += kLanes) {
-    for (int l = 0; l < kLanes; ++l) acc[l] += x[i + l] * x[i + l];
+    for (int l = 0; l < kLanes; ++l) acc[l] += static_cast<double>(x[i + l] * x[i + l]);
   }
-  float s = 0;
-  for (; i < n; ++i) s += x[i] * x[i];
+  double s = 0;
+  for (; i < n; ++i) s += static_cast<double>(x[i] * x[i]);
   for (int l = 0; l < kLanes; ++l) s += acc[l];
   return s;
 }
@@ -105,10 +112,47 @@ TANDEM_VECTOR_CLONES void AxpyImpl(float a, const float* x, float* y, int64_t n)
   for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
 }
 
+// The GELU of every fp16 value, rounded to fp16 (ggml's table_gelu_f16).
+const std::vector<uint16_t>& GeluTable() {
+  static const std::vector<uint16_t> table = [] {
+    std::vector<uint16_t> t(1 << 16);
+    const float kSqrt2OverPi = 0.79788456080286535587989211986876f;
+    const float kCoefA = 0.044715f;
+    for (uint32_t i = 0; i < t.size(); ++i) {
+      const float x = Fp16ToFp32(static_cast<uint16_t>(i));
+      const float y = 0.5f * x * (1.0f + std::tanh(kSqrt2OverPi * x * (1.0f + kCoefA * x * x)));
+      t[i] = Fp32ToFp16(y);
+    }
+    return t;
+  }();
+  return table;
+}
+
 }  // namespace
 
+void GeluTanhGlu(const float* gate, const float* up, int64_t n, float* out) {
+  const std::vector<uint16_t>& table = GeluTable();
+  for (int64_t i = 0; i < n; ++i) {
+    const float g = gate[i];
+    float gelu;
+    if (g <= -10.0f) {
+      gelu = 0.0f;
+    } else if (g >= 10.0f) {
+      gelu = g;
+    } else {
+      gelu = Fp16ToFp32(table[Fp32ToFp16(g)]);
+    }
+    out[i] = gelu * up[i];
+  }
+}
+
+void SoftCap(float* x, int64_t n, float cap) {
+  const float inverse = 1.0f / cap;
+  for (int64_t i = 0; i < n; ++i) x[i] = cap * std::tanh(x[i] * inverse);
+}
+
 void RmsNorm(const float* x, const float* weight, int64_t n, float eps, float* out) {
-  const float mean = SumSquares(x, n) / static_cast<float>(n);
+  const float mean = static_cast<float>(SumSquares(x, n) / static_cast<double>(n));
   Scale2(x, weight, 1.0f / std::sqrt(mean + eps), n, out);
 }
 

@@ -15,6 +15,14 @@ void Softmax(float* x, int64_t n);
 // out[i] = silu(gate[i]) * up[i], silu(g) = g / (1 + exp(-g)). `out` may alias either input.
 void SwiGlu(const float* gate, const float* up, int64_t n, float* out);
 
+// out[i] = gelu(gate[i]) * up[i] with the tanh GELU, 0.5 g (1 + tanh(sqrt(2/pi) (g + 0.044715
+// g^3))), evaluated as ggml's CPU backend does: g rounded to fp16 and looked up in a table of
+// fp16-rounded results; g <= -10 gives 0 and g >= 10 gives g. `out` may alias either input.
+void GeluTanhGlu(const float* gate, const float* up, int64_t n, float* out);
+
+// In place: x[i] = cap * tanh(x[i] * (1 / cap)) (Gemma 2's soft-capping).
+void SoftCap(float* x, int64_t n, float cap);
+
 // sum_i a[i] * b[i].
 float Dot(const float* a, const float* b, int64_t n);
 
