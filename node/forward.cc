@@ -81,7 +81,9 @@ void Forward::RunLayers(absl::Span<const SequenceSlice> slices, float* x) {
     }
     MatMul(w.w_gate, xn_.data(), n, gate_.data(), pool_);  // (n, n_ff)
     MatMul(w.w_up, xn_.data(), n, up_.data(), pool_);      // (n, n_ff)
-    SwiGlu(gate_.data(), up_.data(), n * n_ff, gate_.data());
+    for (int64_t i = 0; i < n; ++i) {
+      SwiGlu(gate_.data() + i * n_ff, up_.data() + i * n_ff, n_ff, gate_.data() + i * n_ff);
+    }
     MatMul(w.w_down, gate_.data(), n, proj_.data(), pool_);  // (n, n_embd)
     for (int64_t i = 0; i < n * n_embd; ++i) x[i] += proj_[i];
   }
@@ -105,10 +107,9 @@ void Forward::Attention(const SequenceSlice& s, int local, const float* q, float
       for (int64_t j = 0; j <= pos; ++j) {
         scores[j] = Dot(qh, keys + j * n_kv + kv_off, head_dim) * scale;  // (pos + 1)
       }
-      Softmax(scores.data(), pos + 1);
+      Softmax(scores.data(), pos + 1, s.n_tokens > 1);
       float* o = out + (row0 + t) * n_embd + head * head_dim;  // (head_dim)
-      std::fill_n(o, head_dim, 0.0f);
-      for (int64_t j = 0; j <= pos; ++j) Axpy(scores[j], values + j * n_kv + kv_off, o, head_dim);
+      WeightedSum(scores.data(), values + kv_off, n_kv, pos + 1, head_dim, s.n_tokens > 1, o);
     }
   });
 }
