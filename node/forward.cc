@@ -110,13 +110,16 @@ void Forward::RunLayers(absl::Span<const SequenceSlice> slices, float* x) {
     }
     MatMul(w.w_gate, xn_.data(), n, gate_.data(), pool_);  // (n, n_ff)
     MatMul(w.w_up, xn_.data(), n, up_.data(), pool_);      // (n, n_ff)
-    switch (arch_.activation) {
-      case GatedActivation::kSilu:
-        SwiGlu(gate_.data(), up_.data(), n * n_ff, gate_.data());
-        break;
-      case GatedActivation::kGeluTanh:
-        GeluTanhGlu(gate_.data(), up_.data(), n * n_ff, gate_.data());
-        break;
+    for (int64_t i = 0; i < n; ++i) {                      // row by row, as llama.cpp (see SwiGlu)
+      float* g = gate_.data() + i * n_ff;
+      switch (arch_.activation) {
+        case GatedActivation::kSilu:
+          SwiGlu(g, up_.data() + i * n_ff, n_ff, g);
+          break;
+        case GatedActivation::kGeluTanh:
+          GeluTanhGlu(g, up_.data() + i * n_ff, n_ff, g);
+          break;
+      }
     }
     MatMul(w.w_down, gate_.data(), n, proj_.data(), pool_);          // (n, n_embd)
     PostNorm(w.ffn_post_norm, n, n_embd, h_.rms_eps, proj_.data());  // gemma2
@@ -144,16 +147,16 @@ void Forward::Attention(const SequenceSlice& s, int layer, const float* q, float
       const int64_t n_keys = pos + 1 - first;
       const int64_t kv_off = (head / group) * head_dim;
       const float* qh = q + (row0 + t) * n_q + head * head_dim;
+      // Keys outside the window are masked, not skipped, so every sum runs over the same
+      // positions in the same order as llama.cpp's (see Softmax and WeightedSum).
+      for (int64_t j = 0; j < first; ++j) scores[j] = -INFINITY;
       for (int64_t j = first; j <= pos; ++j) {
-        scores[j - first] = Dot(qh, keys + j * n_kv + kv_off, head_dim) * scale;  // (n_keys)
+        scores[j] = Dot(qh, keys + j * n_kv + kv_off, head_dim) * scale;  // (pos + 1)
       }
-      if (cap > 0) SoftCap(scores.data(), n_keys, cap);
-      Softmax(scores.data(), n_keys);
+      if (cap > 0) SoftCap(scores.data() + first, n_keys, cap);
+      Softmax(scores.data(), pos + 1, s.n_tokens > 1);
       float* o = out + (row0 + t) * n_q + head * head_dim;  // (head_dim)
-      std::fill_n(o, head_dim, 0.0f);
-      for (int64_t j = first; j <= pos; ++j) {
-        Axpy(scores[j - first], values + j * n_kv + kv_off, o, head_dim);
-      }
+      WeightedSum(scores.data(), values + kv_off, n_kv, pos + 1, head_dim, s.n_tokens > 1, o);
     }
   });
 }

@@ -4,9 +4,11 @@
 
 #include <algorithm>
 #include <cassert>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <string_view>
 #include <type_traits>
 #include <vector>
 
@@ -130,6 +132,14 @@ void Interleaved16Path(const KernelMatrix& m, const float* x, int64_t n_batch, f
       }
     }
   });
+}
+
+bool ExactSums() {
+  static const bool exact = [] {
+    const char* fast = std::getenv("TANDEM_FAST_SUMS");
+    return fast == nullptr || std::string_view(fast) == "0" || std::string_view(fast).empty();
+  }();
+  return exact;
 }
 
 bool Interleaved16Supports(GgmlType type) {
@@ -319,9 +329,12 @@ void MatMulLayout(const KernelMatrix& m, const float* x, int64_t n_batch, float*
                   ThreadPool& pool, KernelIsa isa) {
   assert(MatMulSupports(m.w.type) && KernelIsaAvailable(isa));
   if (n_batch <= 0 || m.w.rows <= 0) return;
+  // llama.cpp multiplies quantized and f16 / bf16 weights with activations rounded to the
+  // matching format, whatever the batch; sgemm on f32 activations would not.
+  const bool sgemm_allowed = m.w.type == GgmlType::kF32 || !ExactSums();
   if (m.layout == RowLayout::kInterleaved16) {
     Interleaved16Path(m, x, n_batch, y, pool);
-  } else if (n_batch >= kSgemmMinBatch) {
+  } else if (n_batch >= kSgemmMinBatch && sgemm_allowed) {
     SgemmPath(m, x, n_batch, y, pool);
   } else {
     MatVecPath(m, x, n_batch, y, pool, isa);
