@@ -4,6 +4,7 @@
 // one process, through stages chained in-process with their frames serialized as on the
 // wire (logits and ids), and through real 2- and 3-node clusters (ids).
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -308,6 +309,74 @@ TEST(ArchTest, UnknownArchitectureIsRefusedNamingTheSupportedOnes) {
     ASSERT_TRUE(known.ok()) << name;
     EXPECT_EQ(known->name, name);
     EXPECT_EQ(known->sliding_window.size(), 2u);
+  }
+}
+
+// The descriptors read what the reference README says llama.cpp computes for each file.
+TEST(ArchTest, DescriptorsOfTheSyntheticFiles) {
+  struct Want {
+    std::string file;
+    RopeStyle rope;
+    GatedActivation activation;
+    float embedding_scale, query_scale, score_scale, attn_softcap, final_softcap;
+    std::vector<int64_t> first_windows;  // layers 0, 1, 2
+  };
+  const Want wants[] = {
+      {"llama3-synth-f32", RopeStyle::kNorm, GatedActivation::kSilu, 1, 1, 0.25f, 0, 0, {0, 0, 0}},
+      {"qwen2-synth-f32", RopeStyle::kNeox, GatedActivation::kSilu, 1, 1, 0.25f, 0, 0, {0, 0, 0}},
+      {"phi3-synth-f32", RopeStyle::kNeox, GatedActivation::kSilu, 1, 0.25f, 1, 0, 0, {40, 40, 40}},
+      {"gemma2-synth-f32",
+       RopeStyle::kNeox,
+       GatedActivation::kGeluTanh,
+       std::sqrt(128.0f),
+       0.25f,
+       1,
+       50,
+       2,
+       {32, 0, 32}},
+  };
+  for (const Want& w : wants) {
+    SCOPED_TRACE(w.file);
+    auto file = GgufFile::Open(SharedPath("models/arch/" + w.file + ".gguf"));
+    ASSERT_TRUE(file.ok()) << file.status();
+    auto h = ReadHparams(**file);
+    ASSERT_TRUE(h.ok()) << h.status();
+    auto spec = ArchSpecFor(*h);
+    ASSERT_TRUE(spec.ok()) << spec.status();
+    EXPECT_EQ(spec->rope_style, w.rope);
+    EXPECT_EQ(spec->activation, w.activation);
+    EXPECT_EQ(spec->embedding_scale, w.embedding_scale);
+    EXPECT_EQ(spec->query_scale, w.query_scale);
+    EXPECT_EQ(spec->score_scale, w.score_scale);
+    EXPECT_EQ(spec->attn_softcap, w.attn_softcap);
+    EXPECT_EQ(spec->final_softcap, w.final_softcap);
+    ASSERT_EQ(static_cast<int64_t>(spec->sliding_window.size()), h->n_layer);
+    for (size_t i = 0; i < w.first_windows.size(); ++i) {
+      EXPECT_EQ(spec->sliding_window[i], w.first_windows[i]) << "layer " << i;
+    }
+  }
+}
+
+// `tandem make-model --arch` writes a file of each architecture that loads and generates.
+TEST(ArchTest, MakeModelWritesEachArchitecture) {
+  for (const std::string arch : {"llama", "qwen2", "phi3", "gemma2"}) {
+    SCOPED_TRACE(arch);
+    const std::string path =
+        "/tmp/tandem-arch-" + arch + "-" + std::to_string(::getpid()) + ".gguf";
+    auto made = testing::RunTandem(
+        "make-model --arch " + arch +
+        " --n-embd 128 --n-layer 2 --n-head 4 --n-head-kv 2 --n-ff 256 --n-ctx 256 --type q8_0"
+        " --vocab-from " +
+        SharedPath("models/stories260K-f32.gguf") + " -o " + path);
+    ASSERT_EQ(made.exit_code, 0) << made.err;
+    auto run = testing::RunTandem("generate -m " + path + " -p 'Once upon a time' -n 4 --temp 0");
+    EXPECT_EQ(run.exit_code, 0) << run.err;
+    auto file = GgufFile::Open(path);
+    ASSERT_TRUE(file.ok()) << file.status();
+    auto h = ReadHparams(**file);
+    ASSERT_TRUE(h.ok()) << h.status();
+    EXPECT_EQ(h->architecture, arch);
+    std::remove(path.c_str());
   }
 }
 
