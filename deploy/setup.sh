@@ -8,6 +8,7 @@ PACKAGES=(
   libasio-dev libopenblas-dev libgtest-dev libgmock-dev libabsl-dev
   libbenchmark-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev
   ccache libssl-dev clang-format
+  clang libclang-rt-14-dev libfuzzer-14-dev
 )
 missing=()
 for p in "${PACKAGES[@]}"; do
