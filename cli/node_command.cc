@@ -74,10 +74,10 @@ int RunNode(const NodeCommandOptions& o) {
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort(o.listen, grpc::InsecureServerCredentials(), &port);
-  // Nothing a node is sent is larger than a frame: gRPC refuses bigger messages from
-  // their length prefix, before their bytes are buffered.
-  builder.SetMaxReceiveMessageSize(
-      static_cast<int>(kMaxFrameBytes + kMaxFrameOverheadBytes + (4 << 10)));
+  // Nothing a node is sent is larger than a frame. Messages up to twice that are read and
+  // refused one by one on the open stream (the sender learns why); larger ones end the
+  // stream, refused by gRPC from their length prefix before their bytes are buffered.
+  builder.SetMaxReceiveMessageSize(static_cast<int>(2 * (kMaxFrameBytes + kMaxFrameOverheadBytes)));
   builder.SetMaxSendMessageSize(kMaxMessageBytes);
   builder.RegisterService(&service);
   server = builder.BuildAndStart();
