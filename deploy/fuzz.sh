@@ -59,12 +59,14 @@ for t in "${targets[@]}"; do
   rc=$?
   set -e
   execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)
-  summary+=("$t: ${execs:-?} executions in ${seconds} s$([ $rc -ne 0 ] && echo ", FAILED (exit $rc)")")
+  line="$t: ${execs:-?} executions in ${seconds} s"
   if [ $rc -ne 0 ]; then
+    line="$line, FAILED (exit $rc)"
     status=1
     tail -40 "$log" >&2
     echo "fuzz: $t failed; the input is in $artifacts/, the log in $log" >&2
   fi
+  summary+=("$line")
 done
 echo "== fuzz summary =="
 printf '  %s\n' "${summary[@]}"

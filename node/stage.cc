@@ -99,9 +99,8 @@ absl::Status Stage::Admit(const v1::ActivationFrame& f) {
   }
   // position + n written so that a huge position cannot overflow.
   if (f.position() < 0 || f.position() > config_.n_ctx - n) {
-    return absl::OutOfRangeError(absl::StrCat(who, "positions [", f.position(), ", ",
-                                              f.position() + n, ") exceed the context of ",
-                                              config_.n_ctx));
+    return absl::OutOfRangeError(absl::StrCat(who, n, " tokens at position ", f.position(),
+                                              " exceed the context of ", config_.n_ctx));
   }
   auto it = sessions_.find(f.session_id());
   if (f.position() == 0) {

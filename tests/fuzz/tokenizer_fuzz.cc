@@ -28,11 +28,22 @@ std::vector<std::unique_ptr<tandem::Tokenizer>> LoadTokenizers() {
   return out;
 }
 
-}  // namespace
-
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+const std::vector<std::unique_ptr<tandem::Tokenizer>>& Tokenizers() {
   static const auto* tokenizers =
       new std::vector<std::unique_ptr<tandem::Tokenizer>>(LoadTokenizers());
+  return *tokenizers;
+}
+
+}  // namespace
+
+// Loading the vocabularies takes seconds: libFuzzer calls this before it times inputs.
+extern "C" int LLVMFuzzerInitialize(int*, char***) {
+  (void)Tokenizers();
+  return 0;
+}
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  const auto* tokenizers = &Tokenizers();
   if (size == 0) return 0;
   const uint8_t pick = data[0];
   const tandem::Tokenizer& tok = *(*tokenizers)[pick % tokenizers->size()];
