@@ -93,7 +93,8 @@ tandem::v1::ActivationFrame SteeredFrame(Input& in, const tandem::Stage& stage,
   f.set_position(op & 0x10 ? in.Take<int64_t>() : next[session]);
   const int32_t n = op & 0x20 ? in.Take<int32_t>() : 1 + in.Take<uint8_t>() % 4;
   f.set_n_tokens(n);
-  const int32_t count = std::clamp<int32_t>(n + in.Take<int8_t>() % 2, 0, 16);
+  const int32_t count =
+      static_cast<int32_t>(std::clamp<int64_t>(int64_t{n} + in.Take<int8_t>() % 2, 0, 16));
   const int64_t n_embd = stage.shard().hparams().n_embd;
   if (stage.is_first()) {
     for (int32_t i = 0; i < count; ++i) f.add_tokens(in.Take<int16_t>());
