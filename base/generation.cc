@@ -4,6 +4,14 @@
 
 namespace tandem {
 
+absl::Status ValidateContextLength(int64_t n_ctx, const char* what) {
+  if (n_ctx <= 0 || n_ctx > kMaxContextLength) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, " ", n_ctx, " is outside [1, ", kMaxContextLength, "] tokens"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ValidateGenerationRequest(const GenerationRequest& r, int64_t n_ctx, int64_t n_vocab) {
   if (r.prompt_ids.empty()) return absl::InvalidArgumentError("the prompt has no tokens");
   if (r.n_predict < 0) {

@@ -18,6 +18,15 @@ struct GenerationRequest {
   bool stop_at_eos = false;
 };
 
+// The longest context a session may have, wherever it is chosen (-c, a GGUF's
+// context_length, a Configure off the wire): far above today's models' 128K, low enough
+// that every size computed from it (KV cache, attention scores) is checked arithmetic on
+// modest numbers.
+inline constexpr int64_t kMaxContextLength = int64_t{1} << 20;
+
+// n_ctx in [1, kMaxContextLength]; the error names `what` (e.g. "-c", "context length").
+absl::Status ValidateContextLength(int64_t n_ctx, const char* what = "context length");
+
 // The prompt is not empty, n_predict is not negative, the sampling parameters are sane,
 // every prompt id is in the vocabulary and prompt + generated tokens fit n_ctx.
 absl::Status ValidateGenerationRequest(const GenerationRequest& request, int64_t n_ctx,

@@ -12,6 +12,16 @@ GenerationRequest Request(std::vector<TokenId> prompt, int32_t n_predict) {
   return r;
 }
 
+TEST(ValidateContextLength, BoundsEveryWayAContextIsChosen) {
+  EXPECT_TRUE(ValidateContextLength(1).ok());
+  EXPECT_TRUE(ValidateContextLength(kMaxContextLength).ok());
+  EXPECT_FALSE(ValidateContextLength(0).ok());
+  EXPECT_FALSE(ValidateContextLength(-5).ok());
+  absl::Status huge = ValidateContextLength(int64_t{1} << 59, "-c");
+  EXPECT_EQ(huge.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(huge.message(), "-c 576460752303423488 is outside [1, 1048576] tokens");
+}
+
 TEST(ValidateGenerationRequest, NamesEachProblem) {
   EXPECT_TRUE(ValidateGenerationRequest(Request({1, 2}, 3), 8, 10).ok());
   EXPECT_EQ(ValidateGenerationRequest(Request({}, 3), 8, 10).code(),

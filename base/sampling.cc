@@ -22,8 +22,10 @@ absl::Status ValidateSamplingParams(const SamplingParams& p) {
     return bad(absl::StrCat("repeat-penalty must be > 0, got ", p.repeat_penalty));
   }
   if (p.top_k < 0) return bad(absl::StrCat("top-k must be >= 0, got ", p.top_k));
-  if (p.repeat_last_n < 0)
-    return bad(absl::StrCat("repeat-last-n must be >= 0, got ", p.repeat_last_n));
+  if (p.repeat_last_n < 0 || p.repeat_last_n > kMaxRepeatLastN) {
+    return bad(
+        absl::StrCat("repeat-last-n must be in [0, ", kMaxRepeatLastN, "], got ", p.repeat_last_n));
+  }
   return absl::OkStatus();
 }
 

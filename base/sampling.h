@@ -20,6 +20,10 @@ struct SamplingParams {
   uint64_t seed = 0;
 };
 
+// The repetition penalty looks back at most this far: the recent tokens ride in every
+// sampling frame, so their count is bounded like every other count on the wire.
+inline constexpr int32_t kMaxRepeatLastN = 8192;
+
 // A clear error naming the bad parameter.
 absl::Status ValidateSamplingParams(const SamplingParams& params);
 

@@ -40,6 +40,7 @@ class LocalCluster {
   absl::Status WaitReady(int timeout_ms = 120000);
 
   const std::string& address() const { return address_; }
+  pid_t coordinator_pid() const { return coordinator_pid_; }
   const std::vector<pid_t>& node_pids() const { return node_pids_; }
   // Processes' logs: coordinator.log, node0.log, node1.log, …
   const std::string& dir() const { return dir_; }
@@ -57,6 +58,7 @@ class LocalCluster {
   std::string dir_;
   std::string address_;
   std::unique_ptr<ProcessGroup> group_;
+  pid_t coordinator_pid_ = 0;
   std::vector<pid_t> node_pids_;
   v1::StatusResponse status_;
   bool keep_logs_ = false;

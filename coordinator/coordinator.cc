@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <new>
 
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
@@ -28,6 +29,22 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(CoordinatorOpti
                                                          WireDtypeSize(c->options_.wire_dtype)));
   c->fingerprint_ = ModelFingerprint(*c->file_);
   c->n_ctx_ = c->options_.n_ctx > 0 ? c->options_.n_ctx : c->hparams_.n_ctx_train;
+  if (absl::Status s = ValidateContextLength(
+          c->n_ctx_, c->options_.n_ctx > 0 ? "--ctx-size" : "the model's context length");
+      !s.ok()) {
+    return c->options_.n_ctx > 0 ? s
+                                 : absl::InvalidArgumentError(absl::StrCat(
+                                       s.message(), "; choose a context with --ctx-size"));
+  }
+  if (c->options_.planning.requirements.sessions <= 0) {
+    return absl::InvalidArgumentError(absl::StrCat("--sessions must be at least 1, got ",
+                                                   c->options_.planning.requirements.sessions));
+  }
+  // A prompt longer than this cannot fit the context whatever it tokenizes to: it is
+  // refused before the tokenizer spends time on it.
+  c->max_prompt_bytes_ =
+      c->n_ctx_ *
+      std::max<int64_t>(1, static_cast<int64_t>(c->tokenizer_->vocab().max_token_length()));
   c->options_.planning.requirements.context_length = c->n_ctx_;
   c->chunk_tokens_ = PrefillChunkTokens(c->hparams_.n_embd);
   c->sender_ = std::thread([raw = c.get()] { raw->SenderLoop(); });
@@ -338,10 +355,38 @@ void Coordinator::FailSession(uint64_t id, const absl::Status& status) {
   s->Notify(SessionEvent::Error(status));
 }
 
+absl::Status Coordinator::AdmitSessionLocked() const {
+  const int64_t limit = options_.planning.requirements.sessions;
+  if (static_cast<int64_t>(sessions_.size()) >= limit) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("the cluster is busy: it serves ", limit,
+                     " concurrent sessions (the plan reserves KV memory for that many; "
+                     "coordinator --sessions); try again when one ends"));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::shared_ptr<Session>> Coordinator::StartSession(const v1::GenerateRequest& r,
                                                                    Session::Listener listener) {
+  // Cheap checks first: admission and the prompt's size, before any tokenizing.
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    TANDEM_RETURN_IF_ERROR(AdmitSessionLocked());
+  }
+  if (static_cast<int64_t>(r.prompt().size()) > max_prompt_bytes_) {
+    return absl::OutOfRangeError(absl::StrCat("the prompt of ", r.prompt().size(),
+                                              " bytes cannot fit the context of ", n_ctx_,
+                                              " tokens"));
+  }
   GenerationRequest request;
-  request.prompt_ids = tokenizer_->Encode(r.prompt(), /*add_special=*/true, /*parse_special=*/true);
+  try {
+    // A remote user's text is plain text: control tokens written in it (say "</s>") are
+    // not parsed as such. Only a template the server applies may put them there.
+    request.prompt_ids =
+        tokenizer_->Encode(r.prompt(), /*add_special=*/true, /*parse_special=*/false);
+  } catch (const std::bad_alloc&) {
+    return absl::ResourceExhaustedError("out of memory while tokenizing the prompt");
+  }
   request.n_predict = r.n_predict();
   request.sampling = SamplingFromProto(r.sampling());
   request.stop_at_eos = r.stop_at_eos();
@@ -351,9 +396,12 @@ absl::StatusOr<std::shared_ptr<Session>> Coordinator::StartSession(const v1::Gen
   std::shared_ptr<FrameSink> head;
   {
     std::lock_guard<std::mutex> lock(mutex_);
+    TANDEM_RETURN_IF_ERROR(AdmitSessionLocked());  // others may have started meanwhile
     uint64_t id;
     do {
-      id = session_ids_();
+      // 64 random bits from the OS for each id: a peer that sees some ids cannot predict
+      // another (a seeded generator's later outputs follow from its earlier ones).
+      id = (static_cast<uint64_t>(session_ids_()) << 32) | session_ids_();
     } while (id == 0 || sessions_.contains(id));
     s = std::make_shared<Session>(id, std::move(request), std::move(listener));
     s->started = s->last_progress = options_.now();
@@ -385,7 +433,7 @@ void Coordinator::CancelSession(uint64_t id) {
   if (epoch != 0) Send({EndSessionFrame(id, epoch)}, head);
 }
 
-void Coordinator::OnResult(const v1::StepResult& r) {
+absl::Status Coordinator::OnResult(const v1::StepResult& r) {
   std::shared_ptr<Session> s;
   std::vector<v1::ActivationFrame> frames;
   std::shared_ptr<FrameSink> head;
@@ -393,16 +441,18 @@ void Coordinator::OnResult(const v1::StepResult& r) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     auto it = sessions_.find(r.session_id());
-    if (it == sessions_.end()) return;
+    // A session that ended (cancelled, failed) may still have results on their way.
+    if (it == sessions_.end()) return absl::OkStatus();
     s = it->second;
-    if (r.plan_epoch() != s->plan_epoch) return;  // from a plan that was replaced
+    // From a plan that was replaced.
+    if (r.plan_epoch() != s->plan_epoch) return absl::OkStatus();
     head = head_;
     if (r.code() == static_cast<int>(absl::StatusCode::kUnavailable)) {
       // A stage could not reach the next one: it died or is dying. The session waits for
       // the re-plan, which replays its history.
       std::fprintf(stderr, "tandem coordinator: session %llu waits for a re-plan: %s\n",
                    static_cast<unsigned long long>(r.session_id()), r.message().c_str());
-      return;
+      return absl::OkStatus();
     }
     if (r.code() != 0) {
       event.error = absl::Status(static_cast<absl::StatusCode>(r.code()),
@@ -412,8 +462,15 @@ void Coordinator::OnResult(const v1::StepResult& r) {
           absl::StrCat(r.node_id(), " sent token id ", r.token(), ", outside the vocabulary"));
     } else {
       GenerationState& state = s->state();
-      if (!state.Accept(r.token(), r.position(), tokenizer_->IsEog(r.token())))
-        return;  // duplicate
+      // In one plan epoch every sampling frame yields one result, for the next position:
+      // any other position is not from the pipeline, and is refused, not applied.
+      if (state.done() || r.position() != state.next_position()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("session ", r.session_id(), ": a result for position ", r.position(),
+                         " when the session expects ",
+                         state.done() ? "none" : absl::StrCat(state.next_position())));
+      }
+      state.Accept(r.token(), r.position(), tokenizer_->IsEog(r.token()));
       const auto now = options_.now();
       if (s->n_generated() == 1) s->first_token = now;
       s->last_token = s->last_progress = now;
@@ -429,6 +486,7 @@ void Coordinator::OnResult(const v1::StepResult& r) {
   }
   s->Notify(event);
   Send(std::move(frames), head);
+  return absl::OkStatus();
 }
 
 }  // namespace tandem

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: installs what is missing, builds, checks formatting (clang-format),
 # checks the deploy files offline (deploy/validate.sh), runs the whole suite under
-# ctest, then the GGUF reader and tokenizer tests again under AddressSanitizer + UBSan.
+# ctest, then the GGUF reader and tokenizer tests again under AddressSanitizer + UBSan,
+# then every libFuzzer target for a short budget (deploy/fuzz.sh).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bash "$root/deploy/build.sh"
@@ -29,3 +30,6 @@ fi
 cmake --build "$root/build-asan" -j "$jobs"
 (cd "$root/build-asan" && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
   ctest --output-on-failure -j "$jobs")
+
+echo "== fuzz targets (libFuzzer, short budget) =="
+bash "$root/deploy/fuzz.sh" --smoke

@@ -57,6 +57,9 @@ absl::StatusOr<Hparams> ReadHparams(const GgufFile& file) {
     return bad(
         absl::StrCat("head_count_kv ", h.n_head_kv, " does not divide head_count ", h.n_head));
   }
+  // Bounded where a context is chosen (base/generation.h); here only its sign.
+  if (h.n_ctx_train <= 0)
+    return bad(absl::StrCat("context_length ", h.n_ctx_train, " is out of range"));
   if (h.n_ff <= 0 || h.n_ff > (1 << 22))
     return bad(absl::StrCat("feed_forward_length ", h.n_ff, " is out of range"));
   // The head size is n_embd / n_head unless the file gives it (Gemma 2: 256 with 3584 / 16).

@@ -44,7 +44,17 @@ absl::StatusOr<std::unique_ptr<MappedFile>> MappedFile::Open(const std::string& 
   return std::unique_ptr<MappedFile>(new MappedFile(path, static_cast<const uint8_t*>(data), size));
 }
 
-MappedFile::~MappedFile() { ::munmap(const_cast<uint8_t*>(data_), size_); }
+std::unique_ptr<MappedFile> MappedFile::FromBytes(std::string name, std::vector<uint8_t> bytes) {
+  std::unique_ptr<MappedFile> m(new MappedFile(std::move(name), nullptr, 0));
+  m->owned_ = std::move(bytes);
+  m->data_ = m->owned_.data();
+  m->size_ = m->owned_.size();
+  return m;
+}
+
+MappedFile::~MappedFile() {
+  if (owned_.empty() && data_ != nullptr) ::munmap(const_cast<uint8_t*>(data_), size_);
+}
 
 namespace {
 void Advise(const uint8_t* base, size_t file_size, size_t offset, size_t length, int advice) {
@@ -57,10 +67,12 @@ void Advise(const uint8_t* base, size_t file_size, size_t offset, size_t length,
 }  // namespace
 
 void MappedFile::WillNeed(size_t offset, size_t length) const {
+  if (!owned_.empty()) return;
   Advise(data_, size_, offset, length, MADV_WILLNEED);
 }
 
 void MappedFile::DontNeed(size_t offset, size_t length) const {
+  if (!owned_.empty()) return;
   Advise(data_, size_, offset, length, MADV_DONTNEED);
 }
 

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 
@@ -13,6 +14,9 @@ namespace tandem {
 class MappedFile {
  public:
   static absl::StatusOr<std::unique_ptr<MappedFile>> Open(const std::string& path);
+  // The same interface over bytes held in memory (fuzzing, tests); `name` stands for the
+  // path in messages.
+  static std::unique_ptr<MappedFile> FromBytes(std::string name, std::vector<uint8_t> bytes);
   ~MappedFile();
   MappedFile(const MappedFile&) = delete;
   MappedFile& operator=(const MappedFile&) = delete;
@@ -30,6 +34,7 @@ class MappedFile {
   MappedFile(std::string path, const uint8_t* data, size_t size)
       : path_(std::move(path)), data_(data), size_(size) {}
   std::string path_;
+  std::vector<uint8_t> owned_;  // FromBytes: the bytes (nothing is mapped)
   const uint8_t* data_;
   size_t size_;
 };

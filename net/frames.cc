@@ -31,9 +31,10 @@ void DecodeActivations(const std::string& bytes, v1::WireDtype dtype, int64_t n,
 }
 
 int64_t PrefillChunkTokens(int64_t n_embd) {
-  return std::max<int64_t>(
-      1, static_cast<int64_t>(kMaxFrameBytes) /
-             (std::max<int64_t>(1, n_embd) * static_cast<int64_t>(sizeof(float))));
+  return std::clamp<int64_t>(
+      static_cast<int64_t>(kMaxFrameBytes) /
+          (std::max<int64_t>(1, n_embd) * static_cast<int64_t>(sizeof(float))),
+      1, kMaxFrameTokens);
 }
 
 std::vector<v1::ActivationFrame> HistoryFrames(uint64_t session_id, uint64_t plan_epoch,

@@ -32,8 +32,8 @@ Forward::Forward(const ModelShard& shard, ThreadPool& pool)
       rope_(arch_.rope_style, h_.head_dim, h_.n_rot, h_.rope_freq_base, h_.rope_freq_scale,
             shard.rope_freqs()) {}
 
-std::unique_ptr<KvCache> Forward::NewCache(int64_t n_ctx) const {
-  return std::make_unique<KvCache>(shard_.range().size(), n_ctx, h_.n_embd_kv());
+absl::StatusOr<std::unique_ptr<KvCache>> Forward::NewCache(int64_t n_ctx) const {
+  return KvCache::Create(shard_.range().size(), n_ctx, h_.n_embd_kv());
 }
 
 void Forward::Embed(absl::Span<const TokenId> tokens, float* x) const {

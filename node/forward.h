@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "node/kernels/thread_pool.h"
 #include "node/kv_cache.h"
@@ -31,8 +32,8 @@ class Forward {
 
   const ModelShard& shard() const { return shard_; }
 
-  // A KV cache for this shard's layers.
-  std::unique_ptr<KvCache> NewCache(int64_t n_ctx) const;
+  // A KV cache for this shard's layers (RESOURCE_EXHAUSTED when it cannot be had).
+  absl::StatusOr<std::unique_ptr<KvCache>> NewCache(int64_t n_ctx) const;
 
   // Token embeddings into x (tokens.size(), n_embd). First stage only.
   void Embed(absl::Span<const TokenId> tokens, float* x) const;

@@ -28,6 +28,9 @@ struct StageConfig {
   int64_t n_ctx = 0;
   int max_sessions = 256;
   bool lockstep_batching = false;
+  // A session that sends no frame for this long is forgotten (ExpireIdle): a lost
+  // end_session or a peer that walked away cannot pin a KV cache for ever.
+  std::chrono::steady_clock::duration session_idle_timeout = std::chrono::minutes(5);
 };
 
 // What a stage produces for one frame: activations for the next stage, or a token.
@@ -58,11 +61,18 @@ class Stage {
   // The status code says what is wrong: FAILED_PRECONDITION (protocol version, stale
   // epoch), NOT_FOUND (unknown session), OUT_OF_RANGE (position gap, past the context),
   // INVALID_ARGUMENT (shape, token ids, sampling), RESOURCE_EXHAUSTED (oversized frame,
-  // too many sessions). An end_session frame frees the session at once.
+  // too many sessions, too many tokens, no memory for a KV cache). An end_session frame
+  // frees the session at once.
   absl::Status Admit(const v1::ActivationFrame& frame);
 
-  // Runs admitted frames (at most one per session) as one batch.
+  // Runs admitted frames (at most one per session) as one batch. Throws std::bad_alloc
+  // when scratch memory runs out; the caller rejects the batch and Drops its sessions.
   std::vector<StageOutput> RunBatch(const std::vector<const v1::ActivationFrame*>& frames);
+
+  // Forgets a session (its KV cache may be half written).
+  void Drop(uint64_t session_id) { sessions_.erase(session_id); }
+  // Forgets sessions idle for longer than config().session_idle_timeout; returns how many.
+  size_t ExpireIdle(std::chrono::steady_clock::time_point now);
 
   // Last stage: the logits (n_vocab) of the latest sampled position.
   const std::vector<float>& last_logits() const { return logits_; }

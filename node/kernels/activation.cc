@@ -38,6 +38,12 @@ inline float MaxAbs(float amax, float v) {
   return a > amax ? a : amax;
 }
 
+// round(v) as int8, for |v| <= 127 as the scales make it; NaN (activations come off the
+// wire) becomes -127 rather than an undefined cast.
+inline int8_t ToInt8(float v) {
+  return static_cast<int8_t>(std::nearbyint(v > -127.0f ? (v < 127.0f ? v : 127.0f) : -127.0f));
+}
+
 // x of n (a multiple of 32) elements -> int8 blocks of 32 with f16-rounded scales.
 __attribute__((target_clones("arch=x86-64-v4", "avx2,fma", "default"))) void QuantizeQ8_0(
     const float* x, int64_t n, int8_t* qs, float* d_out, float* s_out, int32_t* isum_out,
@@ -53,7 +59,7 @@ __attribute__((target_clones("arch=x86-64-v4", "avx2,fma", "default"))) void Qua
     const float id = amax != 0 ? 127 / amax : 0.0f;
     int32_t sum = 0;
     for (int j = 0; j < 32; ++j) {
-      const int8_t q = static_cast<int8_t>(std::nearbyint(xb[j] * id));
+      const int8_t q = ToInt8(xb[j] * id);
       qs[32 * b + j] = q;
       sum += q;
     }
@@ -79,7 +85,7 @@ __attribute__((target_clones("arch=x86-64-v4", "avx2,fma", "default"))) void Qua
     const float id = amax != 0 ? 127 / amax : 0.0f;
     const float d = amax != 0 ? 1 / id : 0.0f;
     for (int j = 0; j < 256; ++j) {
-      qs[256 * b + j] = static_cast<int8_t>(std::nearbyint(xb[j] * id));
+      qs[256 * b + j] = ToInt8(xb[j] * id);
     }
     for (int g = 0; g < 16; ++g) {
       int sum = 0;

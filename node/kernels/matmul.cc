@@ -1,6 +1,7 @@
 #include "node/kernels/matmul.h"
 
 #include <cblas.h>
+#include <cpuid.h>
 
 #include <algorithm>
 #include <cassert>
@@ -362,6 +363,14 @@ const char* KernelIsaName(KernelIsa isa) {
   return "scalar";
 }
 
+namespace {
+// F16C from CPUID: clang's __builtin_cpu_supports does not know "f16c".
+bool CpuHasF16c() {
+  unsigned eax, ebx, ecx, edx;
+  return __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & bit_F16C) != 0;
+}
+}  // namespace
+
 bool KernelIsaAvailable(KernelIsa isa) {
   switch (isa) {
     case KernelIsa::kAvx512:
@@ -369,8 +378,7 @@ bool KernelIsaAvailable(KernelIsa isa) {
              __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni") &&
              KernelIsaAvailable(KernelIsa::kAvx2);
     case KernelIsa::kAvx2:
-      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-             __builtin_cpu_supports("f16c");
+      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && CpuHasF16c();
     case KernelIsa::kScalar:
       break;
   }

@@ -18,7 +18,9 @@ constexpr int kLanes = 16;  // independent partial sums: vectorizes without reas
 // exp(x) for x <= 0 (and modest positive x): 2^k * p(r), |rel err| < 2e-7. Written with
 // plain arithmetic so the loops using it vectorize. (Batched softmax only: see Softmax.)
 inline float ExpApprox(float x_in) {
-  const float x = x_in < -87.0f ? -87.0f : (x_in > 88.0f ? 88.0f : x_in);
+  // Written so that NaN (activations come off the wire) clamps too: casting NaN to int
+  // below would be undefined.
+  const float x = x_in > -87.0f ? (x_in < 88.0f ? x_in : 88.0f) : -87.0f;
   const float kLog2e = 1.44269504088896341f;
   const float k = std::nearbyint(x * kLog2e);
   const float r = x - k * 0.693145751953125f - k * 1.428606765330187045e-06f;
