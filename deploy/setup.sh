@@ -8,7 +8,12 @@ PACKAGES=(
   libasio-dev libopenblas-dev libgtest-dev libgmock-dev libabsl-dev
   libbenchmark-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev
   ccache libssl-dev clang-format
+  libcpp-httplib-dev
 )
+# Node and npm run the OpenAI client tests (tests/openai); a Node already installed from
+# elsewhere (e.g. NodeSource, which bundles npm) is kept.
+command -v node >/dev/null || PACKAGES+=(nodejs)
+command -v npm >/dev/null || PACKAGES+=(npm)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
