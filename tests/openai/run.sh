@@ -5,8 +5,8 @@
 # Usage: run.sh TANDEM_BINARY SHARED_DIR
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-tandem=${1:?usage: run.sh TANDEM_BINARY SHARED_DIR}
-shared=${2:?usage: run.sh TANDEM_BINARY SHARED_DIR}
+tandem=$(realpath "${1:?usage: run.sh TANDEM_BINARY SHARED_DIR}")
+shared=$(realpath -m "${2:?usage: run.sh TANDEM_BINARY SHARED_DIR}")
 if [ ! -d "$shared/models" ]; then
   echo "openai tests: the shared test data is missing at $shared" >&2
   exit 1
