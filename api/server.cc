@@ -56,7 +56,7 @@ HttpServer::HttpServer(HttpServerOptions options) : options_(std::move(options))
   server_.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   server_.set_payload_max_length(options_.max_body_bytes);
   server_.set_keep_alive_max_count(1000);
-  server_.set_keep_alive_timeout(30);
+  server_.set_keep_alive_timeout(options_.keep_alive_seconds);
   // Keys guard the API; /health stays open for load balancers and scripts.
   if (!options_.api_keys.empty()) {
     server_.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {

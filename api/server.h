@@ -23,6 +23,8 @@ struct HttpServerOptions {
   std::vector<std::string> api_keys;  // empty: no authentication
   int threads = 64;                   // concurrent connections served
   size_t max_body_bytes = 8 << 20;
+  // An idle keep-alive connection holds a worker this long; stopping waits for it too.
+  int keep_alive_seconds = 5;
 };
 
 // "HOST:PORT" with PORT in [0, 65535].
