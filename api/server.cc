@@ -56,6 +56,8 @@ HttpServer::HttpServer(HttpServerOptions options) : options_(std::move(options))
   server_.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   server_.set_payload_max_length(options_.max_body_bytes);
   server_.set_keep_alive_max_count(1000);
+  // Each SSE event goes out at once: Nagle's algorithm would hold a token ~40 ms for an ACK.
+  server_.set_tcp_nodelay(true);
   server_.set_keep_alive_timeout(options_.keep_alive_seconds);
   // Keys guard the API; /health stays open for load balancers and scripts.
   if (!options_.api_keys.empty()) {
