@@ -1,5 +1,7 @@
 #include "base/generation.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 
 namespace tandem {
@@ -40,7 +42,10 @@ GenerationState::GenerationState(GenerationRequest request)
 bool GenerationState::Accept(TokenId token, int64_t position, bool is_end_of_generation) {
   if (done_ || position != next_position()) return false;
   history_.push_back(token);
-  done_ = n_generated() >= request_.n_predict || (request_.stop_at_eos && is_end_of_generation);
+  stopped_by_token_ = (request_.stop_at_eos && is_end_of_generation) ||
+                      std::find(request_.stop_ids.begin(), request_.stop_ids.end(), token) !=
+                          request_.stop_ids.end();
+  done_ = stopped_by_token_ || n_generated() >= request_.n_predict;
   return true;
 }
 

@@ -65,5 +65,31 @@ TEST(GenerationState, StopsAtEndOfGenerationOnlyWhenAsked) {
   EXPECT_TRUE(GenerationState(Request({1}, 0)).done());
 }
 
+TEST(GenerationState, StopIdsEndGenerationAndSayWhy) {
+  GenerationRequest r = Request({1}, 3);
+  r.stop_ids = {7};
+  GenerationState s(r);
+  EXPECT_TRUE(s.Accept(5, 1, false));
+  EXPECT_FALSE(s.done());
+  EXPECT_TRUE(s.Accept(7, 2, false));
+  EXPECT_TRUE(s.done());
+  EXPECT_TRUE(s.stopped_by_token());
+  GenerationState by_length(Request({1}, 1));
+  by_length.Accept(7, 1, false);
+  EXPECT_TRUE(by_length.done());
+  EXPECT_FALSE(by_length.stopped_by_token());
+}
+
+TEST(ValidateSamplingParams, BoundsPenaltiesAndLogprobs) {
+  SamplingParams p;
+  p.presence_penalty = 2.5f;
+  EXPECT_NE(ValidateSamplingParams(p).message().find("presence-penalty"), std::string::npos);
+  p.presence_penalty = -2;
+  p.frequency_penalty = 2;
+  EXPECT_TRUE(ValidateSamplingParams(p).ok());
+  p.top_logprobs = kMaxTopLogprobs + 1;
+  EXPECT_NE(ValidateSamplingParams(p).message().find("top-logprobs"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace tandem

@@ -50,6 +50,8 @@ class LocalCluster {
   // Leaves the logs in dir() when the cluster is destroyed.
   void KeepLogs() { keep_logs_ = true; }
   void Stop() { group_->StopAll(2000); }
+  // The name and exit of a process that has exited, or "" when all run.
+  std::string CheckExited() { return group_->CheckExited(); }
 
  private:
   absl::Status ChildExited(const std::string& what);

@@ -90,7 +90,7 @@ int RunNode(const NodeCommandOptions& o) {
   req.set_address(address);
 
   Membership membership(std::make_shared<CoordinatorClient>(o.coordinator), req, [&service] {
-    return Membership::State{service.plan_epoch(), service.serving()};
+    return Membership::State{service.plan_epoch(), service.serving(), service.sessions()};
   });
   auto registered = membership.Join();
   if (!registered.ok()) {

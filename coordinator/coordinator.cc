@@ -100,7 +100,7 @@ v1::RegisterResponse Coordinator::Register(const v1::RegisterRequest& r) {
 }
 
 bool Coordinator::Heartbeat(const v1::HeartbeatRequest& r) {
-  return registry_.Heartbeat(r.node_id());
+  return registry_.Heartbeat(r.node_id(), r.sessions());
 }
 
 v1::StatusResponse Coordinator::Status() {
@@ -121,6 +121,7 @@ v1::StatusResponse Coordinator::Status() {
     info->set_address(n.address);
     *info->mutable_profile() = n.profile;
     info->set_rtt_ms(n.rtt_ms);
+    info->set_sessions(n.sessions);
   }
   s.set_planner(options_.planning.policy == PlanPolicy::kOptimal ? "optimal"
                 : options_.planning.policy == PlanPolicy::kEven  ? "even"
@@ -366,6 +367,26 @@ absl::Status Coordinator::AdmitSessionLocked() const {
   return absl::OkStatus();
 }
 
+bool Coordinator::ready() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return ready_;
+}
+
+std::string Coordinator::not_ready_reason() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return ready_ ? "" : not_ready_reason_;
+}
+
+size_t Coordinator::active_sessions() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return sessions_.size();
+}
+
+uint64_t Coordinator::cancelled_sessions() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return cancelled_sessions_;
+}
+
 absl::StatusOr<std::shared_ptr<Session>> Coordinator::StartSession(const v1::GenerateRequest& r,
                                                                    Session::Listener listener) {
   // Cheap checks first: admission and the prompt's size, before any tokenizing.
@@ -390,7 +411,18 @@ absl::StatusOr<std::shared_ptr<Session>> Coordinator::StartSession(const v1::Gen
   request.n_predict = r.n_predict();
   request.sampling = SamplingFromProto(r.sampling());
   request.stop_at_eos = r.stop_at_eos();
+  return StartSession(std::move(request), std::move(listener));
+}
+
+absl::StatusOr<std::shared_ptr<Session>> Coordinator::StartSession(GenerationRequest request,
+                                                                   Session::Listener listener) {
   TANDEM_RETURN_IF_ERROR(ValidateGenerationRequest(request, n_ctx_, hparams_.n_vocab));
+  for (TokenId t : request.stop_ids) {
+    if (t < 0 || t >= hparams_.n_vocab) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("stop token id ", t, " is outside the vocabulary of ", hparams_.n_vocab));
+    }
+  }
   std::shared_ptr<Session> s;
   std::vector<v1::ActivationFrame> frames;
   std::shared_ptr<FrameSink> head;
@@ -428,6 +460,7 @@ void Coordinator::CancelSession(uint64_t id) {
     if (it == sessions_.end()) return;
     epoch = it->second->plan_epoch;
     sessions_.erase(it);
+    ++cancelled_sessions_;
     head = head_;
   }
   if (epoch != 0) Send({EndSessionFrame(id, epoch)}, head);
@@ -476,6 +509,17 @@ absl::Status Coordinator::OnResult(const v1::StepResult& r) {
       s->last_token = s->last_progress = now;
       event.has_token = true;
       event.token = r.token();
+      if (s->state().sampling().logprobs) {
+        event.logprob = r.logprob();
+        // Bounded by what the request asked for; ids outside the vocabulary are dropped.
+        const int n_top = std::min(r.top_logprobs_size(), s->state().sampling().top_logprobs);
+        for (int i = 0; i < n_top; ++i) {
+          const auto& t = r.top_logprobs(i);
+          if (t.token() >= 0 && t.token() < hparams_.n_vocab) {
+            event.top_logprobs.push_back({t.token(), t.logprob()});
+          }
+        }
+      }
       event.done = state.done();
       if (!event.done) frames = StepFrames(*s, state.next_position() - 1);
     }

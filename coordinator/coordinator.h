@@ -81,8 +81,22 @@ class Coordinator {
   // tokens in it are not parsed) and is measured before it is tokenized.
   absl::StatusOr<std::shared_ptr<Session>> StartSession(const v1::GenerateRequest& request,
                                                         Session::Listener listener);
+  // The same for a request already in token ids (the HTTP API renders chat templates and
+  // tokenizes itself).
+  absl::StatusOr<std::shared_ptr<Session>> StartSession(GenerationRequest request,
+                                                        Session::Listener listener);
+  // Ends a session and frees its state on every stage; no more events come.
   void CancelSession(uint64_t id);
   const Tokenizer& tokenizer() const { return *tokenizer_; }
+  const GgufFile& model_file() const { return *file_; }
+  const std::string& model_path() const { return options_.model_path; }
+  int64_t n_ctx() const { return n_ctx_; }
+  // A plan serves (sessions start at once); otherwise why not.
+  bool ready();
+  std::string not_ready_reason();
+  size_t active_sessions();
+  // Sessions ended by CancelSession (a client went away or had enough) since the start.
+  uint64_t cancelled_sessions();
 
   // One pass of the planner: expires silent nodes, (re)plans and configures when the
   // nodes changed, replays sessions on a new plan, and fails sessions that waited too long.
@@ -131,6 +145,7 @@ class Coordinator {
   ClusterPlan plan_;
   std::shared_ptr<FrameSink> head_;
   absl::flat_hash_map<uint64_t, std::shared_ptr<Session>> sessions_;
+  uint64_t cancelled_sessions_ = 0;
   // Session ids are drawn at random from the OS: a node or client cannot guess another's
   // session.
   std::random_device session_ids_;

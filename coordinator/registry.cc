@@ -24,11 +24,12 @@ std::string Registry::Register(const std::string& address, const v1::NodeProfile
   return n.id;
 }
 
-bool Registry::Heartbeat(const std::string& id) {
+bool Registry::Heartbeat(const std::string& id, uint32_t sessions) {
   std::lock_guard<std::mutex> lock(mutex_);
   for (auto& n : nodes_) {
     if (n.id == id && n.alive) {
       n.last_seen = now_();
+      n.sessions = sessions;
       return true;
     }
   }

@@ -18,7 +18,8 @@ struct NodeRecord {
   v1::NodeProfile profile;
   std::chrono::steady_clock::time_point last_seen;
   bool alive = true;
-  double rtt_ms = 0;  // measured by the coordinator; 0 until then
+  double rtt_ms = 0;      // measured by the coordinator; 0 until then
+  uint32_t sessions = 0;  // sessions the node holds, as of its last heartbeat
 };
 
 class Registry {
@@ -31,7 +32,7 @@ class Registry {
   // Adds a node (or refreshes one registering again from the same address); returns its id.
   std::string Register(const std::string& address, const v1::NodeProfile& profile);
   // False when the id is unknown or was declared dead.
-  bool Heartbeat(const std::string& id);
+  bool Heartbeat(const std::string& id, uint32_t sessions = 0);
   // Marks nodes silent for longer than the timeout dead; returns their ids.
   std::vector<std::string> Expire();
   std::vector<NodeRecord> Alive() const;

@@ -11,11 +11,14 @@ PACKAGES=(
   libasio-dev libopenblas-dev libgtest-dev libgmock-dev libabsl-dev
   libbenchmark-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev
   ccache libssl-dev clang-format
-  clang libclang-rt-14-dev libfuzzer-14-dev
+  clang libclang-rt-14-dev libfuzzer-14-dev libcpp-httplib-dev
 )
 if [ "${TANDEM_SETUP:-all}" != build ]; then
   # docker-compose (1.29, Debian's) for `config`; systemd for `systemd-analyze`.
   PACKAGES+=(docker-compose systemd)
+  # Node runs the OpenAI client tests (tests/openai); a Node already installed from
+  # elsewhere (e.g. NodeSource, which bundles npm) is kept.
+  command -v node >/dev/null || PACKAGES+=(nodejs)
 fi
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -55,7 +55,7 @@ std::vector<v1::ActivationFrame> HistoryFrames(uint64_t session_id, uint64_t pla
     if (pos + n == end) {
       f.set_sample(true);
       *f.mutable_sampling() = SamplingToProto(sampling);
-      if (sampling.repeat_penalty != 1.0f) {
+      if (UsesRecentTokens(sampling)) {
         const int64_t first = std::max<int64_t>(0, end - sampling.repeat_last_n);
         for (int64_t i = first; i < end; ++i) f.add_recent_tokens(history[i]);
       }

@@ -459,6 +459,14 @@ void NodeService::Dispatch(Batch& batch) {
       r.set_plan_epoch(f.plan_epoch());
       r.set_position(outputs[i].token_position);
       r.set_token(outputs[i].token);
+      if (f.sampling().logprobs()) {
+        r.set_logprob(outputs[i].logprob);
+        for (const TokenLogprob& t : outputs[i].top_logprobs) {
+          v1::TokenLogprob* out = r.add_top_logprobs();
+          out->set_token(t.token);
+          out->set_logprob(t.logprob);
+        }
+      }
       ReportResult(r);
     }
   }
@@ -472,6 +480,7 @@ void NodeService::WorkerLoop() {
       std::unique_lock<std::mutex> lock(mutex_);
       if (!Gather(lock)) return;
       batch = TakeBatch();
+      sessions_ = batch.stage ? static_cast<uint32_t>(batch.stage->n_sessions()) : 0;
     }
     Dispatch(batch);
   }

@@ -62,6 +62,8 @@ class NodeService final : public v1::Node::CallbackService {
 
   uint64_t plan_epoch() const { return epoch_.load(); }
   bool serving() const { return serving_.load(); }
+  // Sessions the stage holds state for, as of the last batch taken.
+  uint32_t sessions() const { return sessions_.load(); }
 
   // Frames from a Forward stream (or a test) enter here. `bytes` is what the frame counts
   // against its stream's queue budget (given back through ReplyChannel::Processed).
@@ -117,6 +119,7 @@ class NodeService final : public v1::Node::CallbackService {
   std::atomic<uint64_t> epoch_{0};
   std::atomic<bool> serving_{false};
   std::atomic<int> streams_{0};
+  std::atomic<uint32_t> sessions_{0};
 
   std::mutex mutex_;  // guards everything below
   std::condition_variable cv_;

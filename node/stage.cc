@@ -204,6 +204,13 @@ std::vector<StageOutput> Stage::RunBatch(const std::vector<const v1::ActivationF
     o.has_token = true;
     o.token_position = f.position() + f.n_tokens();
     o.token = SampleToken(logits_, p, recent, o.token_position);
+    if (p.logprobs) {
+      std::vector<float> penalized = logits_;
+      ApplyPenalties(penalized, p, recent);
+      SampledLogprobs lp = Logprobs(penalized, o.token, p.top_logprobs);
+      o.logprob = lp.logprob;
+      o.top_logprobs = std::move(lp.top);
+    }
   }
   return out;
 }

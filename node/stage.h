@@ -39,6 +39,9 @@ struct StageOutput {
   bool has_token = false;     // last stage, when the frame asked to sample
   int32_t token = 0;
   int64_t token_position = 0;
+  // When the sampling parameters ask for them (see node/sampler.h Logprobs).
+  float logprob = 0;
+  std::vector<TokenLogprob> top_logprobs;
 };
 
 class Stage {

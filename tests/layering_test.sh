@@ -2,7 +2,8 @@
 # Fails when a folder includes a part it must not know. The layering:
 #
 #   cli, tests, bench ──▶ everything
-#   coordinator ──▶ net, partition, model, base, proto      (never node)
+#   api         ──▶ coordinator, net, partition, model, base, proto   (never node)
+#   coordinator ──▶ net, partition, model, base, proto      (never node or api)
 #   node        ──▶ net, model, base, proto                  (never coordinator)
 #   net         ──▶ base, proto                              (never node or coordinator)
 #   partition   ──▶ base                                     (pure: no I/O, no model files)
@@ -20,8 +21,9 @@ declare -A allowed=(
   [net]="net base proto"
   [node]="node net model base proto"
   [coordinator]="coordinator net partition model base proto"
+  [api]="api coordinator net partition model base proto"
 )
-ours="base model partition net node coordinator cli tests bench proto"
+ours="base model partition net node coordinator api cli tests bench proto"
 
 status=0
 for folder in "${!allowed[@]}"; do
