@@ -78,10 +78,13 @@ v1::RegisterResponse Coordinator::Register(const v1::RegisterRequest& r) {
     return resp;
   }
   if (r.model_fingerprint() != fingerprint_) {
-    resp.set_reason(absl::StrCat("model mismatch: the node's file ", r.model_path(),
-                                 " has fingerprint ", r.model_fingerprint(), ", the coordinator's ",
-                                 options_.model_path, " has ", fingerprint_,
-                                 "; every node must hold the coordinator's model"));
+    // Say only that the models differ: echoing the coordinator's fingerprint or path would
+    // hand a stranger what it needs to pass this check.
+    resp.set_reason(
+        "model mismatch: the node's model file is not the coordinator's (its SHA-256 "
+        "fingerprint differs); every node must hold the coordinator's model");
+    std::fprintf(stderr, "tandem coordinator: refused a node from %s: its model differs\n",
+                 r.address().c_str());
     return resp;
   }
   if (r.address().empty()) {

@@ -194,6 +194,24 @@ class CoordinatorTest : public ::testing::Test {
   std::unique_ptr<Coordinator> c_;
 };
 
+// A refusal says the models differ and nothing more: the coordinator's fingerprint and
+// model path would let a stranger pass the check on its next try.
+TEST_F(CoordinatorTest, ModelMismatchIsRefusedWithoutTheCoordinatorsValues) {
+  Start(PlanPolicy::kEven, 1);
+  v1::RegisterRequest r;
+  r.set_protocol_version(kProtocolVersion);
+  r.set_address("10.0.0.9:1");
+  r.set_model_fingerprint(std::string(64, '0'));
+  r.set_model_path("/elsewhere/other.gguf");
+  v1::RegisterResponse resp = c_->Register(r);
+  EXPECT_FALSE(resp.accepted());
+  EXPECT_THAT(resp.reason(), ::testing::HasSubstr("model mismatch"));
+  EXPECT_THAT(resp.reason(), ::testing::Not(::testing::HasSubstr(fingerprint_)));
+  EXPECT_THAT(resp.reason(), ::testing::Not(::testing::HasSubstr(kModel)));
+  EXPECT_THAT(resp.reason(), ::testing::Not(::testing::HasSubstr("stories260K")));
+  EXPECT_EQ(fingerprint_.size(), 64u);
+}
+
 TEST_F(CoordinatorTest, JoiningNodesGetAPlanConfiguredLastStageFirst) {
   Start(PlanPolicy::kEven, 2);
   Join("10.0.0.1:1");
