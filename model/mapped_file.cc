@@ -67,7 +67,7 @@ absl::StatusOr<std::unique_ptr<MappedFile>> MappedFile::Open(const std::string& 
 }
 
 std::unique_ptr<MappedFile> MappedFile::FromBytes(std::string name, std::vector<uint8_t> bytes) {
-  std::unique_ptr<MappedFile> m(new MappedFile(std::move(name), nullptr, 0));
+  std::unique_ptr<MappedFile> m(new MappedFile(std::move(name), nullptr, 0, FileIdentity{}));
   m->owned_ = std::move(bytes);
   m->data_ = m->owned_.data();
   m->size_ = m->owned_.size();
