@@ -24,11 +24,12 @@ std::string Registry::Register(const std::string& address, const v1::NodeProfile
   return n.id;
 }
 
-bool Registry::Heartbeat(const std::string& id) {
+bool Registry::Heartbeat(const std::string& id, bool serving) {
   std::lock_guard<std::mutex> lock(mutex_);
   for (auto& n : nodes_) {
     if (n.id == id && n.alive) {
       n.last_seen = now_();
+      n.serving = serving;
       return true;
     }
   }
@@ -42,6 +43,7 @@ std::vector<std::string> Registry::Expire() {
   for (auto& n : nodes_) {
     if (n.alive && now - n.last_seen > timeout_) {
       n.alive = false;
+      n.died = now;
       dead.push_back(n.id);
     }
   }
@@ -56,6 +58,11 @@ std::vector<NodeRecord> Registry::Alive() const {
     if (n.alive) out.push_back(n);
   }
   return out;
+}
+
+std::vector<NodeRecord> Registry::All() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return nodes_;
 }
 
 void Registry::SetRtt(const std::string& id, double rtt_ms) {

@@ -18,7 +18,9 @@ struct NodeRecord {
   v1::NodeProfile profile;
   std::chrono::steady_clock::time_point last_seen;
   bool alive = true;
-  double rtt_ms = 0;  // measured by the coordinator; 0 until then
+  double rtt_ms = 0;                           // measured by the coordinator; 0 until then
+  bool serving = false;                        // as its last heartbeat said
+  std::chrono::steady_clock::time_point died;  // when it was declared dead
 };
 
 class Registry {
@@ -31,10 +33,12 @@ class Registry {
   // Adds a node (or refreshes one registering again from the same address); returns its id.
   std::string Register(const std::string& address, const v1::NodeProfile& profile);
   // False when the id is unknown or was declared dead.
-  bool Heartbeat(const std::string& id);
+  bool Heartbeat(const std::string& id, bool serving = false);
   // Marks nodes silent for longer than the timeout dead; returns their ids.
   std::vector<std::string> Expire();
   std::vector<NodeRecord> Alive() const;
+  // Every node that registered, the dead ones included.
+  std::vector<NodeRecord> All() const;
   // Bumped whenever the set of live nodes changes.
   uint64_t generation() const;
   void SetRtt(const std::string& id, double rtt_ms);

@@ -8,6 +8,7 @@ PACKAGES=(
   libasio-dev libopenblas-dev libgtest-dev libgmock-dev libabsl-dev
   libbenchmark-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev
   ccache libssl-dev clang-format
+  prometheus-cpp-dev prometheus curl
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

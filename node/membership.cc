@@ -73,6 +73,7 @@ void Membership::HeartbeatLoop(std::chrono::milliseconds interval) {
     hb.set_node_id(node_id());
     hb.set_plan_epoch(state.plan_epoch);
     hb.set_serving(state.serving);
+    *hb.mutable_stage() = state.stage;
     absl::StatusOr<v1::HeartbeatResponse> r = client_->Heartbeat(hb, options_.call_deadline);
     if (r.ok() && !r->known()) {
       absl::StatusOr<v1::RegisterResponse> again = RegisterWithRetry();

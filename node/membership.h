@@ -31,6 +31,7 @@ class Membership {
   struct State {
     uint64_t plan_epoch = 0;
     bool serving = false;
+    v1::StageCounters stage;  // cumulative
   };
   Membership(std::shared_ptr<CoordinatorClient> client, v1::RegisterRequest request,
              std::function<State()> state, MembershipOptions options = {});

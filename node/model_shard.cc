@@ -93,6 +93,7 @@ absl::StatusOr<std::unique_ptr<ModelShard>> ModelShard::Load(std::shared_ptr<con
     TANDEM_ASSIGN_OR_RETURN(w.w_up, load.Matrix(p + "ffn_up.weight", n_ff, n_embd));
     TANDEM_ASSIGN_OR_RETURN(w.w_down, load.Matrix(p + "ffn_down.weight", n_embd, n_ff));
     shard->layers_.push_back(std::move(w));
+    if (options.on_layer) options.on_layer(i + 1 - range.layer_first, range.size());
   }
   if (shard->has_head()) {
     TANDEM_ASSIGN_OR_RETURN(shard->output_norm_, load.Vector("output_norm.weight", n_embd));

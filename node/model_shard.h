@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -18,6 +19,8 @@ namespace tandem {
 
 struct ShardOptions {
   bool repack = true;  // false: multiply straight from the mapped file
+  // Told after each layer is checked and prepared (progress while a shard loads).
+  std::function<void(int layers_done, int layers_total)> on_layer;
 };
 
 struct LayerRange {

@@ -23,6 +23,7 @@
 #include "net/forward_client.h"
 #include "net/results_client.h"
 #include "node/stage.h"
+#include "node/stage_metrics.h"
 #include "tandem.grpc.pb.h"
 
 namespace tandem {
@@ -53,6 +54,9 @@ class NodeService final : public v1::Node::CallbackService {
 
   uint64_t plan_epoch() const { return epoch_.load(); }
   bool serving() const { return serving_.load(); }
+  StageMetrics& metrics() { return metrics_; }
+  // Pings the next stage and records the round trip (blocks up to half a second).
+  void MeasureNextHop();
 
   // Frames from a Forward stream (or a test) enter here.
   void Enqueue(v1::ActivationFrame frame, std::shared_ptr<ReplyChannel> reply);
@@ -61,6 +65,7 @@ class NodeService final : public v1::Node::CallbackService {
   struct Pending {
     v1::ActivationFrame frame;
     std::shared_ptr<ReplyChannel> reply;
+    std::chrono::steady_clock::time_point arrived;
   };
   // What one pass of the worker takes from the queue.
   struct Batch {
@@ -95,12 +100,14 @@ class NodeService final : public v1::Node::CallbackService {
 
   std::atomic<uint64_t> epoch_{0};
   std::atomic<bool> serving_{false};
+  StageMetrics metrics_;
 
   std::mutex mutex_;  // guards everything below
   std::condition_variable cv_;
   std::deque<Pending> queue_;
   std::shared_ptr<Stage> stage_;
   std::shared_ptr<ForwardClient> downstream_;
+  std::shared_ptr<v1::Node::Stub> next_hop_;  // for Ping; null on the last stage
   bool stop_ = false;
   size_t last_batch_sessions_ = 0;
   std::chrono::steady_clock::duration gather_window_{0};

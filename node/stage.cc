@@ -17,7 +17,8 @@ absl::StatusOr<std::unique_ptr<Stage>> Stage::Create(std::shared_ptr<const GgufF
     return absl::InvalidArgumentError(
         absl::StrCat("context length ", config.n_ctx, " is outside [1, ", kMaxContext, "]"));
   }
-  TANDEM_ASSIGN_OR_RETURN(auto shard, ModelShard::Load(std::move(file), config.range));
+  TANDEM_ASSIGN_OR_RETURN(auto shard, ModelShard::Load(std::move(file), config.range,
+                                                       {.on_layer = config.on_layer_loaded}));
   return std::unique_ptr<Stage>(new Stage(std::move(shard), config, threads));
 }
 
