@@ -75,6 +75,12 @@ absl::Status LocalCluster::WaitReady(int timeout_ms) {
         now = absl::StrCat(s->n_nodes(), " of ", node_pids_.size(), " node(s) registered");
         if (s->reason().rfind("waiting for nodes", 0) != 0)
           absl::StrAppend(&now, "; ", s->reason());
+        for (const v1::NodeInfo& n : s->nodes()) {
+          if (n.layers_to_load() > 0) {
+            absl::StrAppend(&now, "; ", n.node_id(), " loading layers ", n.layers_loaded(), "/",
+                            n.layers_to_load());
+          }
+        }
       }
       if (now != told) on_progress_(told = now);
     }

@@ -112,7 +112,8 @@ int RunNode(const NodeCommandOptions& o) {
 
   Membership membership(std::make_shared<CoordinatorClient>(o.coordinator), req, [&service] {
     service.MeasureNextHop();
-    return Membership::State{service.plan_epoch(), service.serving(), service.metrics().Counters()};
+    return Membership::State{service.plan_epoch(), service.serving(), service.metrics().Counters(),
+                             service.layers_loaded(), service.layers_to_load()};
   });
   auto registered = membership.Join();
   if (!registered.ok()) {

@@ -35,6 +35,16 @@ std::string Mib(const nlohmann::json& v) {
   return v.is_number() ? absl::StrFormat("%.1f", v.get<double>() / 1048576.0) : "-";
 }
 
+// "serving", or "joining 3/8" while the node loads its layers.
+std::string State(const nlohmann::json& node) {
+  std::string state = node.value("state", std::string("dead"));
+  const int64_t total = node.value("layers_to_load", int64_t{0});
+  if (total > 0) {
+    absl::StrAppend(&state, " ", node.value("layers_loaded", int64_t{0}), "/", total);
+  }
+  return state;
+}
+
 std::string Clock(int64_t time_ms) {
   const std::time_t t = static_cast<std::time_t>(time_ms / 1000);
   std::tm tm{};
@@ -78,7 +88,7 @@ std::string StatusTable(const std::string& address, const nlohmann::json& c) {
     const nlohmann::json node = it == nodes.end() ? nlohmann::json::object() : it->second;
     absl::StrAppendFormat(
         &out, "%-3d %-10s %-21s %-8s %-10s %-15s %-16s %-9s %-8s %-10s %s\n", ++index, id,
-        s["address"].get<std::string>(), node.value("state", std::string("dead")),
+        s["address"].get<std::string>(), State(node),
         absl::StrFormat("[%d, %d)", s["layer_first"].get<int>(), s["layer_last"].get<int>()),
         Mib(s["memory_bytes"]) + " / " + Mib(s["node_memory_bytes"]),
         Figure(s["compute_ms"]) + " (" + Figure(s["predicted_compute_ms"]) + ")",
@@ -90,8 +100,7 @@ std::string StatusTable(const std::string& address, const nlohmann::json& c) {
     out += "\nnot in the plan:\n";
     for (const auto& [id, n] : nodes) {
       absl::StrAppendFormat(&out, "    %-10s %-21s %-8s offers %s MiB\n", id,
-                            n["address"].get<std::string>(), n["state"].get<std::string>(),
-                            Mib(n["memory_bytes"]));
+                            n["address"].get<std::string>(), State(n), Mib(n["memory_bytes"]));
     }
   }
   const auto& events = c["events"];

@@ -13,7 +13,10 @@ nlohmann::json NodeJson(const v1::NodeInfo& n) {
           {"address", n.address()},
           {"state", n.state().empty() ? "serving" : n.state()},
           {"rtt_ms", n.rtt_ms()},
-          {"memory_bytes", n.profile().memory_bytes()}};
+          {"memory_bytes", n.profile().memory_bytes()},
+          // While the node loads a shard: layers checked and prepared of layers_to_load.
+          {"layers_loaded", n.layers_loaded()},
+          {"layers_to_load", n.layers_to_load()}};
 }
 
 }  // namespace

@@ -209,12 +209,17 @@ ClusterTelemetry::StageRates& ClusterTelemetry::RatesLocked(const std::string& i
 }
 
 void ClusterTelemetry::Heartbeat(const v1::HeartbeatRequest& request) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  StageRates& r = RatesLocked(request.node_id());
+  // Loading progress off the wire: shown only when it makes sense.
+  const bool loading =
+      request.layers_to_load() > 0 && request.layers_loaded() <= request.layers_to_load();
+  r.layers_loaded = loading ? request.layers_loaded() : 0;
+  r.layers_to_load = loading ? request.layers_to_load() : 0;
   if (!request.has_stage()) return;
   const v1::StageCounters& c = request.stage();
   // The counters come off the wire: ignore a heartbeat with impossible figures.
   if (!Sane(c.compute_ms()) || !Sane(c.queue_ms()) || !Sane(c.hop_rtt_ms())) return;
-  std::lock_guard<std::mutex> lock(mutex_);
-  StageRates& r = RatesLocked(request.node_id());
   r.hop_ms = c.hop_rtt_ms() / 2;
   r.hop_latency->Set(r.hop_ms / 1e3);
   // Counters only grow; smaller ones mean the node restarted: start again from these.
@@ -301,6 +306,12 @@ void ClusterTelemetry::Fill(const std::vector<NodeRecord>& nodes, v1::StatusResp
     out->set_message(e.message);
   }
   std::lock_guard<std::mutex> lock(mutex_);
+  for (v1::NodeInfo& info : *status->mutable_nodes()) {
+    auto it = stages_.find(info.node_id());
+    if (it == stages_.end()) continue;
+    info.set_layers_loaded(it->second.layers_loaded);
+    info.set_layers_to_load(it->second.layers_to_load);
+  }
   for (v1::PlanStage& st : *status->mutable_stages()) {
     auto it = stages_.find(st.node_id());
     if (it == stages_.end()) continue;

@@ -86,6 +86,8 @@ class ClusterTelemetry {
     double queue_ms_per_frame = 0;
     double bytes_per_token = 0;
     double hop_ms = 0;
+    uint32_t layers_loaded = 0;
+    uint32_t layers_to_load = 0;
     prometheus::Counter* compute_seconds = nullptr;
     prometheus::Counter* queue_seconds = nullptr;
     prometheus::Counter* tokens = nullptr;

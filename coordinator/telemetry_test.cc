@@ -159,6 +159,24 @@ TEST_F(TelemetryTest, NodeStatesFollowHeartbeatsAndDeathsStayListedForAWhile) {
   EXPECT_EQ(s.dead_nodes_size(), 0);
 }
 
+TEST_F(TelemetryTest, LoadingProgressShowsUntilTheShardIsLoaded) {
+  v1::HeartbeatRequest hb;
+  hb.set_node_id("node-1");
+  hb.set_layers_loaded(3);
+  hb.set_layers_to_load(8);
+  telemetry_.Heartbeat(hb);
+  v1::StatusResponse s = TwoStages();
+  telemetry_.Fill({Node("node-1"), Node("node-2")}, &s);
+  EXPECT_EQ(s.nodes(0).layers_loaded(), 3u);
+  EXPECT_EQ(s.nodes(0).layers_to_load(), 8u);
+  EXPECT_EQ(ClusterJson(s)["nodes"][0]["layers_to_load"], 8);
+  hb.set_layers_loaded(9);  // more than there are: not believed
+  telemetry_.Heartbeat(hb);
+  s = TwoStages();
+  telemetry_.Fill({Node("node-1"), Node("node-2")}, &s);
+  EXPECT_EQ(s.nodes(0).layers_to_load(), 0u);
+}
+
 TEST_F(TelemetryTest, ClusterJsonHasEveryFieldTheDashboardReads) {
   telemetry_.NodeJoined("node-1", "127.0.0.1:1");
   telemetry_.NodeJoined("node-2", "127.0.0.1:2");

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <functional>
 
@@ -211,7 +212,11 @@ absl::Status NodeService::LoadShard(const v1::ConfigureRequest& r, uint64_t* wei
   config.wire_dtype = r.wire_dtype();
   config.n_ctx = r.n_ctx();
   config.lockstep_batching = r.lockstep_batching();
-  config.on_layer_loaded = LoadProgress(r.layer_first(), r.layer_last());
+  config.on_layer_loaded = [this, print = LoadProgress(r.layer_first(), r.layer_last())](
+                               int done, int total) {
+    layers_loaded_ = static_cast<uint32_t>(done);
+    print(done, total);
+  };
   auto stage = Stage::Create(file_, config, options_.threads);
   if (!stage.ok()) return stage.status();
   *weight_bytes = (*stage)->shard().weight_bytes();
@@ -254,7 +259,12 @@ void NodeService::RunConfigure(const ConfigureCall& call) {
   serving_ = false;
   if (options_.set_serving) options_.set_serving(false);
   uint64_t weight_bytes = 0;
+  layers_loaded_ = 0;
+  layers_to_load_ =
+      static_cast<uint32_t>(std::max(0, call.request->layer_last() - call.request->layer_first()));
   absl::Status s = LoadShard(*call.request, &weight_bytes);
+  layers_to_load_ = 0;
+  layers_loaded_ = 0;
   call.response->set_ok(s.ok());
   call.response->set_reason(std::string(s.message()));
   call.response->set_weight_bytes(weight_bytes);

@@ -55,6 +55,9 @@ class NodeService final : public v1::Node::CallbackService {
   uint64_t plan_epoch() const { return epoch_.load(); }
   bool serving() const { return serving_.load(); }
   StageMetrics& metrics() { return metrics_; }
+  // While a shard loads: layers done and to do (0, 0 otherwise).
+  uint32_t layers_loaded() const { return layers_loaded_.load(); }
+  uint32_t layers_to_load() const { return layers_to_load_.load(); }
   // Pings the next stage and records the round trip (blocks up to half a second).
   void MeasureNextHop();
 
@@ -101,6 +104,8 @@ class NodeService final : public v1::Node::CallbackService {
   std::atomic<uint64_t> epoch_{0};
   std::atomic<bool> serving_{false};
   StageMetrics metrics_;
+  std::atomic<uint32_t> layers_loaded_{0};
+  std::atomic<uint32_t> layers_to_load_{0};
 
   std::mutex mutex_;  // guards everything below
   std::condition_variable cv_;
