@@ -1,8 +1,18 @@
 #include "base/generation.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 
 namespace tandem {
+
+absl::Status ValidateContextLength(int64_t n_ctx, const char* what) {
+  if (n_ctx <= 0 || n_ctx > kMaxContextLength) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, " ", n_ctx, " is outside [1, ", kMaxContextLength, "] tokens"));
+  }
+  return absl::OkStatus();
+}
 
 absl::Status ValidateGenerationRequest(const GenerationRequest& r, int64_t n_ctx, int64_t n_vocab) {
   if (r.prompt_ids.empty()) return absl::InvalidArgumentError("the prompt has no tokens");
@@ -32,7 +42,10 @@ GenerationState::GenerationState(GenerationRequest request)
 bool GenerationState::Accept(TokenId token, int64_t position, bool is_end_of_generation) {
   if (done_ || position != next_position()) return false;
   history_.push_back(token);
-  done_ = n_generated() >= request_.n_predict || (request_.stop_at_eos && is_end_of_generation);
+  stopped_by_token_ = (request_.stop_at_eos && is_end_of_generation) ||
+                      std::find(request_.stop_ids.begin(), request_.stop_ids.end(), token) !=
+                          request_.stop_ids.end();
+  done_ = stopped_by_token_ || n_generated() >= request_.n_predict;
   return true;
 }
 

@@ -16,7 +16,18 @@ struct GenerationRequest {
   int32_t n_predict = 32;
   SamplingParams sampling;
   bool stop_at_eos = false;
+  // More tokens that end generation when sampled (a chat template's end-of-turn tokens).
+  std::vector<TokenId> stop_ids;
 };
+
+// The longest context a session may have, wherever it is chosen (-c, a GGUF's
+// context_length, a Configure off the wire): far above today's models' 128K, low enough
+// that every size computed from it (KV cache, attention scores) is checked arithmetic on
+// modest numbers.
+inline constexpr int64_t kMaxContextLength = int64_t{1} << 20;
+
+// n_ctx in [1, kMaxContextLength]; the error names `what` (e.g. "-c", "context length").
+absl::Status ValidateContextLength(int64_t n_ctx, const char* what = "context length");
 
 // The prompt is not empty, n_predict is not negative, the sampling parameters are sane,
 // every prompt id is in the vocabulary and prompt + generated tokens fit n_ctx.
@@ -37,6 +48,9 @@ class GenerationState {
   // The position the next sampled token takes.
   int64_t next_position() const { return static_cast<int64_t>(history_.size()); }
   bool done() const { return done_; }
+  // Done because a stop token (end of generation or a stop id) was sampled, not because
+  // n_predict tokens were generated.
+  bool stopped_by_token() const { return stopped_by_token_; }
 
   // Records the token sampled for `position`. False, changing nothing, when the position
   // is not the next one (a duplicate or a stale result) or the request is done.
@@ -46,6 +60,7 @@ class GenerationState {
   GenerationRequest request_;
   std::vector<TokenId> history_;
   bool done_ = false;
+  bool stopped_by_token_ = false;
 };
 
 struct GenerationResult {

@@ -1,6 +1,7 @@
 // `tandem coordinator`: the registry, planner and session driver of a cluster.
 #include <grpcpp/grpcpp.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <memory>
@@ -9,6 +10,9 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "api/dashboard_routes.h"
+#include "api/openai_routes.h"
+#include "api/server.h"
 #include "cli/commands.h"
 #include "cli/model_loading.h"
 #include "cli/signals.h"
@@ -30,7 +34,63 @@ struct CoordinatorCommandOptions {
   int64_t sessions = 8;
   std::string port_file;
   std::string batching = "auto";
+  std::string http;  // HOST:PORT of the OpenAI-compatible API; empty: none
+  std::string http_port_file;
+  std::string api_key_file;
+  int http_max_sessions = 0;  // 0: --sessions
+  std::string chat_template;
 };
+
+// The OpenAI-compatible API over `coordinator`, when --http asks for it.
+struct HttpApi {
+  std::unique_ptr<api::OpenAiRoutes> routes;
+  std::unique_ptr<api::HttpServer> server;
+};
+
+absl::StatusOr<HttpApi> StartHttpApi(Coordinator& coordinator, const CoordinatorCommandOptions& o) {
+  api::HttpServerOptions server_options;
+  absl::Status s = api::ParseHostPort(o.http, &server_options.host, &server_options.port);
+  if (!s.ok()) return s;
+  if (!o.api_key_file.empty()) {
+    auto keys = api::ReadApiKeys(o.api_key_file);
+    if (!keys.ok()) return keys.status();
+    server_options.api_keys = *std::move(keys);
+  }
+  const Vocab& vocab = coordinator.tokenizer().vocab();
+  auto chat_template = o.chat_template.empty()
+                           ? ChatTemplate::FromGguf(coordinator.model_file(), vocab)
+                           : ChatTemplate::FromFile(o.chat_template, vocab);
+  if (!chat_template.ok()) return chat_template.status();
+  api::OpenAiOptions api_options;
+  const int64_t max_sessions = o.http_max_sessions > 0 ? o.http_max_sessions : o.sessions;
+  constexpr int64_t kMaxHttpSessions = 1024;
+  if (max_sessions < 1 || max_sessions > kMaxHttpSessions) {
+    return absl::InvalidArgumentError(absl::StrCat("the API admits 1 to ", kMaxHttpSessions,
+                                                   " generations at once, not ", max_sessions,
+                                                   " (set --http-max-sessions)"));
+  }
+  api_options.max_sessions = static_cast<int>(max_sessions);
+  // Every admitted request holds a worker while it streams; keep some for the rest.
+  server_options.threads = api_options.max_sessions + 16;
+  HttpApi out;
+  out.routes =
+      std::make_unique<api::OpenAiRoutes>(coordinator, *std::move(chat_template), api_options);
+  out.server = std::make_unique<api::HttpServer>(server_options);
+  out.routes->Register(out.server->routes());
+  api::RegisterDashboardRoutes(out.server->routes(), coordinator);
+  if (s = out.server->Start(); !s.ok()) return s;
+  std::fprintf(
+      stderr,
+      "tandem coordinator: OpenAI API on http://%s:%d/v1, dashboard on http://%s:%d/ (model %s)\n",
+      server_options.host.c_str(), out.server->port(), server_options.host.c_str(),
+      out.server->port(), out.routes->model_id().c_str());
+  if (!o.http_port_file.empty()) {
+    std::string tmp = o.http_port_file + ".tmp";
+    std::ofstream(tmp) << out.server->port() << "\n";
+    std::rename(tmp.c_str(), o.http_port_file.c_str());
+  }
+  return out;
+}
 
 int RunCoordinator(const CoordinatorCommandOptions& o) {
   BlockTerminationSignals();
@@ -87,6 +147,12 @@ int RunCoordinator(const CoordinatorCommandOptions& o) {
   auto server = builder.BuildAndStart();
   if (!server || port == 0)
     return ReportError(absl::UnavailableError(absl::StrCat("cannot listen on ", o.listen)));
+  HttpApi http;
+  if (!o.http.empty()) {
+    auto started = StartHttpApi(**coordinator, o);
+    if (!started.ok()) return ReportError(started.status());
+    http = *std::move(started);
+  }
   std::fprintf(stderr, "tandem coordinator: serving %s on port %d, waiting for %d node(s)\n",
                o.model.c_str(), port, options.min_nodes);
   if (!o.port_file.empty()) {
@@ -95,6 +161,7 @@ int RunCoordinator(const CoordinatorCommandOptions& o) {
     std::rename(tmp.c_str(), o.port_file.c_str());
   }
   WaitForTermination();
+  if (http.server) http.server->Stop();
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
   return 0;
 }
@@ -123,6 +190,18 @@ void RegisterCoordinatorCommand(CLI::App& app, RunState& state) {
   cmd->add_option("--batching", o->batching,
                   "auto, lockstep (stages share one machine's cores) or pipelined")
       ->capture_default_str();
+  cmd->add_option("--http", o->http,
+                  "Serve the OpenAI-compatible API on HOST:PORT (e.g. 127.0.0.1:8080)");
+  cmd->add_option("--http-port-file", o->http_port_file,
+                  "Write the HTTP port served on to this file");
+  cmd->add_option("--api-key-file", o->api_key_file,
+                  "API keys, one a line: /v1/ requests need Authorization: Bearer KEY");
+  cmd->add_option("--http-max-sessions", o->http_max_sessions,
+                  "Generations the API runs at once; more get 429 (default: --sessions)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--chat-template", o->chat_template,
+                  "Jinja chat template file replacing the model's (default: the model's, else "
+                  "ChatML)");
   cmd->callback([o, &state] { state.exit_code = RunCoordinator(*o); });
 }
 

@@ -30,6 +30,9 @@ int RunInfo(const std::string& path) {
         (long long)h->n_embd, (long long)h->n_layer, (long long)h->n_head, (long long)h->n_head_kv,
         (long long)h->head_dim, (long long)h->n_rot, (long long)h->n_ff, h->rms_eps,
         h->rope_freq_base, h->rope_freq_scale);
+    if (h->n_swa) std::printf("  sliding_window %lld\n", static_cast<long long>(*h->n_swa));
+    if (h->attn_softcap) std::printf("  attn_logit_softcapping %g\n", *h->attn_softcap);
+    if (h->final_softcap) std::printf("  final_logit_softcapping %g\n", *h->final_softcap);
   } else {
     std::printf("\nhyper-parameters: not runnable here: %s\n",
                 std::string(h.status().message()).c_str());

@@ -110,7 +110,7 @@ absl::Status LocalCluster::Start(const LocalClusterOptions& o, int timeout_ms) {
       "--min-nodes", std::to_string(o.nodes), "--planner",   o.planner};
   if (!o.split.empty()) args.insert(args.end(), {"--split", o.split});
   args.insert(args.end(), o.coordinator_args.begin(), o.coordinator_args.end());
-  group_->Spawn("coordinator", args, dir_ + "/coordinator.log");
+  coordinator_pid_ = group_->Spawn("coordinator", args, dir_ + "/coordinator.log");
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
   while (address_.empty()) {
     std::ifstream in(port_file);

@@ -44,6 +44,7 @@ class LocalCluster {
   absl::Status WaitReady(int timeout_ms = 120000);
 
   const std::string& address() const { return address_; }
+  pid_t coordinator_pid() const { return coordinator_pid_; }
   const std::vector<pid_t>& node_pids() const { return node_pids_; }
   // Processes' logs: coordinator.log, node0.log, node1.log, …
   const std::string& dir() const { return dir_; }
@@ -53,6 +54,8 @@ class LocalCluster {
   // Leaves the logs in dir() when the cluster is destroyed.
   void KeepLogs() { keep_logs_ = true; }
   void Stop() { group_->StopAll(2000); }
+  // The name and exit of a process that has exited, or "" when all run.
+  std::string CheckExited() { return group_->CheckExited(); }
 
  private:
   absl::Status ChildExited(const std::string& what);
@@ -61,6 +64,7 @@ class LocalCluster {
   std::string dir_;
   std::string address_;
   std::unique_ptr<ProcessGroup> group_;
+  pid_t coordinator_pid_ = 0;
   std::vector<pid_t> node_pids_;
   v1::StatusResponse status_;
   std::vector<std::string> node_args_;

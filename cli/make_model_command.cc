@@ -1,6 +1,6 @@
-// `tandem make-model`: a Llama GGUF with random weights of a chosen shape and type, for
-// benchmarks and multi-node tests without downloading a model. The vocabulary and
-// tokenizer metadata come from an existing GGUF.
+// `tandem make-model`: a GGUF with random weights of a chosen architecture (llama, qwen2,
+// phi3, gemma2), shape and type, for benchmarks and multi-node tests without downloading
+// a model. The vocabulary and tokenizer metadata come from an existing GGUF.
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -22,6 +22,8 @@ namespace tandem::cli {
 namespace {
 
 struct MakeModelOptions {
+  std::string arch = "llama";
+  int64_t sliding_window = -1;  // -1: the architecture's default (phi3 none, gemma2 4096)
   int64_t n_embd = 2048, n_layer = 16, n_head = 32, n_head_kv = 8, n_ff = 8192, n_ctx = 4096;
   std::string type = "q4_0";
   std::string vocab_from;
@@ -148,11 +150,18 @@ absl::Status MakeModel(const MakeModelOptions& o) {
   };
   const GgmlType mix_type = recipe.k_mix ? GgmlType::kQ6_K : recipe.base;
 
+  // What each architecture writes beyond llama's tensors and keys (node/arch/ reads them).
+  const bool qwen2 = o.arch == "qwen2", phi3 = o.arch == "phi3", gemma2 = o.arch == "gemma2";
+  if (o.arch != "llama" && !qwen2 && !phi3 && !gemma2) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown --arch '", o.arch, "' (llama, qwen2, phi3, gemma2)"));
+  }
   GgufWriter writer;
-  const std::string a = "llama.";
+  const std::string a = o.arch + ".";
   using VT = GgufValueType;
-  writer.AddMetadata("general.architecture", GgufValue::String("llama"));
-  writer.AddMetadata("general.name", GgufValue::String(absl::StrCat("tandem-random-", o.type)));
+  writer.AddMetadata("general.architecture", GgufValue::String(o.arch));
+  writer.AddMetadata("general.name",
+                     GgufValue::String(absl::StrCat("tandem-random-", o.arch, "-", o.type)));
   writer.AddMetadata("general.file_type", GgufValue::Int(VT::kUint32, recipe.llama_ftype));
   writer.AddMetadata(a + "context_length", GgufValue::Int(VT::kUint32, o.n_ctx));
   writer.AddMetadata(a + "embedding_length", GgufValue::Int(VT::kUint32, o.n_embd));
@@ -164,6 +173,16 @@ absl::Status MakeModel(const MakeModelOptions& o) {
   writer.AddMetadata(a + "rope.freq_base", GgufValue::Float32(10000.0f));
   writer.AddMetadata(a + "attention.layer_norm_rms_epsilon", GgufValue::Float32(1e-5f));
   writer.AddMetadata(a + "vocab_size", GgufValue::Int(VT::kUint32, n_vocab));
+  if (phi3 || gemma2) {
+    const int64_t window = o.sliding_window >= 0 ? o.sliding_window : (gemma2 ? 4096 : 0);
+    writer.AddMetadata(a + "attention.sliding_window", GgufValue::Int(VT::kUint32, window));
+  }
+  if (gemma2) {
+    writer.AddMetadata(a + "attention.key_length", GgufValue::Int(VT::kUint32, head_dim));
+    writer.AddMetadata(a + "attention.value_length", GgufValue::Int(VT::kUint32, head_dim));
+    writer.AddMetadata(a + "attn_logit_softcapping", GgufValue::Float32(50.0f));
+    writer.AddMetadata(a + "final_logit_softcapping", GgufValue::Float32(30.0f));
+  }
   for (const auto& [key, value] : vocab->metadata()) {
     if (key.rfind("tokenizer.", 0) == 0) writer.AddMetadata(key, value);
   }
@@ -178,24 +197,51 @@ absl::Status MakeModel(const MakeModelOptions& o) {
     writer.AddTensor(name, {cols, rows}, type,
                      RandomMatrix(type, rows, cols, stddev, tensor_seed, pool));
   };
+  auto bias = [&](const std::string& name, int64_t n, float stddev) {
+    tensor_seed = Mix(tensor_seed);
+    writer.AddTensor(name, {n}, GgmlType::kF32,
+                     RandomMatrix(GgmlType::kF32, 1, n, stddev, tensor_seed, pool));
+  };
+  const int64_t n_q = o.n_head * head_dim;
   matrix("token_embd.weight", n_vocab, o.n_embd, recipe.base, 0.02f);
   for (int64_t l = 0; l < o.n_layer; ++l) {
     const std::string p = absl::StrCat("blk.", l, ".");
     writer.AddTensor(p + "attn_norm.weight", {o.n_embd}, GgmlType::kF32, OnesF32(o.n_embd));
-    matrix(p + "attn_q.weight", o.n_embd, o.n_embd, recipe.base, 0.02f);
-    matrix(p + "attn_k.weight", n_kv, o.n_embd, recipe.base, 0.02f);
-    matrix(p + "attn_v.weight", n_kv, o.n_embd, mix_type, 0.02f);
-    matrix(p + "attn_output.weight", o.n_embd, o.n_embd, recipe.base, 0.02f);
+    if (phi3) {
+      matrix(p + "attn_qkv.weight", n_q + 2 * n_kv, o.n_embd, recipe.base, 0.02f);
+    } else {
+      matrix(p + "attn_q.weight", n_q, o.n_embd, recipe.base, 0.02f);
+      matrix(p + "attn_k.weight", n_kv, o.n_embd, recipe.base, 0.02f);
+      matrix(p + "attn_v.weight", n_kv, o.n_embd, mix_type, 0.02f);
+    }
+    if (qwen2) {
+      bias(p + "attn_q.bias", n_q, 0.02f);
+      bias(p + "attn_k.bias", n_kv, 0.02f);
+      bias(p + "attn_v.bias", n_kv, 0.02f);
+    }
+    matrix(p + "attn_output.weight", o.n_embd, n_q, recipe.base, 0.02f);
+    if (gemma2) {
+      writer.AddTensor(p + "post_attention_norm.weight", {o.n_embd}, GgmlType::kF32,
+                       OnesF32(o.n_embd));
+    }
     writer.AddTensor(p + "ffn_norm.weight", {o.n_embd}, GgmlType::kF32, OnesF32(o.n_embd));
-    matrix(p + "ffn_gate.weight", o.n_ff, o.n_embd, recipe.base, 0.02f);
-    matrix(p + "ffn_up.weight", o.n_ff, o.n_embd, recipe.base, 0.02f);
+    if (phi3) {
+      matrix(p + "ffn_up.weight", 2 * o.n_ff, o.n_embd, recipe.base, 0.02f);  // gate, then up
+    } else {
+      matrix(p + "ffn_gate.weight", o.n_ff, o.n_embd, recipe.base, 0.02f);
+      matrix(p + "ffn_up.weight", o.n_ff, o.n_embd, recipe.base, 0.02f);
+    }
     matrix(p + "ffn_down.weight", o.n_embd, o.n_ff, mix_type, 0.02f);
+    if (gemma2) {
+      writer.AddTensor(p + "post_ffw_norm.weight", {o.n_embd}, GgmlType::kF32, OnesF32(o.n_embd));
+    }
     std::fprintf(stderr, "\rlayer %lld/%lld", static_cast<long long>(l + 1),
                  static_cast<long long>(o.n_layer));
   }
   std::fprintf(stderr, "\n");
   writer.AddTensor("output_norm.weight", {o.n_embd}, GgmlType::kF32, OnesF32(o.n_embd));
-  matrix("output.weight", n_vocab, o.n_embd, mix_type, 0.02f);
+  // Gemma 2 always ties the classifier to the embeddings.
+  if (!gemma2) matrix("output.weight", n_vocab, o.n_embd, mix_type, 0.02f);
   return writer.WriteFile(o.output);
 }
 
@@ -204,7 +250,11 @@ absl::Status MakeModel(const MakeModelOptions& o) {
 void RegisterMakeModelCommand(CLI::App& app, RunState& state) {
   auto options = std::make_shared<MakeModelOptions>();
   CLI::App* cmd = app.add_subcommand(
-      "make-model", "Write a Llama GGUF with random weights (benchmarks, multi-node tests)");
+      "make-model", "Write a GGUF with random weights (benchmarks, multi-node tests)");
+  cmd->add_option("--arch", options->arch, "architecture: llama qwen2 phi3 gemma2")
+      ->capture_default_str();
+  cmd->add_option("--sliding-window", options->sliding_window,
+                  "phi3/gemma2 attention.sliding_window (default: phi3 none, gemma2 4096)");
   cmd->add_option("--n-embd", options->n_embd, "embedding width")->capture_default_str();
   cmd->add_option("--n-layer", options->n_layer, "transformer layers")->capture_default_str();
   cmd->add_option("--n-head", options->n_head, "attention heads")->capture_default_str();

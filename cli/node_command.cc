@@ -33,6 +33,7 @@ struct NodeCommandOptions {
   int threads = 0;
   uint64_t memory_limit = 0;
   std::string metrics;  // HOST:PORT for /metrics; empty: none
+  double session_idle_timeout_s = 300;
 };
 
 // The node's own /metrics (prometheus-cpp's Exposer); null when not asked for.
@@ -86,6 +87,8 @@ int RunNode(const NodeCommandOptions& o) {
   std::unique_ptr<grpc::Server> server;
   NodeOptions options;
   options.threads = threads;
+  options.session_idle_timeout = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+      std::chrono::duration<double>(o.session_idle_timeout_s));
   options.set_serving = [&server](bool serving) {
     if (server) server->GetHealthCheckService()->SetServingStatus("tandem.v1.Node", serving);
   };
@@ -93,7 +96,10 @@ int RunNode(const NodeCommandOptions& o) {
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort(o.listen, grpc::InsecureServerCredentials(), &port);
-  builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
+  // Nothing a node is sent is larger than a frame. Messages up to twice that are read and
+  // refused one by one on the open stream (the sender learns why); larger ones end the
+  // stream, refused by gRPC from their length prefix before their bytes are buffered.
+  builder.SetMaxReceiveMessageSize(static_cast<int>(2 * (kMaxFrameBytes + kMaxFrameOverheadBytes)));
   builder.SetMaxSendMessageSize(kMaxMessageBytes);
   builder.RegisterService(&service);
   server = builder.BuildAndStart();
@@ -112,8 +118,9 @@ int RunNode(const NodeCommandOptions& o) {
 
   Membership membership(std::make_shared<CoordinatorClient>(o.coordinator), req, [&service] {
     service.MeasureNextHop();
-    return Membership::State{service.plan_epoch(), service.serving(), service.metrics().Counters(),
-                             service.layers_loaded(), service.layers_to_load()};
+    return Membership::State{service.plan_epoch(),         service.serving(),
+                             service.metrics().Counters(), service.layers_loaded(),
+                             service.layers_to_load(),     service.sessions()};
   });
   auto registered = membership.Join();
   if (!registered.ok()) {
@@ -143,6 +150,10 @@ void RegisterNodeCommand(CLI::App& app, RunState& state) {
                   "Bytes this node offers (default: available memory)");
   cmd->add_option("--metrics", o->metrics,
                   "Serve Prometheus metrics at http://HOST:PORT/metrics (port 0: any)");
+  cmd->add_option("--session-idle-timeout", o->session_idle_timeout_s,
+                  "Seconds after which a silent session's KV cache is freed")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   cmd->callback([o, &state] { state.exit_code = RunNode(*o); });
 }
 

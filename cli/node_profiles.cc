@@ -45,8 +45,8 @@ absl::StatusOr<std::vector<partition::NodeProfile>> ParseNodeProfiles(std::strin
   Json root;
   try {
     root = Json::parse(json_text);
-  } catch (const Json::parse_error& e) {
-    // e.what() carries the line and column.
+  } catch (const Json::exception& e) {
+    // Syntax errors, and numbers out of range (1e400): e.what() says which, and where.
     return absl::InvalidArgumentError(absl::StrFormat("%s: not valid JSON: %s", source, e.what()));
   }
   if (!root.is_object() || !root.contains("nodes") || !root["nodes"].is_array()) {

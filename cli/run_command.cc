@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "cli/commands.h"
 #include "cli/generation_output.h"
@@ -38,7 +39,53 @@ struct RunOptions {
   bool json = false;
   bool stop_at_eos = false;
   bool keep_logs = false;
+  // Serving instead of generating once: the OpenAI-compatible API on this address.
+  std::string http;
+  std::string api_key_file;
+  int64_t sessions = 0;  // 0: the coordinator's default
+  int http_max_sessions = 0;
+  std::string chat_template;
 };
+
+// Reads the port the coordinator wrote to `path` (it serves HTTP before nodes join).
+absl::StatusOr<int> ReadPortFile(const std::string& path, LocalCluster& cluster) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  for (;;) {
+    std::ifstream in(path);
+    int port = 0;
+    if (in >> port && port > 0) return port;
+    const std::string exited = cluster.CheckExited();
+    if (!exited.empty()) return absl::AbortedError(exited);
+    if (std::chrono::steady_clock::now() > deadline) {
+      return absl::DeadlineExceededError("the coordinator did not report its HTTP port");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+// `tandem run --http`: serves until Ctrl-C or SIGTERM, or until a process of the cluster
+// exits.
+int Serve(const RunOptions& o, LocalCluster& cluster) {
+  auto port = ReadPortFile(cluster.dir() + "/http.port", cluster);
+  if (!port.ok()) return ReportError(port.status());
+  const std::string host = o.http.substr(0, o.http.rfind(':'));
+  std::fprintf(stderr,
+               "tandem: serving the OpenAI API on http://%s:%d/v1 (coordinator %s); "
+               "Ctrl-C stops\n",
+               host.c_str(), *port, cluster.address().c_str());
+  while (!Interrupted()) {
+    const std::string exited = cluster.CheckExited();
+    if (!exited.empty()) {
+      if (Interrupted()) break;
+      cluster.KeepLogs();
+      std::fprintf(stderr, "tandem: %s; logs kept in %s\n", exited.c_str(), cluster.dir().c_str());
+      return 1;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  std::fprintf(stderr, "tandem: stopping the cluster\n");
+  return 0;
+}
 
 void PrintPlan(const v1::StatusResponse& s) {
   std::fprintf(stderr, "plan (epoch %llu): %d stage(s)\n",
@@ -86,7 +133,24 @@ int RunCluster(RunOptions& o) {
     if (o.ctx_size > 0)
       options.coordinator_args.insert(options.coordinator_args.end(),
                                       {"--ctx-size", std::to_string(o.ctx_size)});
+    auto& args = options.coordinator_args;
+    if (o.sessions > 0) args.insert(args.end(), {"--sessions", std::to_string(o.sessions)});
+    if (!o.http.empty()) {
+      args.insert(args.end(), {"--http", o.http, "--http-port-file", cluster.dir() + "/http.port"});
+      if (!o.api_key_file.empty())
+        args.insert(args.end(),
+                    {"--api-key-file", std::filesystem::absolute(o.api_key_file).string()});
+      if (o.http_max_sessions > 0)
+        args.insert(args.end(), {"--http-max-sessions", std::to_string(o.http_max_sessions)});
+      if (!o.chat_template.empty())
+        args.insert(args.end(),
+                    {"--chat-template", std::filesystem::absolute(o.chat_template).string()});
+    }
     absl::Status s = cluster.Start(options, /*timeout_ms=*/5 * 60 * 1000);
+    if (s.ok() && !o.http.empty()) {
+      PrintPlan(cluster.status());
+      return Serve(o, cluster);
+    }
     GenerationOutput out;
     if (s.ok()) {
       PrintPlan(cluster.status());
@@ -145,6 +209,18 @@ void RegisterRunCommand(CLI::App& app, RunState& state) {
   cmd->add_flag("--json", o->json, "Print one JSON object instead of streaming text");
   cmd->add_flag("--stop-at-eos", o->stop_at_eos, "Stop at an end-of-generation token");
   cmd->add_flag("--keep-logs", o->keep_logs, "Keep the processes' logs");
+  cmd->add_option("--http", o->http,
+                  "Serve the OpenAI-compatible API on HOST:PORT until Ctrl-C, instead of "
+                  "generating once");
+  cmd->add_option("--api-key-file", o->api_key_file,
+                  "With --http: API keys, one a line (Authorization: Bearer KEY)");
+  cmd->add_option("--sessions", o->sessions, "Concurrent sessions to reserve KV memory for")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--http-max-sessions", o->http_max_sessions,
+                  "With --http: generations at once; more get 429 (default: --sessions)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--chat-template", o->chat_template,
+                  "With --http: Jinja chat template file replacing the model's");
   cmd->callback([o, &state] { state.exit_code = RunCluster(*o); });
 }
 

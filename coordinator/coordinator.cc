@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <new>
 
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
@@ -29,6 +30,22 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(CoordinatorOpti
                                                          WireDtypeSize(c->options_.wire_dtype)));
   c->fingerprint_ = ModelFingerprint(*c->file_);
   c->n_ctx_ = c->options_.n_ctx > 0 ? c->options_.n_ctx : c->hparams_.n_ctx_train;
+  if (absl::Status s = ValidateContextLength(
+          c->n_ctx_, c->options_.n_ctx > 0 ? "--ctx-size" : "the model's context length");
+      !s.ok()) {
+    return c->options_.n_ctx > 0 ? s
+                                 : absl::InvalidArgumentError(absl::StrCat(
+                                       s.message(), "; choose a context with --ctx-size"));
+  }
+  if (c->options_.planning.requirements.sessions <= 0) {
+    return absl::InvalidArgumentError(absl::StrCat("--sessions must be at least 1, got ",
+                                                   c->options_.planning.requirements.sessions));
+  }
+  // A prompt longer than this cannot fit the context whatever it tokenizes to: it is
+  // refused before the tokenizer spends time on it.
+  c->max_prompt_bytes_ =
+      c->n_ctx_ *
+      std::max<int64_t>(1, static_cast<int64_t>(c->tokenizer_->vocab().max_token_length()));
   c->options_.planning.requirements.context_length = c->n_ctx_;
   c->chunk_tokens_ = PrefillChunkTokens(c->hparams_.n_embd);
   c->sender_ = std::thread([raw = c.get()] { raw->SenderLoop(); });
@@ -62,10 +79,13 @@ v1::RegisterResponse Coordinator::Register(const v1::RegisterRequest& r) {
     return resp;
   }
   if (r.model_fingerprint() != fingerprint_) {
-    resp.set_reason(absl::StrCat("model mismatch: the node's file ", r.model_path(),
-                                 " has fingerprint ", r.model_fingerprint(), ", the coordinator's ",
-                                 options_.model_path, " has ", fingerprint_,
-                                 "; every node must hold the coordinator's model"));
+    // Say only that the models differ: echoing the coordinator's fingerprint or path would
+    // hand a stranger what it needs to pass this check.
+    resp.set_reason(
+        "model mismatch: the node's model file is not the coordinator's (its SHA-256 "
+        "fingerprint differs); every node must hold the coordinator's model");
+    std::fprintf(stderr, "tandem coordinator: refused a node from %s: its model differs\n",
+                 r.address().c_str());
     return resp;
   }
   if (r.address().empty()) {
@@ -85,7 +105,7 @@ v1::RegisterResponse Coordinator::Register(const v1::RegisterRequest& r) {
 }
 
 bool Coordinator::Heartbeat(const v1::HeartbeatRequest& r) {
-  if (!registry_.Heartbeat(r.node_id(), r.serving())) return false;
+  if (!registry_.Heartbeat(r.node_id(), r.serving(), r.sessions())) return false;
   telemetry_.Heartbeat(r);
   return true;
 }
@@ -108,6 +128,7 @@ v1::StatusResponse Coordinator::Status() {
     info->set_address(n.address);
     *info->mutable_profile() = n.profile;
     info->set_rtt_ms(n.rtt_ms);
+    info->set_sessions(n.sessions);
   }
   s.set_planner(options_.planning.policy == PlanPolicy::kOptimal ? "optimal"
                 : options_.planning.policy == PlanPolicy::kEven  ? "even"
@@ -361,26 +382,88 @@ void Coordinator::FailSession(uint64_t id, const absl::Status& status) {
   s->Notify(SessionEvent::Error(status));
 }
 
+absl::Status Coordinator::AdmitSessionLocked() const {
+  const int64_t limit = options_.planning.requirements.sessions;
+  if (static_cast<int64_t>(sessions_.size()) >= limit) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("the cluster is busy: it serves ", limit,
+                     " concurrent sessions (the plan reserves KV memory for that many; "
+                     "coordinator --sessions); try again when one ends"));
+  }
+  return absl::OkStatus();
+}
+
+bool Coordinator::ready() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return ready_;
+}
+
+std::string Coordinator::not_ready_reason() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return ready_ ? "" : not_ready_reason_;
+}
+
+size_t Coordinator::active_sessions() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return sessions_.size();
+}
+
+uint64_t Coordinator::cancelled_sessions() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return cancelled_sessions_;
+}
+
 absl::StatusOr<std::shared_ptr<Session>> Coordinator::StartSession(const v1::GenerateRequest& r,
                                                                    Session::Listener listener) {
+  // Cheap checks first: admission and the prompt's size, before any tokenizing.
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    TANDEM_RETURN_IF_ERROR(AdmitSessionLocked());
+  }
+  if (static_cast<int64_t>(r.prompt().size()) > max_prompt_bytes_) {
+    return absl::OutOfRangeError(absl::StrCat("the prompt of ", r.prompt().size(),
+                                              " bytes cannot fit the context of ", n_ctx_,
+                                              " tokens"));
+  }
   GenerationRequest request;
-  request.prompt_ids = tokenizer_->Encode(r.prompt(), /*add_special=*/true, /*parse_special=*/true);
+  try {
+    // A remote user's text is plain text: control tokens written in it (say "</s>") are
+    // not parsed as such. Only a template the server applies may put them there.
+    request.prompt_ids =
+        tokenizer_->Encode(r.prompt(), /*add_special=*/true, /*parse_special=*/false);
+  } catch (const std::bad_alloc&) {
+    return absl::ResourceExhaustedError("out of memory while tokenizing the prompt");
+  }
   request.n_predict = r.n_predict();
   request.sampling = SamplingFromProto(r.sampling());
   request.stop_at_eos = r.stop_at_eos();
+  return StartSession(std::move(request), std::move(listener));
+}
+
+absl::StatusOr<std::shared_ptr<Session>> Coordinator::StartSession(GenerationRequest request,
+                                                                   Session::Listener listener) {
   if (absl::Status valid = ValidateGenerationRequest(request, n_ctx_, hparams_.n_vocab);
       !valid.ok()) {
     telemetry_.Refused("invalid_request", valid.message());
     return valid;
+  }
+  for (TokenId t : request.stop_ids) {
+    if (t < 0 || t >= hparams_.n_vocab) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("stop token id ", t, " is outside the vocabulary of ", hparams_.n_vocab));
+    }
   }
   std::shared_ptr<Session> s;
   std::vector<v1::ActivationFrame> frames;
   std::shared_ptr<FrameSink> head;
   {
     std::lock_guard<std::mutex> lock(mutex_);
+    TANDEM_RETURN_IF_ERROR(AdmitSessionLocked());  // others may have started meanwhile
     uint64_t id;
     do {
-      id = session_ids_();
+      // 64 random bits from the OS for each id: a peer that sees some ids cannot predict
+      // another (a seeded generator's later outputs follow from its earlier ones).
+      id = (static_cast<uint64_t>(session_ids_()) << 32) | session_ids_();
     } while (id == 0 || sessions_.contains(id));
     s = std::make_shared<Session>(id, std::move(request), std::move(listener));
     s->started = s->last_progress = options_.now();
@@ -407,12 +490,13 @@ void Coordinator::CancelSession(uint64_t id) {
     if (it == sessions_.end()) return;
     epoch = it->second->plan_epoch;
     sessions_.erase(it);
+    ++cancelled_sessions_;
     head = head_;
   }
   if (epoch != 0) Send({EndSessionFrame(id, epoch)}, head);
 }
 
-void Coordinator::OnResult(const v1::StepResult& r) {
+absl::Status Coordinator::OnResult(const v1::StepResult& r) {
   std::shared_ptr<Session> s;
   std::vector<v1::ActivationFrame> frames;
   std::shared_ptr<FrameSink> head;
@@ -420,16 +504,18 @@ void Coordinator::OnResult(const v1::StepResult& r) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     auto it = sessions_.find(r.session_id());
-    if (it == sessions_.end()) return;
+    // A session that ended (cancelled, failed) may still have results on their way.
+    if (it == sessions_.end()) return absl::OkStatus();
     s = it->second;
-    if (r.plan_epoch() != s->plan_epoch) return;  // from a plan that was replaced
+    // From a plan that was replaced.
+    if (r.plan_epoch() != s->plan_epoch) return absl::OkStatus();
     head = head_;
     if (r.code() == static_cast<int>(absl::StatusCode::kUnavailable)) {
       // A stage could not reach the next one: it died or is dying. The session waits for
       // the re-plan, which replays its history.
       std::fprintf(stderr, "tandem coordinator: session %llu waits for a re-plan: %s\n",
                    static_cast<unsigned long long>(r.session_id()), r.message().c_str());
-      return;
+      return absl::OkStatus();
     }
     if (r.code() != 0) {
       event.error = absl::Status(static_cast<absl::StatusCode>(r.code()),
@@ -439,8 +525,15 @@ void Coordinator::OnResult(const v1::StepResult& r) {
           absl::StrCat(r.node_id(), " sent token id ", r.token(), ", outside the vocabulary"));
     } else {
       GenerationState& state = s->state();
-      if (!state.Accept(r.token(), r.position(), tokenizer_->IsEog(r.token())))
-        return;  // duplicate
+      // In one plan epoch every sampling frame yields one result, for the next position:
+      // any other position is not from the pipeline, and is refused, not applied.
+      if (state.done() || r.position() != state.next_position()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("session ", r.session_id(), ": a result for position ", r.position(),
+                         " when the session expects ",
+                         state.done() ? "none" : absl::StrCat(state.next_position())));
+      }
+      state.Accept(r.token(), r.position(), tokenizer_->IsEog(r.token()));
       const auto now = options_.now();
       if (s->n_generated() == 1) s->first_token = now;
       telemetry_.Token(s->n_generated() == 1,
@@ -448,6 +541,17 @@ void Coordinator::OnResult(const v1::StepResult& r) {
       s->last_token = s->last_progress = now;
       event.has_token = true;
       event.token = r.token();
+      if (s->state().sampling().logprobs) {
+        event.logprob = r.logprob();
+        // Bounded by what the request asked for; ids outside the vocabulary are dropped.
+        const int n_top = std::min(r.top_logprobs_size(), s->state().sampling().top_logprobs);
+        for (int i = 0; i < n_top; ++i) {
+          const auto& t = r.top_logprobs(i);
+          if (t.token() >= 0 && t.token() < hparams_.n_vocab) {
+            event.top_logprobs.push_back({t.token(), t.logprob()});
+          }
+        }
+      }
       event.done = state.done();
       if (!event.done) frames = StepFrames(*s, state.next_position() - 1);
     }
@@ -458,6 +562,7 @@ void Coordinator::OnResult(const v1::StepResult& r) {
   }
   s->Notify(event);
   Send(std::move(frames), head);
+  return absl::OkStatus();
 }
 
 }  // namespace tandem

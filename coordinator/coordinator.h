@@ -71,15 +71,33 @@ class Coordinator {
   // others never block.
   v1::RegisterResponse Register(const v1::RegisterRequest& request);
   bool Heartbeat(const v1::HeartbeatRequest& request);
-  void OnResult(const v1::StepResult& result);
+  // A result for a session's next position is applied; results for sessions or plans
+  // that ended are ignored; a result for any other position is refused with an error.
+  absl::Status OnResult(const v1::StepResult& result);
   v1::StatusResponse Status();
 
   // Client-facing: checks the request and starts a session (it waits for the cluster when
-  // none is ready yet). Its events go to `listener`.
+  // none is ready yet). Its events go to `listener`. At most the plan's reserved number of
+  // sessions run at once; beyond, RESOURCE_EXHAUSTED. The prompt is plain text (special
+  // tokens in it are not parsed) and is measured before it is tokenized.
   absl::StatusOr<std::shared_ptr<Session>> StartSession(const v1::GenerateRequest& request,
                                                         Session::Listener listener);
+  // The same for a request already in token ids (the HTTP API renders chat templates and
+  // tokenizes itself).
+  absl::StatusOr<std::shared_ptr<Session>> StartSession(GenerationRequest request,
+                                                        Session::Listener listener);
+  // Ends a session and frees its state on every stage; no more events come.
   void CancelSession(uint64_t id);
   const Tokenizer& tokenizer() const { return *tokenizer_; }
+  const GgufFile& model_file() const { return *file_; }
+  const std::string& model_path() const { return options_.model_path; }
+  int64_t n_ctx() const { return n_ctx_; }
+  // A plan serves (sessions start at once); otherwise why not.
+  bool ready();
+  std::string not_ready_reason();
+  size_t active_sessions();
+  // Sessions ended by CancelSession (a client went away or had enough) since the start.
+  uint64_t cancelled_sessions();
 
   // One pass of the planner: expires silent nodes, (re)plans and configures when the
   // nodes changed, replays sessions on a new plan, and fails sessions that waited too long.
@@ -111,6 +129,9 @@ class Coordinator {
   bool UseLockstep(const ClusterPlan& plan) const;
   // Session and node gauges for the telemetry. Called with mutex_ held.
   void RecordGaugesLocked();
+  // RESOURCE_EXHAUSTED when the sessions the plan reserves are all taken. Called with
+  // mutex_ held.
+  absl::Status AdmitSessionLocked() const;
 
   CoordinatorOptions options_;
   std::unique_ptr<NodeLink> link_;
@@ -121,6 +142,7 @@ class Coordinator {
   partition::ModelProfile profile_;
   int64_t n_ctx_ = 0;
   int64_t chunk_tokens_ = 1;
+  int64_t max_prompt_bytes_ = 0;
   Registry registry_;
   ClusterTelemetry telemetry_;
 
@@ -132,8 +154,10 @@ class Coordinator {
   ClusterPlan plan_;
   std::shared_ptr<FrameSink> head_;
   absl::flat_hash_map<uint64_t, std::shared_ptr<Session>> sessions_;
-  // Session ids are drawn at random: a node or client cannot guess another's session.
-  std::mt19937_64 session_ids_{std::random_device{}()};
+  uint64_t cancelled_sessions_ = 0;
+  // Session ids are drawn at random from the OS: a node or client cannot guess another's
+  // session.
+  std::random_device session_ids_;
 
   std::mutex outbox_mutex_;  // guards the outbox
   std::condition_variable outbox_cv_;

@@ -80,7 +80,7 @@ class FakeNodes : public NodeLink {
       r.set_plan_epoch(f.plan_epoch());
       r.set_position(f.position() + f.n_tokens());
       r.set_token(TokenFor(r.position()));
-      c.OnResult(r);
+      EXPECT_TRUE(c.OnResult(r).ok());
       ++tokens;
     }
     return tokens;
@@ -195,6 +195,24 @@ class CoordinatorTest : public ::testing::Test {
   std::unique_ptr<Coordinator> c_;
 };
 
+// A refusal says the models differ and nothing more: the coordinator's fingerprint and
+// model path would let a stranger pass the check on its next try.
+TEST_F(CoordinatorTest, ModelMismatchIsRefusedWithoutTheCoordinatorsValues) {
+  Start(PlanPolicy::kEven, 1);
+  v1::RegisterRequest r;
+  r.set_protocol_version(kProtocolVersion);
+  r.set_address("10.0.0.9:1");
+  r.set_model_fingerprint(std::string(64, '0'));
+  r.set_model_path("/elsewhere/other.gguf");
+  v1::RegisterResponse resp = c_->Register(r);
+  EXPECT_FALSE(resp.accepted());
+  EXPECT_THAT(resp.reason(), ::testing::HasSubstr("model mismatch"));
+  EXPECT_THAT(resp.reason(), ::testing::Not(::testing::HasSubstr(fingerprint_)));
+  EXPECT_THAT(resp.reason(), ::testing::Not(::testing::HasSubstr(kModel)));
+  EXPECT_THAT(resp.reason(), ::testing::Not(::testing::HasSubstr("stories260K")));
+  EXPECT_EQ(fingerprint_.size(), 64u);
+}
+
 TEST_F(CoordinatorTest, JoiningNodesGetAPlanConfiguredLastStageFirst) {
   Start(PlanPolicy::kEven, 2);
   Join("10.0.0.1:1");
@@ -286,7 +304,7 @@ TEST_F(CoordinatorTest, NodeLossReplaysSessionsOnTheSurvivorsWithIdenticalTokens
   late.set_position(9);
   late.set_token(7);
   for (const auto& f : stale) late.set_session_id(f.frame.session_id());
-  c_->OnResult(late);
+  EXPECT_TRUE(c_->OnResult(late).ok());  // ignored, not refused
   nodes_->AnswerAll(*c_);
   EXPECT_TRUE(out->done);
   EXPECT_EQ(out->tokens, Expected(12));
@@ -356,12 +374,18 @@ TEST_F(CoordinatorTest, DuplicateAndOutOfVocabularyResultsAreHandled) {
   dup.set_plan_epoch(1);
   dup.set_position(5);  // already taken
   dup.set_token(9);
-  c_->OnResult(dup);
+  absl::Status refused = c_->OnResult(dup);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument) << refused;
+  EXPECT_THAT(std::string(refused.message()), ::testing::HasSubstr("expects 6"));
+  EXPECT_EQ(out->tokens.size(), 1u);
+  v1::StepResult ahead = dup;  // a guess at a later position is refused too
+  ahead.set_position(9);
+  EXPECT_EQ(c_->OnResult(ahead).code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(out->tokens.size(), 1u);
   v1::StepResult bad = dup;
   bad.set_position(6);
   bad.set_token(100000);
-  c_->OnResult(bad);
+  (void)c_->OnResult(bad);
   EXPECT_EQ(out->error.code(), absl::StatusCode::kDataLoss);
 }
 
@@ -378,7 +402,7 @@ TEST_F(CoordinatorTest, AStageErrorEndsTheSessionOnEveryStage) {
   err.set_position(6);
   err.set_code(static_cast<int>(absl::StatusCode::kOutOfRange));
   err.set_message("positions exceed the context");
-  c_->OnResult(err);
+  EXPECT_TRUE(c_->OnResult(err).ok());
   EXPECT_EQ(out->error.code(), absl::StatusCode::kOutOfRange);
   c_->Flush();
   nodes_->Answer(*c_);
@@ -402,6 +426,59 @@ TEST_F(CoordinatorTest, RequestsAreCheckedBeforeAnyWork) {
   EXPECT_EQ(c_->StartSession(r, nullptr).status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(c_->metrics_text(),
               ::testing::HasSubstr("tandem_refused_requests_total{reason=\"invalid_request\"} 2"));
+}
+
+TEST_F(CoordinatorTest, SessionsBeyondThePlansReservationAreRefused) {
+  Start(PlanPolicy::kEven, 1);  // the plan reserves 2 sessions
+  Join("10.0.0.1:1");
+  c_->Tick();
+  std::shared_ptr<Session> a, b;
+  auto out_a = Generate(3, &a);
+  auto out_b = Generate(3, &b);
+  ASSERT_TRUE(a && b);
+  // Ids are random 64-bit values, not a sequence.
+  EXPECT_NE(a->id(), b->id());
+  EXPECT_GT(a->id() > b->id() ? a->id() - b->id() : b->id() - a->id(), 1u << 20);
+  v1::GenerateRequest r;
+  r.set_prompt("Once upon a time");
+  r.set_n_predict(3);
+  r.mutable_sampling()->set_top_p(1);
+  r.mutable_sampling()->set_repeat_penalty(1);
+  auto third = c_->StartSession(r, nullptr);
+  EXPECT_EQ(third.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(std::string(third.status().message()),
+              ::testing::HasSubstr("serves 2 concurrent sessions"));
+  nodes_->AnswerAll(*c_);
+  EXPECT_TRUE(out_a->done && out_b->done);
+  // Their slots are free again.
+  auto fourth = c_->StartSession(r, nullptr);
+  EXPECT_TRUE(fourth.ok()) << fourth.status();
+  c_->CancelSession((*fourth)->id());
+}
+
+TEST_F(CoordinatorTest, PromptsAreMeasuredFirstAndTheirSpecialTokensArePlainText) {
+  Start(PlanPolicy::kEven, 1);
+  v1::GenerateRequest r;
+  r.set_n_predict(1);
+  r.mutable_sampling()->set_top_p(1);
+  r.mutable_sampling()->set_repeat_penalty(1);
+  // Far longer than 128 positions of the longest token: refused before tokenizing.
+  r.set_prompt(std::string(1 << 20, 'a'));
+  auto s = c_->StartSession(r, nullptr);
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kOutOfRange);
+  EXPECT_THAT(std::string(s.status().message()), ::testing::HasSubstr("cannot fit the context"));
+  // "</s>" typed by a user is text, not the end-of-sequence token.
+  r.set_prompt("Hello</s><s>");
+  auto session = c_->StartSession(r, nullptr);
+  ASSERT_TRUE(session.ok()) << session.status();
+  const auto& ids = (*session)->state().request().prompt_ids;
+  const TokenId eos = c_->tokenizer().eos(), bos = c_->tokenizer().bos();
+  ASSERT_GT(ids.size(), 3u);
+  EXPECT_EQ(ids[0], bos);
+  for (size_t i = 1; i < ids.size(); ++i) {
+    EXPECT_NE(ids[i], eos);
+    EXPECT_NE(ids[i], bos);
+  }
 }
 
 }  // namespace

@@ -24,12 +24,13 @@ std::string Registry::Register(const std::string& address, const v1::NodeProfile
   return n.id;
 }
 
-bool Registry::Heartbeat(const std::string& id, bool serving) {
+bool Registry::Heartbeat(const std::string& id, bool serving, uint32_t sessions) {
   std::lock_guard<std::mutex> lock(mutex_);
   for (auto& n : nodes_) {
     if (n.id == id && n.alive) {
       n.last_seen = now_();
       n.serving = serving;
+      n.sessions = sessions;
       return true;
     }
   }

@@ -21,6 +21,7 @@ struct NodeRecord {
   double rtt_ms = 0;                           // measured by the coordinator; 0 until then
   bool serving = false;                        // as its last heartbeat said
   std::chrono::steady_clock::time_point died;  // when it was declared dead
+  uint32_t sessions = 0;                       // sessions the node holds, as of its last heartbeat
 };
 
 class Registry {
@@ -33,7 +34,7 @@ class Registry {
   // Adds a node (or refreshes one registering again from the same address); returns its id.
   std::string Register(const std::string& address, const v1::NodeProfile& profile);
   // False when the id is unknown or was declared dead.
-  bool Heartbeat(const std::string& id, bool serving = false);
+  bool Heartbeat(const std::string& id, bool serving = false, uint32_t sessions = 0);
   // Marks nodes silent for longer than the timeout dead; returns their ids.
   std::vector<std::string> Expire();
   std::vector<NodeRecord> Alive() const;

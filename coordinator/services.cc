@@ -1,9 +1,11 @@
 #include "coordinator/services.h"
 
 #include <chrono>
+#include <cstdio>
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <new>
 #include <optional>
 
 #include "net/convert.h"
@@ -43,15 +45,30 @@ namespace {
 
 // A node's stream of sampled tokens and errors: each result is handed to the coordinator,
 // which never blocks on it.
+// A result the coordinator refuses ends the stream with the reason; the log names the
+// peer. (A node's ResultsClient reopens its stream on its next result.)
 class ResultsReactor : public grpc::ServerReadReactor<v1::StepResult> {
  public:
-  explicit ResultsReactor(Coordinator& c) : c_(c) { StartRead(&result_); }
+  ResultsReactor(Coordinator& c, std::string peer) : c_(c), peer_(std::move(peer)) {
+    StartRead(&result_);
+  }
   void OnReadDone(bool ok) override {
     if (!ok) {
       Finish(grpc::Status::OK);
       return;
     }
-    c_.OnResult(result_);
+    absl::Status s;
+    try {
+      s = c_.OnResult(result_);
+    } catch (const std::bad_alloc&) {
+      s = absl::ResourceExhaustedError("the coordinator is out of memory for results");
+    }
+    if (!s.ok()) {
+      std::fprintf(stderr, "tandem coordinator: refused a result from %s (%s): %s\n", peer_.c_str(),
+                   result_.node_id().c_str(), std::string(s.message()).c_str());
+      Finish(ToGrpcStatus(s));
+      return;
+    }
     result_.Clear();
     StartRead(&result_);
   }
@@ -59,6 +76,7 @@ class ResultsReactor : public grpc::ServerReadReactor<v1::StepResult> {
 
  private:
   Coordinator& c_;
+  const std::string peer_;
   v1::StepResult result_;
 };
 
@@ -76,16 +94,21 @@ class GenerateReactor : public grpc::ServerWriteReactor<v1::GenerateReply> {
   GenerateReactor(Coordinator& c, const v1::GenerateRequest& request)
       : c_(c), mailbox_(std::make_shared<Mailbox>()) {
     std::weak_ptr<Mailbox> weak = mailbox_;
-    auto session = c_.StartSession(request, [weak](const SessionEvent& e) {
-      auto box = weak.lock();
-      if (!box) return;
-      std::lock_guard<std::mutex> lock(box->mutex);
-      if (box->reactor) {
-        box->reactor->OnEvent(e);
-      } else {
-        box->early.push_back(e);
-      }
-    });
+    absl::StatusOr<std::shared_ptr<Session>> session;
+    try {
+      session = c_.StartSession(request, [weak](const SessionEvent& e) {
+        auto box = weak.lock();
+        if (!box) return;
+        std::lock_guard<std::mutex> lock(box->mutex);
+        if (box->reactor) {
+          box->reactor->OnEvent(e);
+        } else {
+          box->early.push_back(e);
+        }
+      });
+    } catch (const std::bad_alloc&) {
+      session = absl::ResourceExhaustedError("the coordinator is out of memory for a session");
+    }
     if (!session.ok()) {
       Finish(ToGrpcStatus(session.status()));
       return;
@@ -193,8 +216,8 @@ class GenerateReactor : public grpc::ServerWriteReactor<v1::GenerateReply> {
 }  // namespace
 
 grpc::ServerReadReactor<v1::StepResult>* CoordinatorServiceImpl::Results(
-    grpc::CallbackServerContext*, v1::ResultsAck*) {
-  return new ResultsReactor(c_);
+    grpc::CallbackServerContext* context, v1::ResultsAck*) {
+  return new ResultsReactor(c_, context->peer());
 }
 
 grpc::ServerWriteReactor<v1::GenerateReply>* ClientServiceImpl::Generate(

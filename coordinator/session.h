@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "base/generation.h"
@@ -16,6 +17,10 @@ namespace tandem {
 struct SessionEvent {
   bool has_token = false;
   TokenId token = 0;
+  // When the request's sampling asked for them: `token`'s log-probability and the most
+  // likely alternatives, as the last stage computed them.
+  float logprob = 0;
+  std::vector<TokenLogprob> top_logprobs;
   bool done = false;
   absl::Status error;
 

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Runs every test: installs what is missing, builds, checks formatting (clang-format),
-# runs the whole suite under ctest, then the GGUF reader and tokenizer tests again under
-# AddressSanitizer + UBSan.
+# checks the deploy files offline (deploy/validate.sh), runs the whole suite under
+# ctest, then the GGUF reader and tokenizer tests again under AddressSanitizer + UBSan,
+# then every libFuzzer target for a short budget (deploy/fuzz.sh).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bash "$root/deploy/build.sh"
 echo "== format =="
 bash "$root/deploy/format.sh"
+echo "== deploy files =="
+bash "$root/deploy/validate.sh"
 jobs=${TANDEM_JOBS:-$(nproc)}
 shared=${TANDEM_SHARED_DIR:-$root/../shared}
 if [ ! -d "$shared/models" ]; then
@@ -27,3 +30,6 @@ fi
 cmake --build "$root/build-asan" -j "$jobs"
 (cd "$root/build-asan" && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
   ctest --output-on-failure -j "$jobs")
+
+echo "== fuzz targets (libFuzzer, short budget) =="
+bash "$root/deploy/fuzz.sh" --smoke

@@ -584,7 +584,16 @@ class GgufParser {
 absl::StatusOr<std::unique_ptr<GgufFile>> GgufFile::Open(const std::string& path) {
   auto mapping = MappedFile::Open(path);
   if (!mapping.ok()) return mapping.status();
-  std::unique_ptr<GgufFile> file(new GgufFile(std::move(*mapping)));
+  return Parse(std::move(*mapping));
+}
+
+absl::StatusOr<std::unique_ptr<GgufFile>> GgufFile::FromBytes(std::string name,
+                                                              std::vector<uint8_t> bytes) {
+  return Parse(MappedFile::FromBytes(std::move(name), std::move(bytes)));
+}
+
+absl::StatusOr<std::unique_ptr<GgufFile>> GgufFile::Parse(std::unique_ptr<MappedFile> mapping) {
+  std::unique_ptr<GgufFile> file(new GgufFile(std::move(mapping)));
   GgufParser parser(*file);
   absl::Status status = parser.Parse();
   if (!status.ok()) return status;

@@ -95,6 +95,9 @@ struct GgufTensor {
 class GgufFile {
  public:
   static absl::StatusOr<std::unique_ptr<GgufFile>> Open(const std::string& path);
+  // Parses GGUF bytes held in memory (fuzzing, tests) with the same checks.
+  static absl::StatusOr<std::unique_ptr<GgufFile>> FromBytes(std::string name,
+                                                             std::vector<uint8_t> bytes);
 
   GgufFile(const GgufFile&) = delete;
   GgufFile& operator=(const GgufFile&) = delete;
@@ -127,6 +130,7 @@ class GgufFile {
  private:
   friend class GgufParser;
   explicit GgufFile(std::unique_ptr<MappedFile> mapping) : mapping_(std::move(mapping)) {}
+  static absl::StatusOr<std::unique_ptr<GgufFile>> Parse(std::unique_ptr<MappedFile> mapping);
 
   std::unique_ptr<MappedFile> mapping_;
   uint32_t version_ = 0;

@@ -12,6 +12,27 @@
 #include "absl/strings/str_cat.h"
 
 namespace tandem {
+namespace {
+
+FileIdentity IdentityOf(const struct stat& st) {
+  FileIdentity id;
+  id.device = static_cast<uint64_t>(st.st_dev);
+  id.inode = static_cast<uint64_t>(st.st_ino);
+  id.size = static_cast<uint64_t>(st.st_size);
+  id.mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+  return id;
+}
+
+}  // namespace
+
+absl::StatusOr<FileIdentity> StatFileIdentity(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) {
+    int err = errno;
+    return absl::NotFoundError(absl::StrCat(path, ": cannot stat: ", std::strerror(err)));
+  }
+  return IdentityOf(st);
+}
 
 absl::StatusOr<std::unique_ptr<MappedFile>> MappedFile::Open(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -41,10 +62,21 @@ absl::StatusOr<std::unique_ptr<MappedFile>> MappedFile::Open(const std::string& 
   if (data == MAP_FAILED) {
     return absl::InternalError(absl::StrCat(path, ": cannot map: ", std::strerror(err)));
   }
-  return std::unique_ptr<MappedFile>(new MappedFile(path, static_cast<const uint8_t*>(data), size));
+  return std::unique_ptr<MappedFile>(
+      new MappedFile(path, static_cast<const uint8_t*>(data), size, IdentityOf(st)));
 }
 
-MappedFile::~MappedFile() { ::munmap(const_cast<uint8_t*>(data_), size_); }
+std::unique_ptr<MappedFile> MappedFile::FromBytes(std::string name, std::vector<uint8_t> bytes) {
+  std::unique_ptr<MappedFile> m(new MappedFile(std::move(name), nullptr, 0, FileIdentity{}));
+  m->owned_ = std::move(bytes);
+  m->data_ = m->owned_.data();
+  m->size_ = m->owned_.size();
+  return m;
+}
+
+MappedFile::~MappedFile() {
+  if (owned_.empty() && data_ != nullptr) ::munmap(const_cast<uint8_t*>(data_), size_);
+}
 
 namespace {
 void Advise(const uint8_t* base, size_t file_size, size_t offset, size_t length, int advice) {
@@ -57,10 +89,12 @@ void Advise(const uint8_t* base, size_t file_size, size_t offset, size_t length,
 }  // namespace
 
 void MappedFile::WillNeed(size_t offset, size_t length) const {
+  if (!owned_.empty()) return;
   Advise(data_, size_, offset, length, MADV_WILLNEED);
 }
 
 void MappedFile::DontNeed(size_t offset, size_t length) const {
+  if (!owned_.empty()) return;
   Advise(data_, size_, offset, length, MADV_DONTNEED);
 }
 

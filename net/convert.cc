@@ -11,6 +11,10 @@ SamplingParams SamplingFromProto(const v1::SamplingParams& p) {
   s.repeat_penalty = p.repeat_penalty();
   s.repeat_last_n = p.repeat_last_n();
   s.seed = p.seed();
+  s.presence_penalty = p.presence_penalty();
+  s.frequency_penalty = p.frequency_penalty();
+  s.logprobs = p.logprobs();
+  s.top_logprobs = p.top_logprobs();
   return s;
 }
 
@@ -23,6 +27,10 @@ v1::SamplingParams SamplingToProto(const SamplingParams& s) {
   p.set_repeat_penalty(s.repeat_penalty);
   p.set_repeat_last_n(s.repeat_last_n);
   p.set_seed(s.seed);
+  p.set_presence_penalty(s.presence_penalty);
+  p.set_frequency_penalty(s.frequency_penalty);
+  p.set_logprobs(s.logprobs);
+  p.set_top_logprobs(s.top_logprobs);
   return p;
 }
 

@@ -31,9 +31,10 @@ void DecodeActivations(const std::string& bytes, v1::WireDtype dtype, int64_t n,
 }
 
 int64_t PrefillChunkTokens(int64_t n_embd) {
-  return std::max<int64_t>(
-      1, static_cast<int64_t>(kMaxFrameBytes) /
-             (std::max<int64_t>(1, n_embd) * static_cast<int64_t>(sizeof(float))));
+  return std::clamp<int64_t>(
+      static_cast<int64_t>(kMaxFrameBytes) /
+          (std::max<int64_t>(1, n_embd) * static_cast<int64_t>(sizeof(float))),
+      1, kMaxFrameTokens);
 }
 
 std::vector<v1::ActivationFrame> HistoryFrames(uint64_t session_id, uint64_t plan_epoch,
@@ -54,7 +55,7 @@ std::vector<v1::ActivationFrame> HistoryFrames(uint64_t session_id, uint64_t pla
     if (pos + n == end) {
       f.set_sample(true);
       *f.mutable_sampling() = SamplingToProto(sampling);
-      if (sampling.repeat_penalty != 1.0f) {
+      if (UsesRecentTokens(sampling)) {
         const int64_t first = std::max<int64_t>(0, end - sampling.repeat_last_n);
         for (int64_t i = first; i < end; ++i) f.add_recent_tokens(history[i]);
       }

@@ -1,12 +1,14 @@
-// The Llama forward pass over one shard's contiguous layer range. The embedding lookup
+// The decoder forward pass over one shard's contiguous layer range. The embedding lookup
 // runs only on the first stage, the final norm and output head only on the last; in
 // between, activations of shape (n_tokens, n_embd) go in and come out. Several sessions
-// run as one batch: every weight is multiplied once for all their tokens.
+// run as one batch: every weight is multiplied once for all their tokens. What differs
+// between architectures comes from the shard's ArchSpec (node/arch/).
 #pragma once
 
 #include <cstdint>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "node/kernels/thread_pool.h"
 #include "node/kv_cache.h"
@@ -30,8 +32,8 @@ class Forward {
 
   const ModelShard& shard() const { return shard_; }
 
-  // A KV cache for this shard's layers.
-  std::unique_ptr<KvCache> NewCache(int64_t n_ctx) const;
+  // A KV cache for this shard's layers (RESOURCE_EXHAUSTED when it cannot be had).
+  absl::StatusOr<std::unique_ptr<KvCache>> NewCache(int64_t n_ctx) const;
 
   // Token embeddings into x (tokens.size(), n_embd). First stage only.
   void Embed(absl::Span<const TokenId> tokens, float* x) const;
@@ -44,20 +46,20 @@ class Forward {
   void Logits(const float* x, int64_t n_rows, float* logits);
 
  private:
-  void Attention(const SequenceSlice& slice, int local_layer, const float* q, float* out,
-                 int64_t row0);
+  void Attention(const SequenceSlice& slice, int layer, const float* q, float* out, int64_t row0);
   void Reserve(int64_t n_tokens);
 
   const ModelShard& shard_;
   const Hparams& h_;
+  const ArchSpec& arch_;
   ThreadPool& pool_;
   Rope rope_;
   // Scratch, grown on demand. Shapes per token row.
   std::vector<float> xn_;    // (n, n_embd)
-  std::vector<float> q_;     // (n, n_embd)
+  std::vector<float> q_;     // (n, n_embd_q)
   std::vector<float> k_;     // (n, n_embd_kv)
   std::vector<float> v_;     // (n, n_embd_kv)
-  std::vector<float> attn_;  // (n, n_embd)
+  std::vector<float> attn_;  // (n, n_embd_q)
   std::vector<float> gate_;  // (n, n_ff)
   std::vector<float> up_;    // (n, n_ff)
   std::vector<float> proj_;  // (n, n_embd)

@@ -3,6 +3,7 @@
 #include <chrono>
 
 #include "absl/cleanup/cleanup.h"
+#include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
 #include "model/hparams.h"
 #include "net/frames.h"
@@ -15,6 +16,13 @@ absl::StatusOr<std::unique_ptr<LocalEngine>> LocalEngine::Create(
   StageConfig config;
   config.range = {0, static_cast<int>(h.n_layer)};
   config.n_ctx = options.n_ctx > 0 ? options.n_ctx : h.n_ctx_train;
+  if (absl::Status s = ValidateContextLength(
+          config.n_ctx, options.n_ctx > 0 ? "-c" : "the model's context length");
+      !s.ok()) {
+    return options.n_ctx > 0 ? s
+                             : absl::InvalidArgumentError(
+                                   absl::StrCat(s.message(), "; choose a context with -c"));
+  }
   TANDEM_ASSIGN_OR_RETURN(std::unique_ptr<Stage> stage,
                           Stage::Create(std::move(file), config, options.threads));
   return std::unique_ptr<LocalEngine>(new LocalEngine(std::move(stage)));

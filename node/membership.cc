@@ -34,8 +34,10 @@ absl::StatusOr<v1::RegisterResponse> Membership::RegisterWithRetry() {
     absl::StatusOr<v1::RegisterResponse> r = client_->Register(request_, options_.call_deadline);
     if (r.ok()) {
       if (!r->accepted()) {
+        // The reason never names the coordinator's files, so say which one this node holds.
         return absl::FailedPreconditionError(
-            absl::StrCat("the coordinator refused this node: ", r->reason()));
+            absl::StrCat("the coordinator refused this node: ", r->reason(),
+                         " (this node's model: ", request_.model_path(), ")"));
       }
       std::lock_guard<std::mutex> lock(mutex_);
       node_id_ = r->node_id();
@@ -76,6 +78,7 @@ void Membership::HeartbeatLoop(std::chrono::milliseconds interval) {
     *hb.mutable_stage() = state.stage;
     hb.set_layers_loaded(state.layers_loaded);
     hb.set_layers_to_load(state.layers_to_load);
+    hb.set_sessions(state.sessions);
     absl::StatusOr<v1::HeartbeatResponse> r = client_->Heartbeat(hb, options_.call_deadline);
     if (r.ok() && !r->known()) {
       absl::StatusOr<v1::RegisterResponse> again = RegisterWithRetry();

@@ -12,16 +12,12 @@
 #include "absl/status/statusor.h"
 #include "model/gguf.h"
 #include "model/hparams.h"
+#include "node/arch/arch.h"
 #include "node/kernels/matmul.h"
 #include "node/kernels/prepared_matrix.h"
+#include "node/weight_loader.h"
 
 namespace tandem {
-
-struct ShardOptions {
-  bool repack = true;  // false: multiply straight from the mapped file
-  // Told after each layer is checked and prepared (progress while a shard loads).
-  std::function<void(int layers_done, int layers_total)> on_layer;
-};
 
 struct LayerRange {
   int layer_first = 0;
@@ -29,16 +25,22 @@ struct LayerRange {
   int size() const { return layer_last - layer_first; }
 };
 
+// One layer's weights. The optional ones (null / empty) are absent in some architectures.
 struct LayerWeights {
-  const float* attn_norm = nullptr;  // (n_embd)
-  PreparedMatrix wq;                 // (n_embd rows, n_embd cols)
-  PreparedMatrix wk;                 // (n_embd_kv, n_embd)
-  PreparedMatrix wv;                 // (n_embd_kv, n_embd)
-  PreparedMatrix wo;                 // (n_embd, n_embd)
-  const float* ffn_norm = nullptr;   // (n_embd)
-  PreparedMatrix w_gate;             // (n_ff, n_embd)
-  PreparedMatrix w_up;               // (n_ff, n_embd)
-  PreparedMatrix w_down;             // (n_embd, n_ff)
+  const float* attn_norm = nullptr;       // (n_embd)
+  PreparedMatrix wq;                      // (n_embd_q rows, n_embd cols)
+  PreparedMatrix wk;                      // (n_embd_kv, n_embd)
+  PreparedMatrix wv;                      // (n_embd_kv, n_embd)
+  const float* bq = nullptr;              // (n_embd_q), optional
+  const float* bk = nullptr;              // (n_embd_kv), optional
+  const float* bv = nullptr;              // (n_embd_kv), optional
+  PreparedMatrix wo;                      // (n_embd, n_embd_q)
+  const float* attn_post_norm = nullptr;  // (n_embd), optional: norm of the attention output
+  const float* ffn_norm = nullptr;        // (n_embd)
+  PreparedMatrix w_gate;                  // (n_ff, n_embd)
+  PreparedMatrix w_up;                    // (n_ff, n_embd)
+  PreparedMatrix w_down;                  // (n_embd, n_ff)
+  const float* ffn_post_norm = nullptr;   // (n_embd), optional: norm of the feed-forward output
 };
 
 class ModelShard {
@@ -50,6 +52,7 @@ class ModelShard {
   ModelShard& operator=(const ModelShard&) = delete;
 
   const Hparams& hparams() const { return hparams_; }
+  const ArchSpec& arch() const { return arch_; }
   const GgufFile& file() const { return *file_; }
   LayerRange range() const { return range_; }
   bool has_embedding() const { return range_.layer_first == 0; }
@@ -69,6 +72,7 @@ class ModelShard {
   ModelShard() = default;
   std::shared_ptr<const GgufFile> file_;
   Hparams hparams_;
+  ArchSpec arch_;
   LayerRange range_;
   std::vector<LayerWeights> layers_;
   PreparedMatrix token_embd_;

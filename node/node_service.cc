@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <functional>
+#include <new>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
@@ -45,16 +46,16 @@ class ReplyChannel {
  public:
   struct Target {
     virtual void Reply(v1::FrameReply reply) = 0;
-    virtual void Processed() = 0;
+    virtual void Processed(size_t bytes) = 0;
   };
   explicit ReplyChannel(Target* target) : target_(target) {}
   void Send(v1::FrameReply reply) {
     std::lock_guard<std::mutex> lock(mutex_);
     if (target_) target_->Reply(std::move(reply));
   }
-  void Processed() {
+  void Processed(size_t bytes) {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (target_) target_->Processed();
+    if (target_) target_->Processed(bytes);
   }
   void Detach() {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -69,29 +70,59 @@ class ReplyChannel {
 namespace {
 
 // One reactor per Forward stream: reads frames into the node's queue, writes replies one
-// at a time, and never blocks inside a reaction.
+// at a time, and never blocks inside a reaction. Flow control: while the stream's frames
+// in the queue hold max_stream_queue_bytes, it stops reading, so the sender's HTTP/2
+// window fills and its writes wait; an oversized frame is refused before it is queued.
 class ForwardReactor : public grpc::ServerBidiReactor<v1::ActivationFrame, v1::FrameReply>,
                        public ReplyChannel::Target {
  public:
   explicit ForwardReactor(NodeService* node) : node_(node) {
     channel_ = std::make_shared<ReplyChannel>(this);
+    if (!node_->AcquireStream()) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      finished_ = true;
+      Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                          absl::StrCat("the node already serves ",
+                                       node_->options().max_forward_streams, " Forward streams")));
+      return;
+    }
+    counted_ = true;
     StartRead(&frame_);
   }
 
   void OnReadDone(bool ok) override {
+    std::unique_lock<std::mutex> lock(mutex_);
     if (!ok) {
-      std::lock_guard<std::mutex> lock(mutex_);
       reads_done_ = true;
       MaybeFinishLocked();
       return;
     }
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      ++outstanding_;
+    size_t bytes = frame_.ByteSizeLong();
+    absl::Status refusal;
+    if (bytes > kMaxFrameBytes + kMaxFrameOverheadBytes) {
+      // Refused before it is queued: only a small stand-in keeps its place in the stream's
+      // order, so the refusal reaches the sender after those of earlier frames.
+      refusal = absl::ResourceExhaustedError(
+          absl::StrCat("session ", frame_.session_id(), ": frame of ", bytes,
+                       " bytes exceeds the limit of ", kMaxFrameBytes + kMaxFrameOverheadBytes));
+      v1::ActivationFrame stand_in;
+      stand_in.set_session_id(frame_.session_id());
+      stand_in.set_plan_epoch(frame_.plan_epoch());
+      stand_in.set_position(frame_.position());
+      frame_ = std::move(stand_in);
+      bytes = kStandInBytes;
     }
-    node_->Enqueue(std::move(frame_), channel_);
+    ++outstanding_;
+    queued_bytes_ += bytes;
+    lock.unlock();
+    node_->Enqueue(std::move(frame_), channel_, bytes, std::move(refusal));
     frame_.Clear();
-    StartRead(&frame_);
+    lock.lock();
+    if (queued_bytes_ >= node_->options().max_stream_queue_bytes) {
+      paused_ = true;  // Processed resumes reading
+    } else {
+      StartRead(&frame_);
+    }
   }
 
   void OnWriteDone(bool ok) override {
@@ -108,18 +139,31 @@ class ForwardReactor : public grpc::ServerBidiReactor<v1::ActivationFrame, v1::F
 
   void OnDone() override {
     channel_->Detach();
+    if (counted_) node_->ReleaseStream();
     delete this;
   }
 
  private:
-  void Processed() override {
+  void Processed(size_t bytes) override {
     std::lock_guard<std::mutex> lock(mutex_);
     --outstanding_;
+    queued_bytes_ -= std::min(bytes, queued_bytes_);
+    if (paused_ && queued_bytes_ < node_->options().max_stream_queue_bytes) {
+      paused_ = false;
+      StartRead(&frame_);
+    }
     MaybeFinishLocked();
   }
   void Reply(v1::FrameReply reply) override {
     std::lock_guard<std::mutex> lock(mutex_);
+    ReplyLocked(std::move(reply));
+  }
+  // Called with mutex_ held.
+  void ReplyLocked(v1::FrameReply reply) {
     if (finished_) return;
+    // A peer that never reads its replies cannot grow this queue without bound: past a
+    // few thousand, replies are dropped (the coordinator hears of every error anyway).
+    if (replies_.size() >= kMaxQueuedReplies) return;
     replies_.push_back(std::move(reply));
     if (!writing_) {
       writing_ = true;
@@ -133,15 +177,20 @@ class ForwardReactor : public grpc::ServerBidiReactor<v1::ActivationFrame, v1::F
     }
   }
 
+  static constexpr size_t kMaxQueuedReplies = 4096;
+  static constexpr size_t kStandInBytes = 1024;  // what a refused frame counts in the queue
   NodeService* node_;
   std::shared_ptr<ReplyChannel> channel_;
   v1::ActivationFrame frame_;
   std::mutex mutex_;
   std::deque<v1::FrameReply> replies_;
   bool writing_ = false;
-  int outstanding_ = 0;  // frames enqueued, not yet handled
+  int outstanding_ = 0;      // frames enqueued, not yet handled
+  size_t queued_bytes_ = 0;  // their bytes
+  bool paused_ = false;      // not reading until the queue drains
   bool reads_done_ = false;
   bool finished_ = false;
+  bool counted_ = false;  // holds one of the node's Forward stream slots
 };
 
 }  // namespace
@@ -149,6 +198,7 @@ class ForwardReactor : public grpc::ServerBidiReactor<v1::ActivationFrame, v1::F
 NodeService::NodeService(std::shared_ptr<const GgufFile> file, NodeOptions options,
                          std::shared_ptr<ResultsClient> results)
     : file_(std::move(file)), options_(std::move(options)), results_(std::move(results)) {
+  options_.max_batch_tokens = std::max(options_.max_batch_tokens, kMaxFrameTokens);
   worker_ = std::thread([this] { WorkerLoop(); });
 }
 
@@ -193,12 +243,35 @@ grpc::ServerUnaryReactor* NodeService::Ping(grpc::CallbackServerContext* context
   return reactor;
 }
 
-void NodeService::Enqueue(v1::ActivationFrame frame, std::shared_ptr<ReplyChannel> reply) {
-  {
+bool NodeService::AcquireStream() {
+  if (++streams_ > options_.max_forward_streams) {
+    --streams_;
+    return false;
+  }
+  return true;
+}
+
+void NodeService::Enqueue(v1::ActivationFrame frame, std::shared_ptr<ReplyChannel> reply,
+                          size_t bytes, absl::Status refusal) {
+  Pending p{std::move(frame), reply, bytes, std::move(refusal), std::chrono::steady_clock::now()};
+  try {
     std::lock_guard<std::mutex> lock(mutex_);
-    queue_.push_back({std::move(frame), std::move(reply), std::chrono::steady_clock::now()});
+    queue_.push_back(std::move(p));
+  } catch (const std::bad_alloc&) {
+    v1::FrameReply r;
+    r.set_code(grpc::StatusCode::RESOURCE_EXHAUSTED);
+    r.set_message("the node is out of memory for queued frames");
+    if (reply) {
+      reply->Send(r);
+      reply->Processed(bytes);
+    }
+    return;
   }
   cv_.notify_one();
+}
+
+void NodeService::Done(const Pending& p) {
+  if (p.reply) p.reply->Processed(p.bytes);
 }
 
 absl::Status NodeService::LoadShard(const v1::ConfigureRequest& r, uint64_t* weight_bytes) {
@@ -217,6 +290,7 @@ absl::Status NodeService::LoadShard(const v1::ConfigureRequest& r, uint64_t* wei
     layers_loaded_ = static_cast<uint32_t>(done);
     print(done, total);
   };
+  config.session_idle_timeout = options_.session_idle_timeout;
   auto stage = Stage::Create(file_, config, options_.threads);
   if (!stage.ok()) return stage.status();
   *weight_bytes = (*stage)->shard().weight_bytes();
@@ -262,7 +336,12 @@ void NodeService::RunConfigure(const ConfigureCall& call) {
   layers_loaded_ = 0;
   layers_to_load_ =
       static_cast<uint32_t>(std::max(0, call.request->layer_last() - call.request->layer_first()));
-  absl::Status s = LoadShard(*call.request, &weight_bytes);
+  absl::Status s;
+  try {
+    s = LoadShard(*call.request, &weight_bytes);
+  } catch (const std::bad_alloc&) {
+    s = absl::ResourceExhaustedError("out of memory while loading the shard");
+  }
   layers_to_load_ = 0;
   layers_loaded_ = 0;
   call.response->set_ok(s.ok());
@@ -320,8 +399,21 @@ constexpr auto kLockstepGatherWait = std::chrono::milliseconds(50);
 }  // namespace
 
 bool NodeService::Gather(std::unique_lock<std::mutex>& lock) {
-  cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
-  if (stop_) return false;
+  // Idle sessions are looked for a few times per timeout, and at least every few seconds.
+  const auto expiry_period = std::clamp<std::chrono::steady_clock::duration>(
+      options_.session_idle_timeout / 4, std::chrono::milliseconds(10), std::chrono::seconds(5));
+  for (;;) {
+    const auto now = std::chrono::steady_clock::now();
+    if (stage_ && now >= next_expiry_) {
+      next_expiry_ = now + expiry_period;
+      if (const size_t n = stage_->ExpireIdle(now); n > 0) {
+        std::fprintf(stderr, "tandem node: forgot %zu idle session(s)\n", n);
+      }
+    }
+    if (stop_) return false;
+    if (!queue_.empty()) break;
+    cv_.wait_until(lock, next_expiry_ > now ? next_expiry_ : now + expiry_period);
+  }
   // Only the first stage waits in lockstep: a later stage waiting for sessions that sit
   // upstream of it would stall both.
   const auto now = std::chrono::steady_clock::now();
@@ -354,14 +446,21 @@ NodeService::Batch NodeService::TakeBatch() {
   int tokens = 0;
   for (auto it = queue_.begin(); it != queue_.end();) {
     const uint64_t sid = it->frame.session_id();
+    // No frame may exceed a batch on its own, the first of a batch included.
+    const bool too_long = it->refusal.ok() && it->frame.n_tokens() > options_.max_batch_tokens;
     if (blocked.contains(sid) || taken.contains(sid) ||
-        (tokens > 0 && tokens + it->frame.n_tokens() > options_.max_batch_tokens)) {
+        (!too_long && tokens + it->frame.n_tokens() > options_.max_batch_tokens)) {
       blocked.insert(sid);
       ++it;
       continue;
     }
-    absl::Status s = batch.stage ? batch.stage->Admit(it->frame)
-                                 : absl::UnavailableError("the node has no shard configured yet");
+    absl::Status s = !it->refusal.ok() ? it->refusal
+                     : too_long
+                         ? absl::ResourceExhaustedError(absl::StrCat(
+                               "session ", sid, ": frame of ", it->frame.n_tokens(),
+                               " tokens exceeds the node's batch of ", options_.max_batch_tokens))
+                     : batch.stage ? batch.stage->Admit(it->frame)
+                                   : absl::UnavailableError("the node has no shard configured yet");
     if (!s.ok()) {
       batch.rejected.emplace_back(std::move(*it), s);
     } else if (it->frame.end_session()) {
@@ -379,11 +478,11 @@ NodeService::Batch NodeService::TakeBatch() {
 void NodeService::Dispatch(Batch& batch) {
   for (auto& [p, s] : batch.rejected) {
     Reject(p, s);
-    if (p.reply) p.reply->Processed();
+    Done(p);
   }
   for (auto& p : batch.ends) {
     if (batch.downstream) (void)batch.downstream->Send(p.frame);
-    if (p.reply) p.reply->Processed();
+    Done(p);
   }
   if (batch.frames.empty()) return;
 
@@ -395,7 +494,24 @@ void NodeService::Dispatch(Batch& batch) {
     metrics_.Queued(batch_start - p.arrived);
     tokens += p.frame.n_tokens();
   }
-  std::vector<StageOutput> outputs = batch.stage->RunBatch(frames);
+  std::vector<StageOutput> outputs;
+  try {
+    outputs = batch.stage->RunBatch(frames);
+  } catch (const std::bad_alloc&) {
+    // Out of memory for this batch: its sessions end (their caches may be half written);
+    // the node and every other session go on.
+    for (const auto& p : batch.frames) {
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        batch.stage->Drop(p.frame.session_id());
+      }
+      Reject(p,
+             absl::ResourceExhaustedError(absl::StrCat(
+                 "session ", p.frame.session_id(), ": the node ran out of memory for this batch")));
+      Done(p);
+    }
+    return;
+  }
   {
     const auto took = std::chrono::steady_clock::now() - batch_start;
     metrics_.Ran(batch.frames.size(), tokens, took);
@@ -417,12 +533,18 @@ void NodeService::Dispatch(Batch& batch) {
       r.set_plan_epoch(f.plan_epoch());
       r.set_position(outputs[i].token_position);
       r.set_token(outputs[i].token);
+      if (f.sampling().logprobs()) {
+        r.set_logprob(outputs[i].logprob);
+        for (const TokenLogprob& t : outputs[i].top_logprobs) {
+          v1::TokenLogprob* out = r.add_top_logprobs();
+          out->set_token(t.token);
+          out->set_logprob(t.logprob);
+        }
+      }
       ReportResult(r);
     }
   }
-  for (const auto& p : batch.frames) {
-    if (p.reply) p.reply->Processed();
-  }
+  for (const auto& p : batch.frames) Done(p);
 }
 
 void NodeService::WorkerLoop() {
@@ -432,6 +554,7 @@ void NodeService::WorkerLoop() {
       std::unique_lock<std::mutex> lock(mutex_);
       if (!Gather(lock)) return;
       batch = TakeBatch();
+      sessions_ = batch.stage ? static_cast<uint32_t>(batch.stage->n_sessions()) : 0;
     }
     Dispatch(batch);
   }

@@ -33,7 +33,16 @@ class ReplyChannel;
 struct NodeOptions {
   int threads = 1;
   std::string node_id;
+  // Tokens one batch may hold; every frame counts, the first of a batch too. Raised to
+  // kMaxFrameTokens when lower, so that a legitimate prefill chunk always fits.
   int max_batch_tokens = 512;
+  // Flow control: a Forward stream stops reading while this many bytes of its frames wait
+  // in the queue, and the node serves at most this many Forward streams at once. Together
+  // they bound the queued frames' memory (16 x 4 MiB).
+  size_t max_stream_queue_bytes = 4 << 20;
+  int max_forward_streams = 16;
+  // Sessions silent for this long are forgotten on this stage.
+  std::chrono::steady_clock::duration session_idle_timeout = std::chrono::minutes(5);
   // Told whether the node serves (grpc.health.v1): false while a shard loads.
   std::function<void(bool)> set_serving;
 };
@@ -60,14 +69,26 @@ class NodeService final : public v1::Node::CallbackService {
   uint32_t layers_to_load() const { return layers_to_load_.load(); }
   // Pings the next stage and records the round trip (blocks up to half a second).
   void MeasureNextHop();
+  // Sessions the stage holds state for, as of the last batch taken.
+  uint32_t sessions() const { return sessions_.load(); }
 
-  // Frames from a Forward stream (or a test) enter here.
-  void Enqueue(v1::ActivationFrame frame, std::shared_ptr<ReplyChannel> reply);
+  // Frames from a Forward stream (or a test) enter here. `bytes` is what the frame counts
+  // against its stream's queue budget (given back through ReplyChannel::Processed).
+  // A frame with a `refusal` is rejected with it in its turn (the stream refused it).
+  void Enqueue(v1::ActivationFrame frame, std::shared_ptr<ReplyChannel> reply, size_t bytes = 0,
+               absl::Status refusal = absl::OkStatus());
+
+  const NodeOptions& options() const { return options_; }
+  // Forward streams open now; false when the limit is reached (the stream is refused).
+  bool AcquireStream();
+  void ReleaseStream() { --streams_; }
 
  private:
   struct Pending {
     v1::ActivationFrame frame;
     std::shared_ptr<ReplyChannel> reply;
+    size_t bytes = 0;
+    absl::Status refusal;
     std::chrono::steady_clock::time_point arrived;
   };
   // What one pass of the worker takes from the queue.
@@ -94,6 +115,8 @@ class NodeService final : public v1::Node::CallbackService {
   // Runs the batch and ships its outputs: activations downstream, tokens to the coordinator.
   void Dispatch(Batch& batch);
   void Reject(const Pending& p, const absl::Status& status);
+  // Tells the frame's stream it was handled (its bytes leave the stream's budget).
+  static void Done(const Pending& p);
   void ReportResult(const v1::StepResult& result);
   absl::Status LoadShard(const v1::ConfigureRequest& request, uint64_t* weight_bytes);
 
@@ -106,6 +129,8 @@ class NodeService final : public v1::Node::CallbackService {
   StageMetrics metrics_;
   std::atomic<uint32_t> layers_loaded_{0};
   std::atomic<uint32_t> layers_to_load_{0};
+  std::atomic<int> streams_{0};
+  std::atomic<uint32_t> sessions_{0};
 
   std::mutex mutex_;  // guards everything below
   std::condition_variable cv_;
@@ -116,6 +141,7 @@ class NodeService final : public v1::Node::CallbackService {
   bool stop_ = false;
   size_t last_batch_sessions_ = 0;
   std::chrono::steady_clock::duration gather_window_{0};
+  std::chrono::steady_clock::time_point next_expiry_;
   std::thread worker_;
   // Configure calls run one at a time on their own worker: loading a shard takes long and
   // must not hold a gRPC thread. Last, so it stops first.

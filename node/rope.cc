@@ -4,29 +4,33 @@
 
 namespace tandem {
 
-Rope::Rope(int64_t head_dim, int64_t n_rot, float freq_base, float freq_scale,
+Rope::Rope(RopeStyle style, int64_t head_dim, int64_t n_rot, float freq_base, float freq_scale,
            const float* freq_factors)
-    : head_dim_(head_dim), n_rot_(n_rot), freq_scale_(freq_scale) {
-  // Successive powers by repeated multiplication in float, as ggml computes them, so the
-  // angles agree with llama.cpp to the last bit or two.
-  const float theta_scale = std::pow(freq_base, -2.0f / static_cast<float>(n_rot));
-  float theta = 1.0f;
-  for (int64_t i = 0; i < n_rot / 2; ++i) {
-    theta_.push_back(freq_factors ? theta / freq_factors[i] : theta);
-    theta *= theta_scale;
-  }
-}
+    : style_(style),
+      head_dim_(head_dim),
+      n_rot_(n_rot),
+      freq_scale_(freq_scale),
+      theta_scale_(std::pow(freq_base, -2.0f / static_cast<float>(n_rot))),
+      freq_factors_(freq_factors ? std::vector<float>(freq_factors, freq_factors + n_rot / 2)
+                                 : std::vector<float>(n_rot / 2, 1.0f)) {}
 
 void Rope::Apply(float* x, int64_t n_heads, int64_t position) const {
-  const float p = static_cast<float>(position) * freq_scale_;
-  for (int64_t i = 0; i < n_rot_ / 2; ++i) {
-    const float angle = p * theta_[i];
+  // The angles in ggml's order of operations (position times successive powers of
+  // theta_scale, in float; then / factor, then * freq_scale), so they agree to the bit.
+  const int64_t half = n_rot_ / 2;
+  // Pair i's two elements: (2i, 2i + 1) in normal mode, (i, i + half) in NEOX mode.
+  const int64_t stride = style_ == RopeStyle::kNeox ? 1 : 2;
+  const int64_t other = style_ == RopeStyle::kNeox ? half : 1;
+  float theta = static_cast<float>(position);
+  for (int64_t i = 0; i < half; ++i) {
+    const float angle = freq_scale_ * (theta / freq_factors_[i]);
+    theta *= theta_scale_;
     const float c = std::cos(angle), s = std::sin(angle);
     for (int64_t h = 0; h < n_heads; ++h) {
-      float* v = x + h * head_dim_ + 2 * i;
-      const float x0 = v[0], x1 = v[1];
+      float* v = x + h * head_dim_ + i * stride;
+      const float x0 = v[0], x1 = v[other];
       v[0] = x0 * c - x1 * s;
-      v[1] = x0 * s + x1 * c;
+      v[other] = x0 * s + x1 * c;
     }
   }
 }

@@ -5,7 +5,7 @@
 #include <numeric>
 #include <vector>
 
-#include "absl/container/flat_hash_set.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "node/counter_rng.h"
 
@@ -19,18 +19,48 @@ int32_t Argmax(absl::Span<const float> logits) {
   return best;
 }
 
+void ApplyPenalties(std::vector<float>& l, const SamplingParams& p,
+                    absl::Span<const int32_t> recent) {
+  if (!UsesRecentTokens(p) || p.repeat_last_n <= 0) return;
+  const size_t n = std::min<size_t>(recent.size(), static_cast<size_t>(p.repeat_last_n));
+  absl::flat_hash_map<int32_t, int> counts;
+  for (int32_t id : recent.subspan(recent.size() - n)) {
+    if (id >= 0 && static_cast<size_t>(id) < l.size()) ++counts[id];
+  }
+  for (const auto& [id, count] : counts) {
+    if (p.repeat_penalty != 1.0f) {
+      l[id] = l[id] > 0 ? l[id] / p.repeat_penalty : l[id] * p.repeat_penalty;
+    }
+    l[id] -= static_cast<float>(count) * p.frequency_penalty + p.presence_penalty;
+  }
+}
+
+SampledLogprobs Logprobs(absl::Span<const float> logits, int32_t token, int n_top) {
+  SampledLogprobs out;
+  if (logits.empty()) return out;
+  // log softmax: x - max - log(sum exp(x - max)), in double for a vocabulary-sized sum.
+  const float max = *std::max_element(logits.begin(), logits.end());
+  double sum = 0;
+  for (float x : logits) sum += std::exp(static_cast<double>(x) - max);
+  const double log_sum = std::log(sum);
+  auto logprob = [&](int32_t id) {
+    return static_cast<float>(static_cast<double>(logits[id]) - max - log_sum);
+  };
+  if (token >= 0 && static_cast<size_t>(token) < logits.size()) out.logprob = logprob(token);
+  const size_t k = std::min<size_t>(static_cast<size_t>(std::max(0, n_top)), logits.size());
+  std::vector<int32_t> ids(logits.size());
+  std::iota(ids.begin(), ids.end(), 0);
+  std::partial_sort(ids.begin(), ids.begin() + k, ids.end(), [&](int32_t a, int32_t b) {
+    return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
+  });
+  for (size_t i = 0; i < k; ++i) out.top.push_back({ids[i], logprob(ids[i])});
+  return out;
+}
+
 int32_t SampleToken(absl::Span<const float> logits, const SamplingParams& p,
                     absl::Span<const int32_t> recent, int64_t position) {
   std::vector<float> l(logits.begin(), logits.end());
-  // Repetition penalty as llama.cpp applies it: divide positive logits, multiply negative.
-  if (p.repeat_penalty != 1.0f && p.repeat_last_n > 0) {
-    size_t n = std::min<size_t>(recent.size(), static_cast<size_t>(p.repeat_last_n));
-    absl::flat_hash_set<int32_t> seen(recent.end() - n, recent.end());
-    for (int32_t id : seen) {
-      if (id < 0 || static_cast<size_t>(id) >= l.size()) continue;
-      l[id] = l[id] > 0 ? l[id] / p.repeat_penalty : l[id] * p.repeat_penalty;
-    }
-  }
+  ApplyPenalties(l, p, recent);
   if (p.temperature <= 0) return Argmax(l);
 
   // Candidates sorted by logit, descending (ties: lower id first).

@@ -1,8 +1,10 @@
 #include "node/stage.h"
 
 #include <cstring>
+#include <new>
 
 #include "absl/strings/str_cat.h"
+#include "base/generation.h"
 #include "base/status_macros.h"
 #include "net/convert.h"
 #include "node/sampler.h"
@@ -12,14 +14,21 @@ namespace tandem {
 absl::StatusOr<std::unique_ptr<Stage>> Stage::Create(std::shared_ptr<const GgufFile> file,
                                                      const StageConfig& config, int threads) {
   // A configuration comes off the wire: bound it before anything is sized from it.
-  constexpr int64_t kMaxContext = 1 << 20;
-  if (config.n_ctx <= 0 || config.n_ctx > kMaxContext) {
+  TANDEM_RETURN_IF_ERROR(ValidateContextLength(config.n_ctx));
+  if (config.max_sessions <= 0) {
     return absl::InvalidArgumentError(
-        absl::StrCat("context length ", config.n_ctx, " is outside [1, ", kMaxContext, "]"));
+        absl::StrCat("max_sessions ", config.max_sessions, " must be positive"));
   }
   TANDEM_ASSIGN_OR_RETURN(auto shard, ModelShard::Load(std::move(file), config.range,
                                                        {.on_layer = config.on_layer_loaded}));
-  return std::unique_ptr<Stage>(new Stage(std::move(shard), config, threads));
+  // Every session's KV cache has this size: it must be computable before any is made.
+  TANDEM_RETURN_IF_ERROR(
+      KvCache::BytesFor(config.range.size(), config.n_ctx, shard->hparams().n_embd_kv()).status());
+  try {
+    return std::unique_ptr<Stage>(new Stage(std::move(shard), config, threads));
+  } catch (const std::bad_alloc&) {
+    return absl::ResourceExhaustedError("out of memory while creating the stage");
+  }
 }
 
 Stage::Stage(std::unique_ptr<ModelShard> shard, const StageConfig& config, int threads)
@@ -40,14 +49,28 @@ absl::Status Stage::Admit(const v1::ActivationFrame& f) {
     sessions_.erase(f.session_id());
     return absl::OkStatus();
   }
-  if (f.ByteSizeLong() > kMaxFrameBytes + 4096) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        who, "frame of ", f.ByteSizeLong(), " bytes exceeds the limit of ", kMaxFrameBytes));
+  if (f.ByteSizeLong() > kMaxFrameBytes + kMaxFrameOverheadBytes) {
+    return absl::ResourceExhaustedError(absl::StrCat(who, "frame of ", f.ByteSizeLong(),
+                                                     " bytes exceeds the limit of ",
+                                                     kMaxFrameBytes + kMaxFrameOverheadBytes));
   }
   if (f.n_tokens() <= 0) {
     return absl::InvalidArgumentError(absl::StrCat(who, "frame has ", f.n_tokens(), " tokens"));
   }
   const int64_t n = f.n_tokens();
+  // The frame's activations as this stage computes them, (n, n_embd) f32, are bounded like
+  // the wire's: a first stage is sent ids, not activations, so the bytes alone do not tell.
+  if (n > kMaxFrameTokens ||
+      n * h.n_embd * static_cast<int64_t>(sizeof(float)) > static_cast<int64_t>(kMaxFrameBytes)) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat(who, "frame of ", n, " tokens exceeds the limit of ",
+                     PrefillChunkTokens(h.n_embd), " tokens per frame for this model"));
+  }
+  if (f.recent_tokens_size() > kMaxRepeatLastN) {
+    return absl::InvalidArgumentError(absl::StrCat(who, "frame has ", f.recent_tokens_size(),
+                                                   " recent tokens, more than the limit of ",
+                                                   kMaxRepeatLastN));
+  }
   if (is_first()) {
     if (f.tokens_size() != n || !f.activations().empty()) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -75,10 +98,10 @@ absl::Status Stage::Admit(const v1::ActivationFrame& f) {
     absl::Status s = ValidateSamplingParams(p);
     if (!s.ok()) return absl::InvalidArgumentError(absl::StrCat(who, s.message()));
   }
-  if (f.position() < 0 || f.position() + n > config_.n_ctx) {
-    return absl::OutOfRangeError(absl::StrCat(who, "positions [", f.position(), ", ",
-                                              f.position() + n, ") exceed the context of ",
-                                              config_.n_ctx));
+  // position + n written so that a huge position cannot overflow.
+  if (f.position() < 0 || f.position() > config_.n_ctx - n) {
+    return absl::OutOfRangeError(absl::StrCat(who, n, " tokens at position ", f.position(),
+                                              " exceed the context of ", config_.n_ctx));
   }
   auto it = sessions_.find(f.session_id());
   if (f.position() == 0) {
@@ -89,8 +112,10 @@ absl::Status Stage::Admit(const v1::ActivationFrame& f) {
                                                          sessions_.size(), " sessions (limit ",
                                                          config_.max_sessions, ")"));
       }
-      it =
-          sessions_.emplace(f.session_id(), Session{forward_.NewCache(config_.n_ctx), 0, {}}).first;
+      absl::StatusOr<std::unique_ptr<KvCache>> cache = forward_.NewCache(config_.n_ctx);
+      if (!cache.ok())
+        return absl::ResourceExhaustedError(absl::StrCat(who, cache.status().message()));
+      it = sessions_.emplace(f.session_id(), Session{std::move(*cache), 0, {}}).first;
     }
     it->second.next_position = n;
     it->second.last_frame = std::chrono::steady_clock::now();
@@ -109,6 +134,19 @@ absl::Status Stage::Admit(const v1::ActivationFrame& f) {
   it->second.next_position += n;
   it->second.last_frame = std::chrono::steady_clock::now();
   return absl::OkStatus();
+}
+
+size_t Stage::ExpireIdle(std::chrono::steady_clock::time_point now) {
+  size_t n = 0;
+  for (auto it = sessions_.begin(); it != sessions_.end();) {
+    if (now - it->second.last_frame > config_.session_idle_timeout) {
+      sessions_.erase(it++);
+      ++n;
+    } else {
+      ++it;
+    }
+  }
+  return n;
 }
 
 size_t Stage::ActiveSessions(std::chrono::steady_clock::time_point now,
@@ -167,6 +205,13 @@ std::vector<StageOutput> Stage::RunBatch(const std::vector<const v1::ActivationF
     o.has_token = true;
     o.token_position = f.position() + f.n_tokens();
     o.token = SampleToken(logits_, p, recent, o.token_position);
+    if (p.logprobs) {
+      std::vector<float> penalized = logits_;
+      ApplyPenalties(penalized, p, recent);
+      SampledLogprobs lp = Logprobs(penalized, o.token, p.top_logprobs);
+      o.logprob = lp.logprob;
+      o.top_logprobs = std::move(lp.top);
+    }
   }
   return out;
 }

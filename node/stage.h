@@ -31,6 +31,9 @@ struct StageConfig {
   bool lockstep_batching = false;
   // Progress while the shard loads (ShardOptions::on_layer).
   std::function<void(int layers_done, int layers_total)> on_layer_loaded;
+  // A session that sends no frame for this long is forgotten (ExpireIdle): a lost
+  // end_session or a peer that walked away cannot pin a KV cache for ever.
+  std::chrono::steady_clock::duration session_idle_timeout = std::chrono::minutes(5);
 };
 
 // What a stage produces for one frame: activations for the next stage, or a token.
@@ -39,6 +42,9 @@ struct StageOutput {
   bool has_token = false;     // last stage, when the frame asked to sample
   int32_t token = 0;
   int64_t token_position = 0;
+  // When the sampling parameters ask for them (see node/sampler.h Logprobs).
+  float logprob = 0;
+  std::vector<TokenLogprob> top_logprobs;
 };
 
 class Stage {
@@ -61,11 +67,18 @@ class Stage {
   // The status code says what is wrong: FAILED_PRECONDITION (protocol version, stale
   // epoch), NOT_FOUND (unknown session), OUT_OF_RANGE (position gap, past the context),
   // INVALID_ARGUMENT (shape, token ids, sampling), RESOURCE_EXHAUSTED (oversized frame,
-  // too many sessions). An end_session frame frees the session at once.
+  // too many sessions, too many tokens, no memory for a KV cache). An end_session frame
+  // frees the session at once.
   absl::Status Admit(const v1::ActivationFrame& frame);
 
-  // Runs admitted frames (at most one per session) as one batch.
+  // Runs admitted frames (at most one per session) as one batch. Throws std::bad_alloc
+  // when scratch memory runs out; the caller rejects the batch and Drops its sessions.
   std::vector<StageOutput> RunBatch(const std::vector<const v1::ActivationFrame*>& frames);
+
+  // Forgets a session (its KV cache may be half written).
+  void Drop(uint64_t session_id) { sessions_.erase(session_id); }
+  // Forgets sessions idle for longer than config().session_idle_timeout; returns how many.
+  size_t ExpireIdle(std::chrono::steady_clock::time_point now);
 
   // Last stage: the logits (n_vocab) of the latest sampled position.
   const std::vector<float>& last_logits() const { return logits_; }

@@ -5,6 +5,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <limits>
 #include <random>
 
 #include "node/local_engine.h"
@@ -224,6 +225,55 @@ TEST(StageTest, EndSessionFreesIt) {
   ASSERT_TRUE(a->Admit(end).ok());
   EXPECT_EQ(a->n_sessions(), 0u);
   EXPECT_EQ(a->Admit(TokenFrame(1, 2, {5})).code(), absl::StatusCode::kNotFound);
+}
+
+// Every count from the wire is checked before it sizes anything (issue 9).
+TEST(StageTest, BoundsEveryCountBeforeUse) {
+  auto file = OpenModel();
+  auto first = MakeStage(file, 0, 5);
+  // A position near INT64_MAX: refused, and position + n is never computed in overflow.
+  auto s = first->Admit(TokenFrame(1, std::numeric_limits<int64_t>::max() - 1, {1, 2, 3}));
+  EXPECT_EQ(s.code(), absl::StatusCode::kOutOfRange) << s;
+  // More tokens than one frame may carry (its activations would pass the frame limit).
+  std::vector<int32_t> many(kMaxFrameTokens + 1, 5);
+  s = first->Admit(TokenFrame(2, 0, many));
+  EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted) << s;
+  EXPECT_THAT(std::string(s.message()), HasSubstr("tokens per frame"));
+  // More recent tokens than the repetition penalty may look back on.
+  v1::ActivationFrame f = TokenFrame(3, 0, {1});
+  for (int i = 0; i <= kMaxRepeatLastN; ++i) f.add_recent_tokens(1);
+  EXPECT_EQ(first->Admit(f).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(first->n_sessions(), 0u);
+}
+
+TEST(StageTest, KvCacheSizesAreCheckedArithmetic) {
+  EXPECT_EQ(KvCache::Create(1 << 30, int64_t{1} << 40, int64_t{1} << 20).status().code(),
+            absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(KvCache::Create(2, -1, 64).status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_FALSE(KvCache::BytesFor(4096, int64_t{1} << 59, 1 << 20).ok());
+  auto small = KvCache::Create(2, 16, 8);
+  ASSERT_TRUE(small.ok()) << small.status();
+  EXPECT_EQ((*small)->keys(1) - (*small)->keys(0), 16 * 8);
+  EXPECT_EQ(*KvCache::BytesFor(2, 16, 8), 2u * 2 * 16 * 8 * sizeof(float));
+}
+
+TEST(StageTest, IdleSessionsExpire) {
+  auto file = OpenModel();
+  StageConfig c;
+  c.plan_epoch = 3;
+  c.range = {0, 5};
+  c.n_ctx = 128;
+  c.session_idle_timeout = std::chrono::seconds(10);
+  auto stage = Stage::Create(file, c, 1);
+  ASSERT_TRUE(stage.ok()) << stage.status();
+  ASSERT_TRUE((*stage)->Admit(TokenFrame(1, 0, {1, 2})).ok());
+  ASSERT_TRUE((*stage)->Admit(TokenFrame(2, 0, {1})).ok());
+  const auto now = std::chrono::steady_clock::now();
+  EXPECT_EQ((*stage)->ExpireIdle(now + std::chrono::seconds(5)), 0u);
+  EXPECT_EQ((*stage)->n_sessions(), 2u);
+  EXPECT_EQ((*stage)->ExpireIdle(now + std::chrono::seconds(11)), 2u);
+  EXPECT_EQ((*stage)->n_sessions(), 0u);
+  EXPECT_EQ((*stage)->Admit(TokenFrame(1, 2, {5})).code(), absl::StatusCode::kNotFound);
 }
 
 }  // namespace

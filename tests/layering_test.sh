@@ -2,7 +2,8 @@
 # Fails when a folder includes a part it must not know. The layering:
 #
 #   cli, tests, bench ──▶ everything
-#   coordinator ──▶ net, partition, model, telemetry, base, proto  (never node)
+#   api         ──▶ coordinator, net, partition, model, telemetry, base, proto (never node)
+#   coordinator ──▶ net, partition, model, telemetry, base, proto  (never node or api)
 #   node        ──▶ net, model, telemetry, base, proto             (never coordinator)
 #   net         ──▶ base, proto                              (never node or coordinator)
 #   partition   ──▶ base                                     (pure: no I/O, no model files)
@@ -22,8 +23,9 @@ declare -A allowed=(
   [telemetry]="telemetry base"
   [node]="node net model telemetry base proto"
   [coordinator]="coordinator net partition model telemetry base proto"
+  [api]="api coordinator net partition model telemetry base proto"
 )
-ours="base model partition telemetry net node coordinator cli tests bench proto"
+ours="base model partition telemetry net node coordinator api cli tests bench proto"
 
 status=0
 for folder in "${!allowed[@]}"; do

@@ -1,12 +1,15 @@
 #include "node/kernels/matmul.h"
 
 #include <cblas.h>
+#include <cpuid.h>
 
 #include <algorithm>
 #include <cassert>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <string_view>
 #include <type_traits>
 #include <vector>
 
@@ -130,6 +133,14 @@ void Interleaved16Path(const KernelMatrix& m, const float* x, int64_t n_batch, f
       }
     }
   });
+}
+
+bool ExactSums() {
+  static const bool exact = [] {
+    const char* fast = std::getenv("TANDEM_FAST_SUMS");
+    return fast == nullptr || std::string_view(fast) == "0" || std::string_view(fast).empty();
+  }();
+  return exact;
 }
 
 bool Interleaved16Supports(GgmlType type) {
@@ -319,9 +330,12 @@ void MatMulLayout(const KernelMatrix& m, const float* x, int64_t n_batch, float*
                   ThreadPool& pool, KernelIsa isa) {
   assert(MatMulSupports(m.w.type) && KernelIsaAvailable(isa));
   if (n_batch <= 0 || m.w.rows <= 0) return;
+  // llama.cpp multiplies quantized and f16 / bf16 weights with activations rounded to the
+  // matching format, whatever the batch; sgemm on f32 activations would not.
+  const bool sgemm_allowed = m.w.type == GgmlType::kF32 || !ExactSums();
   if (m.layout == RowLayout::kInterleaved16) {
     Interleaved16Path(m, x, n_batch, y, pool);
-  } else if (n_batch >= kSgemmMinBatch) {
+  } else if (n_batch >= kSgemmMinBatch && sgemm_allowed) {
     SgemmPath(m, x, n_batch, y, pool);
   } else {
     MatVecPath(m, x, n_batch, y, pool, isa);
@@ -349,6 +363,14 @@ const char* KernelIsaName(KernelIsa isa) {
   return "scalar";
 }
 
+namespace {
+// F16C from CPUID: clang's __builtin_cpu_supports does not know "f16c".
+bool CpuHasF16c() {
+  unsigned eax, ebx, ecx, edx;
+  return __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & bit_F16C) != 0;
+}
+}  // namespace
+
 bool KernelIsaAvailable(KernelIsa isa) {
   switch (isa) {
     case KernelIsa::kAvx512:
@@ -356,8 +378,7 @@ bool KernelIsaAvailable(KernelIsa isa) {
              __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni") &&
              KernelIsaAvailable(KernelIsa::kAvx2);
     case KernelIsa::kAvx2:
-      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-             __builtin_cpu_supports("f16c");
+      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && CpuHasF16c();
     case KernelIsa::kScalar:
       break;
   }

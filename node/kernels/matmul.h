@@ -45,7 +45,8 @@ void MatMul(const WeightMatrix& w, const float* x, int64_t n_batch, float* y, Th
 // Products with n_batch at least this use dequantized tiles and OpenBLAS sgemm; smaller
 // batches run the integer matrix-vector kernel once per token. (A PreparedMatrix in the
 // interleaved layout, Q4_0 / Q8_0 / Q4_K / Q5_K / Q6_K on AVX-512, uses its own kernel for
-// every batch.)
+// every batch.) Only f32 weights take sgemm unless TANDEM_FAST_SUMS=1 (see vec_dot.h): the
+// other types keep llama.cpp's activation rounding.
 inline constexpr int64_t kSgemmMinBatch = 8;
 
 }  // namespace tandem

@@ -226,6 +226,41 @@ TEST(MatMulTest, PreparedInterleavedKQuantsMatchScalar) {
   }
 }
 
+TEST(MatMulTest, LlamaCppOrderIsBitExactAcrossKernels) {
+  // Q4_0, Q5_0, Q8_0 and f16 follow llama.cpp's order of float sums in every kernel (scalar,
+  // AVX2, AVX-512, the interleaved layout at any batch): the results are equal, not close.
+  // cols 172 and 1000: f16 with a leftover past its steps of 64.
+  ThreadPool pool(2);
+  for (GgmlType type : {GgmlType::kQ4_0, GgmlType::kQ5_0, GgmlType::kQ8_0, GgmlType::kF16}) {
+    for (int64_t cols : {int64_t{64}, int64_t{172}, int64_t{1024}}) {
+      if (type != GgmlType::kF16 && cols % 32 != 0) continue;
+      const int64_t rows = 37;
+      const std::vector<float> w_f32 = RandomNormal(rows * cols, 7);
+      const std::vector<uint8_t> w_bytes = QuantizeMatrix(type, w_f32.data(), rows, cols);
+      const WeightMatrix w{type, rows, cols, w_bytes.data()};
+      auto p = Prepare(w);
+      ASSERT_TRUE(p.ok()) << p.status();
+      for (int64_t n_batch : {1, 3, 9}) {
+        SCOPED_TRACE(std::string(GgmlTypeName(type)) + " cols " + std::to_string(cols) + " batch " +
+                     std::to_string(n_batch));
+        const std::vector<float> x = RandomNormal(n_batch * cols, 8);
+        std::vector<float> y_ref(n_batch * rows);
+        for (int64_t b = 0; b < n_batch; ++b) {
+          MatMul(w, x.data() + b * cols, 1, y_ref.data() + b * rows, pool, KernelIsa::kScalar);
+        }
+        for (KernelIsa isa : AvailableIsas()) {
+          std::vector<float> y(n_batch * rows);
+          MatMul(w, x.data(), n_batch, y.data(), pool, isa);
+          EXPECT_EQ(y, y_ref) << KernelIsaName(isa);
+        }
+        std::vector<float> y(n_batch * rows);
+        MatMul(*p, x.data(), n_batch, y.data(), pool);
+        EXPECT_EQ(y, y_ref) << "prepared";
+      }
+    }
+  }
+}
+
 TEST(RepackTest, Interleaved16RoundTripAndDequantize) {
   ThreadPool pool(1);
   for (GgmlType type :

@@ -74,6 +74,36 @@ TEST(OpsTest, SwiGlu) {
   EXPECT_EQ(out[2], 0.0f);
 }
 
+// The tanh GELU through the fp16 table: within one fp16 step of the float64 formula at
+// the fp16-rounded input, exactly 0 below -10 and the identity above 10.
+TEST(OpsTest, GeluTanhGlu) {
+  const auto gate = Random(4099, 5), up = Random(4099, 6);
+  std::vector<float> out(gate.size());
+  GeluTanhGlu(gate.data(), up.data(), static_cast<int64_t>(gate.size()), out.data());
+  for (size_t i = 0; i < gate.size(); ++i) {
+    const double g = gate[i];
+    const double gelu = 0.5 * g * (1 + std::tanh(0.7978845608028654 * (g + 0.044715 * g * g * g)));
+    const double want = (g <= -10 ? 0.0 : g >= 10 ? g : gelu) * up[i];
+    // fp16 input and output rounding: about 2^-10 relative each, plus the slope.
+    EXPECT_NEAR(out[i], want, 2e-3 * (std::fabs(g) + 1) * std::fabs(up[i]) + 1e-6) << g;
+  }
+  const float big[] = {-12.0f, 12.0f}, ones[] = {1.0f, 1.0f};
+  float capped[2];
+  GeluTanhGlu(big, ones, 2, capped);
+  EXPECT_EQ(capped[0], 0.0f);
+  EXPECT_EQ(capped[1], 12.0f);
+}
+
+TEST(OpsTest, SoftCap) {
+  auto x = Random(100, 7, 40.0f);
+  const auto before = x;
+  SoftCap(x.data(), static_cast<int64_t>(x.size()), 50.0f);
+  for (size_t i = 0; i < x.size(); ++i) {
+    EXPECT_NEAR(x[i], 50.0 * std::tanh(before[i] / 50.0), 1e-5 * 50);
+    EXPECT_LT(std::fabs(x[i]), 50.0f);
+  }
+}
+
 TEST(OpsTest, DotAndAxpy) {
   for (int64_t n : kLengths) {
     const auto a = Random(n, 6), b = Random(n, 7);

@@ -12,7 +12,9 @@ namespace tandem::kernels {
 
 // One activation vector of n elements prepared for a weight type:
 //  * 32-element block types: qs int8 with one scale d per 32 (rounded to f16 as ggml's
-//    Q8_0 / Q8_1 are), isum = sum(qs) per block, s = d * isum;
+//    Q8_0 / Q8_1 are), isum = sum(qs) per block, s = d * isum rounded to f16 (ggml's Q8_1
+//    s), lane_sums = sum(qs) per 4 elements (8 per block: the lanes of llama.cpp's integer
+//    dot products, so an unsigned-weight kernel can take its offset out lane by lane);
 //  * K types: qs int8 with a float scale d per 256, bsums = sum(qs) per 16 (ggml's Q8_K)
 //    and bsums32 = sum(qs) per 32 (the Q4_K / Q5_K mins);
 //  * F32 / F16 / BF16: f, the activation rounded to the weight's precision (llama.cpp
@@ -24,6 +26,7 @@ struct Activation {
   const float* d = nullptr;
   const float* s = nullptr;
   const int32_t* isum = nullptr;
+  const int32_t* lane_sums = nullptr;
   const int16_t* bsums = nullptr;
   const int16_t* bsums32 = nullptr;
 };
@@ -45,6 +48,14 @@ class ActivationBatch {
   std::unique_ptr<Activation[]> rows_;
   int64_t rows_capacity_ = 0;
 };
+
+// Whether the products add their float terms in llama.cpp's order (ggml's x86 kernels: see
+// vec_dot_scalar.cc), so that greedy runs stay token for token with it: the default. With
+// TANDEM_FAST_SUMS=1 in the environment, the Q4_0 / Q8_0 interleaved kernels sum each block
+// before any float work, and batches of kSgemmMinBatch or more of the types not interleaved
+// go to sgemm on f32 activations (faster prompts; results a few ulp, or for sgemm up to
+// the activation rounding, away). Read once.
+bool ExactSums();
 
 // y[r] = dot(row r of the weights, x) for r < n_rows; rows start at w, row_bytes apart.
 using RowsDotFn = void (*)(const uint8_t* w, int64_t row_bytes, int64_t n_rows, const Activation& x,

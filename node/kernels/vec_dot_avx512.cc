@@ -72,6 +72,67 @@ void Interleaved16Rows(const uint8_t* w, int64_t group_bytes, int64_t n_groups, 
   }
 }
 
+// llama.cpp's order of float sums (vec_dot_scalar.cc): per block, lane s of a row (the
+// integer sum over elements 4s..4s+3) is one VNNI step from -offset * (activation sum over
+// those 4), and has its own f32 accumulator; the 8 lanes are added as llama.cpp's tree at
+// the end (vertical adds here: lane r of every vector is row r). kTokens <= 2 keeps the 8
+// accumulators per token in registers; more tokens take more passes over the group.
+template <int kTokens, bool kQ4>
+void ExactInterleavedTokens(const uint8_t* group, int64_t nb, const Activation* x, float* y,
+                            int64_t y_stride) {
+  constexpr int kBlockBytes = 32 + (kQ4 ? 256 : 512);
+  constexpr int kShift = kQ4 ? 3 : 7;  // offsets 8 and 128
+  const __m512i m4 = _mm512_set1_epi8(0x0f);
+  __m512 acc[kTokens][8];
+  for (int t = 0; t < kTokens; ++t) {
+    for (int s = 0; s < 8; ++s) acc[t][s] = _mm512_setzero_ps();
+  }
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* blk = group + b * kBlockBytes;
+    for (int l = 0; l < kBlockBytes; l += 64) Prefetch(blk + kPrefetchAhead + l);
+    const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk)));
+    __m512 scale[kTokens];
+    for (int t = 0; t < kTokens; ++t) scale[t] = _mm512_mul_ps(dw, _mm512_set1_ps(x[t].d[b]));
+    for (int s = 0; s < 8; ++s) {
+      __m512i q;
+      if constexpr (kQ4) {  // lane s < 4: low nibbles of chunk s; s >= 4: high of chunk s - 4
+        const __m512i v = _mm512_loadu_si512(blk + 32 + 64 * (s % 4));
+        q = _mm512_and_si512(s < 4 ? v : _mm512_srli_epi16(v, 4), m4);
+      } else {
+        q = _mm512_loadu_si512(blk + 32 + 64 * s);
+      }
+      for (int t = 0; t < kTokens; ++t) {
+        int32_t four;
+        std::memcpy(&four, x[t].qs + 32 * b + 4 * s, 4);
+        const __m512i init = _mm512_set1_epi32(-(x[t].lane_sums[8 * b + s] << kShift));
+        const __m512i dot = _mm512_dpbusd_epi32(init, q, _mm512_set1_epi32(four));
+        acc[t][s] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), scale[t], acc[t][s]);
+      }
+    }
+  }
+  for (int t = 0; t < kTokens; ++t) {
+    const __m512 a0 = _mm512_add_ps(acc[t][0], acc[t][4]), a1 = _mm512_add_ps(acc[t][1], acc[t][5]);
+    const __m512 a2 = _mm512_add_ps(acc[t][2], acc[t][6]), a3 = _mm512_add_ps(acc[t][3], acc[t][7]);
+    _mm512_storeu_ps(y + t * y_stride, _mm512_add_ps(_mm512_add_ps(a0, a2), _mm512_add_ps(a1, a3)));
+  }
+}
+
+template <bool kQ4>
+void ExactInterleaved16(const uint8_t* w, int64_t group_bytes, int64_t n_groups,
+                        const Activation* x, int n_tokens, float* y, int64_t y_stride) {
+  const int64_t nb = x[0].n / 32;
+  for (int64_t g = 0; g < n_groups; ++g) {
+    const uint8_t* group = w + g * group_bytes;
+    int t = 0;
+    for (; t + 2 <= n_tokens; t += 2) {
+      ExactInterleavedTokens<2, kQ4>(group, nb, x + t, y + t * y_stride + 16 * g, y_stride);
+    }
+    if (t < n_tokens) {
+      ExactInterleavedTokens<1, kQ4>(group, nb, x + t, y + t * y_stride + 16 * g, y_stride);
+    }
+  }
+}
+
 template <bool kQ4>
 void Interleaved16(const uint8_t* w, int64_t group_bytes, int64_t n_groups, const Activation* x,
                    int n_tokens, float* y, int64_t y_stride) {
@@ -283,7 +344,9 @@ struct Q6K {
 GroupsDotFn Avx512Interleaved16Kernel(GgmlType type) {
   switch (type) {
     case GgmlType::kQ4_0:
-      return Interleaved16<true>;
+      return ExactSums() ? ExactInterleaved16<true> : Interleaved16<true>;
+    case GgmlType::kQ8_0:
+      return ExactSums() ? ExactInterleaved16<false> : Interleaved16<false>;
     case GgmlType::kQ4_K:
       return ForTokens<Q4K>;
     case GgmlType::kQ5_K:

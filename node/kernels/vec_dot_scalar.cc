@@ -1,5 +1,6 @@
 // Portable reference kernels: the integer arithmetic every SIMD kernel must reproduce
 // (they differ only in the order of float additions).
+#include <cmath>
 #include <cstring>
 
 #include "base/fp16.h"
@@ -27,12 +28,33 @@ void F32Rows(const uint8_t* w, int64_t rb, int64_t nr, const Activation& x, floa
     return v;
   });
 }
+float F16At(const uint8_t* row, int64_t i) {
+  uint16_t h;
+  std::memcpy(&h, row + 2 * i, 2);
+  return Fp16ToFp32(h);
+}
+
+// llama.cpp's order for an f16 row times f16-rounded activations (ggml_vec_dot_f16, AVX-512
+// build): 64 f32 lanes (4 vectors of 16) take fused multiply-adds over whole steps of 64
+// elements; the vectors are added (0 += 2, 1 += 3, 0 += 1), the 16 lanes as a halving tree
+// (l += l + 8, then + 4, + 2, + 1); the n % 64 leftover products join in double.
 void F16Rows(const uint8_t* w, int64_t rb, int64_t nr, const Activation& x, float* y) {
-  FloatRows(w, rb, nr, x, y, [](const uint8_t* row, int64_t i) {
-    uint16_t h;
-    std::memcpy(&h, row + 2 * i, 2);
-    return Fp16ToFp32(h);
-  });
+  const int64_t n_steps = x.n / 64 * 64;
+  for (int64_t r = 0; r < nr; ++r) {
+    const uint8_t* row = w + r * rb;
+    float lanes[64] = {};
+    for (int64_t i = 0; i < n_steps; i += 64) {
+      for (int l = 0; l < 64; ++l) lanes[l] = std::fma(F16At(row, i + l), x.f[i + l], lanes[l]);
+    }
+    for (int l = 0; l < 32; ++l) lanes[l] += lanes[l + 32];
+    for (int l = 0; l < 16; ++l) lanes[l] += lanes[l + 16];
+    for (int half = 8; half >= 1; half /= 2) {
+      for (int l = 0; l < half; ++l) lanes[l] += lanes[l + half];
+    }
+    double sum = lanes[0];
+    for (int64_t i = n_steps; i < x.n; ++i) sum += static_cast<double>(F16At(row, i) * x.f[i]);
+    y[r] = static_cast<float>(sum);
+  }
 }
 void Bf16Rows(const uint8_t* w, int64_t rb, int64_t nr, const Activation& x, float* y) {
   FloatRows(w, rb, nr, x, y, [](const uint8_t* row, int64_t i) {
@@ -54,10 +76,21 @@ void AddHighBits(const uint8_t* qh_bytes, int* q) {
   std::memcpy(&qh, qh_bytes, 4);
   for (int j = 0; j < 32; ++j) q[j] |= ((qh >> j) & 1) << 4;
 }
-int32_t DotBlock(const int* q, const int8_t* xq) {
+// llama.cpp's order for the 32-element block types (ggml_vec_dot_q8_0_q8_0, _q4_0_q8_0, ...
+// on x86, and its tinyBLAS for batches): 8 f32 lanes; per block, lane l takes the exact
+// integer sum over elements 4l..4l+3 times the block's scale product (w.d * x.d) in one
+// fused multiply-add; at the end the lanes are added as a tree (l += l + 4, then + 2, + 1).
+float LaneTreeSum(float* lanes) {
+  for (int l = 0; l < 4; ++l) lanes[l] += lanes[l + 4];
+  for (int l = 0; l < 2; ++l) lanes[l] += lanes[l + 2];
+  return lanes[0] + lanes[1];
+}
+
+// Lane l of one block: sum over 4 elements of (q - offset) * xq, in int32.
+int32_t LaneDot(const int* q, const int8_t* xq, int l, int offset, const int32_t* lane_sums) {
   int32_t sum = 0;
-  for (int j = 0; j < 32; ++j) sum += q[j] * xq[j];
-  return sum;
+  for (int e = 4 * l; e < 4 * l + 4; ++e) sum += q[e] * xq[e];
+  return sum - offset * lane_sums[l];
 }
 
 template <typename Block, int kOffset, bool kHasMin, bool kHasHigh>
@@ -65,17 +98,21 @@ void Q32Rows(const uint8_t* w, int64_t row_bytes, int64_t n_rows, const Activati
   const int64_t nb = x.n / 32;
   for (int64_t r = 0; r < n_rows; ++r) {
     const Block* blocks = reinterpret_cast<const Block*>(w + r * row_bytes);
-    float sum = 0;
+    float lanes[8] = {};
+    float min_sum = 0;
     for (int64_t b = 0; b < nb; ++b) {
       const Block& blk = blocks[b];
       int q[32];
       Nibbles(blk.qs, q);
       if constexpr (kHasHigh) AddHighBits(blk.qh, q);
-      const int32_t dot = DotBlock(q, x.qs + 32 * b) - kOffset * x.isum[b];
-      sum += Fp16ToFp32(blk.d) * x.d[b] * static_cast<float>(dot);
-      if constexpr (kHasMin) sum += Fp16ToFp32(blk.m) * x.s[b];
+      const float scale = Fp16ToFp32(blk.d) * x.d[b];
+      for (int l = 0; l < 8; ++l) {
+        const int32_t dot = LaneDot(q, x.qs + 32 * b, l, kOffset, x.lane_sums + 8 * b);
+        lanes[l] = std::fma(static_cast<float>(dot), scale, lanes[l]);
+      }
+      if constexpr (kHasMin) min_sum += Fp16ToFp32(blk.m) * x.s[b];
     }
-    y[r] = sum;
+    y[r] = LaneTreeSum(lanes) + min_sum;
   }
 }
 
@@ -83,13 +120,17 @@ void Q8_0Rows(const uint8_t* w, int64_t row_bytes, int64_t n_rows, const Activat
   const int64_t nb = x.n / 32;
   for (int64_t r = 0; r < n_rows; ++r) {
     const BlockQ8_0* blocks = reinterpret_cast<const BlockQ8_0*>(w + r * row_bytes);
-    float sum = 0;
+    float lanes[8] = {};
     for (int64_t b = 0; b < nb; ++b) {
-      int32_t dot = 0;
-      for (int j = 0; j < 32; ++j) dot += blocks[b].qs[j] * x.qs[32 * b + j];
-      sum += Fp16ToFp32(blocks[b].d) * x.d[b] * static_cast<float>(dot);
+      int q[32];
+      for (int j = 0; j < 32; ++j) q[j] = blocks[b].qs[j];
+      const float scale = Fp16ToFp32(blocks[b].d) * x.d[b];
+      for (int l = 0; l < 8; ++l) {
+        const int32_t dot = LaneDot(q, x.qs + 32 * b, l, 0, x.lane_sums + 8 * b);
+        lanes[l] = std::fma(static_cast<float>(dot), scale, lanes[l]);
+      }
     }
-    y[r] = sum;
+    y[r] = LaneTreeSum(lanes);
   }
 }
 

@@ -117,6 +117,36 @@ void FloatRows(const uint8_t* w, int64_t row_bytes, int64_t n_rows, const Activa
   }
 }
 
+// llama.cpp's order for f16 weights (see F16Rows in vec_dot_scalar.cc): 4 x 16 f32 lanes
+// (here 8 halves of 8) over steps of 64, the vectors added 0 += 2, 1 += 3, 0 += 1, the 16
+// lanes as a halving tree (the low and high 8 first, then HorizontalSum's order), and the
+// leftover products in double.
+void F16Rows(const uint8_t* w, int64_t row_bytes, int64_t n_rows, const Activation& x, float* y) {
+  const int64_t n = x.n, n_steps = n / 64 * 64;
+  for (int64_t r = 0; r < n_rows; ++r) {
+    const uint8_t* row = w + r * row_bytes;
+    __m256 acc[8];
+    for (int k = 0; k < 8; ++k) acc[k] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n_steps; i += 64) {
+      Prefetch(row + 2 * i + kPrefetchAhead);
+      for (int k = 0; k < 8; ++k) {
+        acc[k] = _mm256_fmadd_ps(LoadF16x8(row + 2 * (i + 8 * k)), _mm256_loadu_ps(x.f + i + 8 * k),
+                                 acc[k]);
+      }
+    }
+    // Vector j of 16 lanes is acc[2j] (lanes 0..7) and acc[2j + 1] (lanes 8..15).
+    for (int k = 0; k < 4; ++k) acc[k] = _mm256_add_ps(acc[k], acc[k + 4]);
+    for (int k = 0; k < 2; ++k) acc[k] = _mm256_add_ps(acc[k], acc[k + 2]);
+    double sum = HorizontalSum(_mm256_add_ps(acc[0], acc[1]));
+    for (int64_t i = n_steps; i < n; ++i) {
+      uint16_t h;
+      std::memcpy(&h, row + 2 * i, 2);
+      sum += static_cast<double>(_cvtsh_ss(h) * x.f[i]);
+    }
+    y[r] = static_cast<float>(sum);
+  }
+}
+
 // ---- 32-element block types ----
 
 // Decoders: unsigned element bytes of block b, its offset (subtracted via the activation
@@ -150,30 +180,36 @@ struct Q5_1Decoder {
   }
 };
 
+// -offset * (activation sum per 4 elements) of block i: the 8 int32 lanes that take an
+// unsigned weight's offset out lane by lane (offset a power of two).
+template <int kOffset>
+inline __m256i LaneOffsets(const Activation& x, int64_t i) {
+  constexpr int kShift = kOffset == 8 ? 3 : (kOffset == 16 ? 4 : 7);
+  static_assert(kOffset == 1 << kShift);
+  const __m256i sums = _mm256_load_si256(reinterpret_cast<const __m256i*>(x.lane_sums + 8 * i));
+  return _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(sums, kShift));
+}
+
+// llama.cpp's order (see vec_dot_scalar.cc): one 8-lane accumulator, lane l of a block is
+// the integer sum over elements 4l..4l+3, one fused multiply-add per block, then the tree.
 template <typename D>
 void Q32Rows(const uint8_t* w, int64_t row_bytes, int64_t n_rows, const Activation& x, float* y) {
   const int64_t nb = x.n / 32;
   for (int64_t r = 0; r < n_rows; ++r) {
     const typename D::Block* blocks = reinterpret_cast<const typename D::Block*>(w + r * row_bytes);
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    __m256 acc = _mm256_setzero_ps();
     float min_sum = 0;
-    int64_t b = 0;
-    auto one_block = [&](int64_t i, __m256& acc) {
+    for (int64_t i = 0; i < nb; ++i) {
+      if (i % 2 == 0) Prefetch(reinterpret_cast<const uint8_t*>(blocks + i) + kPrefetchAhead);
       const __m256i ys = _mm256_load_si256(reinterpret_cast<const __m256i*>(x.qs + 32 * i));
-      const __m256i init = _mm256_castsi128_si256(_mm_cvtsi32_si128(-D::kOffset * x.isum[i]));
-      const __m256i dot =
-          DotU8S8(D::kOffset != 0 ? init : _mm256_setzero_si256(), D::Quants(blocks[i]), ys);
+      __m256i init = _mm256_setzero_si256();
+      if constexpr (D::kOffset != 0) init = LaneOffsets<D::kOffset>(x, i);
+      const __m256i dot = DotU8S8(init, D::Quants(blocks[i]), ys);
       const float scale = HalfToFloat(blocks[i].d) * x.d[i];
       acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_set1_ps(scale), acc);
       if constexpr (D::kHasMin) min_sum += HalfToFloat(blocks[i].m) * x.s[i];
-    };
-    for (; b + 2 <= nb; b += 2) {
-      Prefetch(reinterpret_cast<const uint8_t*>(blocks + b) + kPrefetchAhead);
-      one_block(b, acc0);
-      one_block(b + 1, acc1);
     }
-    if (b < nb) one_block(b, acc0);
-    y[r] = HorizontalSum(_mm256_add_ps(acc0, acc1)) + min_sum;
+    y[r] = HorizontalSum(acc) + min_sum;
   }
 }
 
@@ -181,15 +217,14 @@ void Q8_0Rows(const uint8_t* w, int64_t row_bytes, int64_t n_rows, const Activat
   const int64_t nb = x.n / 32;
   for (int64_t r = 0; r < n_rows; ++r) {
     const BlockQ8_0* blocks = reinterpret_cast<const BlockQ8_0*>(w + r * row_bytes);
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-    auto one_block = [&](int64_t i, __m256& acc) {
+    __m256 acc = _mm256_setzero_ps();
+    auto one_block = [&](int64_t i) {
       const __m256i ys = _mm256_load_si256(reinterpret_cast<const __m256i*>(x.qs + 32 * i));
       const __m256i ws = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blocks[i].qs));
 #ifdef TANDEM_X86_VNNI
-      // (w + 128) as unsigned, minus 128 * sum(y).
-      const __m256i init = _mm256_castsi128_si256(_mm_cvtsi32_si128(-128 * x.isum[i]));
-      const __m256i dot =
-          _mm256_dpbusd_epi32(init, _mm256_xor_si256(ws, _mm256_set1_epi8(-128)), ys);
+      // (w + 128) as unsigned, minus 128 * sum(y) lane by lane.
+      const __m256i dot = _mm256_dpbusd_epi32(LaneOffsets<128>(x, i),
+                                              _mm256_xor_si256(ws, _mm256_set1_epi8(-128)), ys);
 #else
       // |w| * (y with w's sign): fits maddubs since |w|, |y| <= 127.
       const __m256i dot =
@@ -198,15 +233,14 @@ void Q8_0Rows(const uint8_t* w, int64_t row_bytes, int64_t n_rows, const Activat
       const float scale = HalfToFloat(blocks[i].d) * x.d[i];
       acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_set1_ps(scale), acc);
     };
-    int64_t b = 0;
-    for (; b + 2 <= nb; b += 2) {
-      Prefetch(reinterpret_cast<const uint8_t*>(blocks + b) + kPrefetchAhead);
-      Prefetch(reinterpret_cast<const uint8_t*>(blocks + b) + kPrefetchAhead + 64);
-      one_block(b, acc0);
-      one_block(b + 1, acc1);
+    for (int64_t i = 0; i < nb; ++i) {
+      if (i % 2 == 0) {
+        Prefetch(reinterpret_cast<const uint8_t*>(blocks + i) + kPrefetchAhead);
+        Prefetch(reinterpret_cast<const uint8_t*>(blocks + i) + kPrefetchAhead + 64);
+      }
+      one_block(i);
     }
-    if (b < nb) one_block(b, acc0);
-    y[r] = HorizontalSum(_mm256_add_ps(acc0, acc1));
+    y[r] = HorizontalSum(acc);
   }
 }
 
@@ -355,7 +389,7 @@ void Q6KRows(const uint8_t* w, int64_t row_bytes, int64_t n_rows, const Activati
 
 const KernelTable kTable = {
     .f32 = FloatRows<4, LoadF32x8>,
-    .f16 = FloatRows<2, LoadF16x8>,
+    .f16 = F16Rows,
     .bf16 = FloatRows<2, LoadBf16x8>,
     .q4_0 = Q32Rows<Q4_0Decoder>,
     .q4_1 = Q32Rows<Q4_1Decoder>,
