@@ -106,11 +106,12 @@ std::optional<CachedDigests> ParseDigestSidecar(absl::string_view text, const Di
 
 std::vector<std::string> DigestSidecarPaths(const std::string& absolute_path,
                                             const std::string& cache_dir) {
+  // Never beside the model: model folders are often shared or read-only by intent (a
+  // process running as root could write into them anyway).
   if (!cache_dir.empty()) return {CacheDirSidecar(cache_dir, absolute_path)};
-  std::vector<std::string> paths = {absl::StrCat(absolute_path, kSuffix)};
   const std::string user_dir = UserCacheDir();
-  if (!user_dir.empty()) paths.push_back(CacheDirSidecar(user_dir, absolute_path));
-  return paths;
+  if (user_dir.empty()) return {};
+  return {CacheDirSidecar(user_dir, absolute_path)};
 }
 
 std::optional<CachedDigests> ReadDigestSidecar(const DigestCacheKey& key, size_t n_tensors,
@@ -135,12 +136,9 @@ absl::Status WriteDigestSidecar(const DigestCacheKey& key, const CachedDigests& 
   const std::vector<std::string> paths = DigestSidecarPaths(key.absolute_path, cache_dir);
   absl::Status status = absl::NotFoundError("no place for the digest sidecar");
   for (size_t i = 0; i < paths.size(); ++i) {
-    // Cache folders are ours to create; the model's own folder is not.
-    const bool in_cache_dir = !cache_dir.empty() || i > 0;
-    if (in_cache_dir) {
-      std::error_code ignored;
-      std::filesystem::create_directories(std::filesystem::path(paths[i]).parent_path(), ignored);
-    }
+    // Every place is a cache folder of ours to create.
+    std::error_code ignored;
+    std::filesystem::create_directories(std::filesystem::path(paths[i]).parent_path(), ignored);
     status = WriteAtomically(paths[i], text);
     if (status.ok()) return status;
   }

@@ -1,9 +1,9 @@
 // The sidecar that remembers a model's SHA-256 digests so a restart does not re-hash it.
 //
 // It is keyed by the model's absolute path and identity (device, inode, size, mtime in ns);
-// a sidecar whose key differs, or that is malformed in any way, is ignored. It lives beside
-// the model as `<model>.tandem-sha256` when that folder is writable, otherwise in a cache
-// folder ($XDG_CACHE_HOME/tandem or ~/.cache/tandem, or one the caller names).
+// a sidecar whose key differs, or that is malformed in any way, is ignored. It lives in
+// a cache folder ($XDG_CACHE_HOME/tandem or ~/.cache/tandem, or one the caller names),
+// never beside the model.
 #pragma once
 
 #include <optional>

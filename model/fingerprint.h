@@ -29,8 +29,8 @@ Sha256Digest FingerprintFromTensorDigests(const GgufFile& file,
                                           const std::vector<Sha256Digest>& tensor_digests);
 
 struct FingerprintOptions {
-  // Where to keep the digest sidecar; empty: beside the model when its folder is
-  // writable, otherwise $XDG_CACHE_HOME/tandem or ~/.cache/tandem (model/digest_cache.h).
+  // Where to keep the digest sidecar; empty: $XDG_CACHE_HOME/tandem or ~/.cache/tandem
+  // (model/digest_cache.h), never beside the model.
   std::string cache_dir;
 };
 

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -131,12 +132,17 @@ TEST_F(FingerprintTest, SecondLoadUsesTheSidecar) {
   EXPECT_EQ(second.tensor_digests, first.tensor_digests);
 }
 
-TEST_F(FingerprintTest, SidecarBesideTheModelByDefault) {
+TEST_F(FingerprintTest, DefaultSidecarIsInTheUserCacheNotBesideTheModel) {
   options_.cache_dir.clear();
+  const std::string cache = (dir_ / "xdg").string();
+  ::setenv("XDG_CACHE_HOME", cache.c_str(), 1);
   std::string path = Write("tiny.gguf", TinyModel());
   EXPECT_EQ(Load(path).second, DigestSource::kComputed);
-  EXPECT_TRUE(fs::exists(path + ".tandem-sha256"));
+  EXPECT_FALSE(fs::exists(path + ".tandem-sha256"));
+  EXPECT_TRUE(fs::exists(SidecarPath(path)));
+  EXPECT_EQ(SidecarPath(path).rfind(cache + "/tandem/", 0), 0u);
   EXPECT_EQ(Load(path).second, DigestSource::kSidecar);
+  ::unsetenv("XDG_CACHE_HOME");
 }
 
 TEST_F(FingerprintTest, ChangedModelIsHashedAgain) {
@@ -221,10 +227,10 @@ TEST(DigestSidecarTest, ParsesOnlyWhatItWrote) {
   EXPECT_FALSE(ParseDigestSidecar(text, touched, 2).has_value());
 }
 
-TEST(DigestSidecarTest, PlacesBesideTheModelThenTheUserCache) {
-  auto paths = DigestSidecarPaths("/models/m.gguf", "");
-  ASSERT_GE(paths.size(), 1u);
-  EXPECT_EQ(paths[0], "/models/m.gguf.tandem-sha256");
+TEST(DigestSidecarTest, PlacesInACacheFolderNeverBesideTheModel) {
+  for (const std::string& p : DigestSidecarPaths("/models/m.gguf", "")) {
+    EXPECT_NE(p.rfind("/models/", 0), 0u) << p;
+  }
   auto explicit_dir = DigestSidecarPaths("/models/m.gguf", "/state");
   ASSERT_EQ(explicit_dir.size(), 1u);
   EXPECT_EQ(explicit_dir[0].rfind("/state/", 0), 0u);
