@@ -19,5 +19,6 @@ void RegisterPlanCommand(CLI::App& app, RunState& state);
 void RegisterNodeCommand(CLI::App& app, RunState& state);
 void RegisterCoordinatorCommand(CLI::App& app, RunState& state);
 void RegisterRunCommand(CLI::App& app, RunState& state);
+void RegisterStatusCommand(CLI::App& app, RunState& state);
 
 }  // namespace tandem::cli

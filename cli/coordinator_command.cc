@@ -10,6 +10,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "api/dashboard_routes.h"
 #include "api/openai_routes.h"
 #include "api/server.h"
 #include "cli/commands.h"
@@ -76,9 +77,13 @@ absl::StatusOr<HttpApi> StartHttpApi(Coordinator& coordinator, const Coordinator
       std::make_unique<api::OpenAiRoutes>(coordinator, *std::move(chat_template), api_options);
   out.server = std::make_unique<api::HttpServer>(server_options);
   out.routes->Register(out.server->routes());
+  api::RegisterDashboardRoutes(out.server->routes(), coordinator);
   if (s = out.server->Start(); !s.ok()) return s;
-  std::fprintf(stderr, "tandem coordinator: OpenAI API on http://%s:%d/v1 (model %s)\n",
-               server_options.host.c_str(), out.server->port(), out.routes->model_id().c_str());
+  std::fprintf(
+      stderr,
+      "tandem coordinator: OpenAI API on http://%s:%d/v1, dashboard on http://%s:%d/ (model %s)\n",
+      server_options.host.c_str(), out.server->port(), server_options.host.c_str(),
+      out.server->port(), out.routes->model_id().c_str());
   if (!o.http_port_file.empty()) {
     std::string tmp = o.http_port_file + ".tmp";
     std::ofstream(tmp) << out.server->port() << "\n";

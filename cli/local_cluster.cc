@@ -41,10 +41,10 @@ LocalCluster::~LocalCluster() {
 pid_t LocalCluster::StartNode(const std::string& model, int threads) {
   const size_t index = node_pids_.size();
   const std::string name = absl::StrCat("node", index);
-  pid_t pid = group_->Spawn(name,
-                            {binary_, "node", "--coordinator", address_, "--model", model,
-                             "--threads", std::to_string(threads)},
-                            absl::StrCat(dir_, "/", name, ".log"));
+  std::vector<std::string> args = {binary_,   "node", "--coordinator", address_,
+                                   "--model", model,  "--threads",     std::to_string(threads)};
+  args.insert(args.end(), node_args_.begin(), node_args_.end());
+  pid_t pid = group_->Spawn(name, args, absl::StrCat(dir_, "/", name, ".log"));
   node_pids_.push_back(pid);
   return pid;
 }
@@ -62,8 +62,28 @@ absl::Status LocalCluster::ChildExited(const std::string& what) {
 
 absl::Status LocalCluster::WaitReady(int timeout_ms) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  std::string told;
   for (;;) {
     auto s = RemoteStatus(address_, 1000);
+    if (on_progress_) {
+      // The node count says more than the coordinator's "waiting for nodes" reason.
+      std::string now = "waiting for the coordinator";
+      if (s.ok() && s->ready()) {
+        now = absl::StrCat("ready: plan epoch ", s->plan_epoch(), ", ", s->stages_size(),
+                           " stage(s) on ", s->n_nodes(), " node(s)");
+      } else if (s.ok()) {
+        now = absl::StrCat(s->n_nodes(), " of ", node_pids_.size(), " node(s) registered");
+        if (s->reason().rfind("waiting for nodes", 0) != 0)
+          absl::StrAppend(&now, "; ", s->reason());
+        for (const v1::NodeInfo& n : s->nodes()) {
+          if (n.layers_to_load() > 0) {
+            absl::StrAppend(&now, "; ", n.node_id(), " loading layers ", n.layers_loaded(), "/",
+                            n.layers_to_load());
+          }
+        }
+      }
+      if (now != told) on_progress_(told = now);
+    }
     if (s.ok() && s->ready()) {
       status_ = *s;
       return absl::OkStatus();
@@ -81,6 +101,8 @@ absl::Status LocalCluster::WaitReady(int timeout_ms) {
 }
 
 absl::Status LocalCluster::Start(const LocalClusterOptions& o, int timeout_ms) {
+  node_args_ = o.node_args;
+  on_progress_ = o.on_progress;
   const std::string port_file = dir_ + "/coordinator.port";
   std::vector<std::string> args = {
       binary_,       "coordinator",           "--model",     o.model,

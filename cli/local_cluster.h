@@ -5,6 +5,7 @@
 
 #include <sys/types.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -22,6 +23,9 @@ struct LocalClusterOptions {
   std::string planner = "even";
   int threads = 1;                            // per node
   std::vector<std::string> coordinator_args;  // more flags for the coordinator
+  std::vector<std::string> node_args;         // more flags for every node
+  // Told what the cluster is waiting for, each time that changes while it comes up.
+  std::function<void(const std::string&)> on_progress;
 };
 
 class LocalCluster {
@@ -63,6 +67,8 @@ class LocalCluster {
   pid_t coordinator_pid_ = 0;
   std::vector<pid_t> node_pids_;
   v1::StatusResponse status_;
+  std::vector<std::string> node_args_;
+  std::function<void(const std::string&)> on_progress_;
   bool keep_logs_ = false;
 };
 

@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   tandem::cli::RegisterRunCommand(app, state);
   tandem::cli::RegisterCoordinatorCommand(app, state);
   tandem::cli::RegisterNodeCommand(app, state);
+  tandem::cli::RegisterStatusCommand(app, state);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -3,6 +3,7 @@
 #include <grpcpp/health_check_service_interface.h>
 
 #include <cstdio>
+#include <exception>
 #include <memory>
 #include <string>
 #include <thread>
@@ -19,6 +20,7 @@
 #include "node/membership.h"
 #include "node/node_service.h"
 #include "node/stage.h"
+#include "prometheus/exposer.h"
 
 namespace tandem::cli {
 namespace {
@@ -30,8 +32,28 @@ struct NodeCommandOptions {
   std::string advertise;
   int threads = 0;
   uint64_t memory_limit = 0;
+  std::string metrics;  // HOST:PORT for /metrics; empty: none
   double session_idle_timeout_s = 300;
 };
+
+// The node's own /metrics (prometheus-cpp's Exposer); null when not asked for.
+absl::StatusOr<std::unique_ptr<prometheus::Exposer>> ServeMetrics(const std::string& address,
+                                                                  StageMetrics& metrics) {
+  if (address.empty()) return nullptr;
+  std::unique_ptr<prometheus::Exposer> exposer;
+  try {
+    exposer = std::make_unique<prometheus::Exposer>(address);
+  } catch (const std::exception& e) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot serve metrics on ", address, ": ", e.what()));
+  }
+  exposer->RegisterCollectable(metrics.registry());
+  const std::vector<int> ports = exposer->GetListeningPorts();
+  const std::string host = address.substr(0, address.rfind(':'));
+  std::fprintf(stderr, "tandem node: metrics at http://%s:%d/metrics\n", host.c_str(),
+               ports.empty() ? 0 : ports.front());
+  return exposer;
+}
 
 int RunNode(const NodeCommandOptions& o) {
   BlockTerminationSignals();
@@ -85,12 +107,20 @@ int RunNode(const NodeCommandOptions& o) {
     return ReportError(absl::UnavailableError(absl::StrCat("cannot listen on ", o.listen)));
   }
   server->GetHealthCheckService()->SetServingStatus("tandem.v1.Node", false);
+  auto exposer = ServeMetrics(o.metrics, service.metrics());
+  if (!exposer.ok()) {
+    server->Shutdown();
+    return ReportError(exposer.status());
+  }
   std::string host = o.listen.substr(0, o.listen.rfind(':'));
   std::string address = !o.advertise.empty() ? o.advertise : absl::StrCat(host, ":", port);
   req.set_address(address);
 
   Membership membership(std::make_shared<CoordinatorClient>(o.coordinator), req, [&service] {
-    return Membership::State{service.plan_epoch(), service.serving(), service.sessions()};
+    service.MeasureNextHop();
+    return Membership::State{service.plan_epoch(),         service.serving(),
+                             service.metrics().Counters(), service.layers_loaded(),
+                             service.layers_to_load(),     service.sessions()};
   });
   auto registered = membership.Join();
   if (!registered.ok()) {
@@ -118,6 +148,8 @@ void RegisterNodeCommand(CLI::App& app, RunState& state) {
   cmd->add_option("-t,--threads", o->threads, "Threads (default: all cores)");
   cmd->add_option("--memory-limit", o->memory_limit,
                   "Bytes this node offers (default: available memory)");
+  cmd->add_option("--metrics", o->metrics,
+                  "Serve Prometheus metrics at http://HOST:PORT/metrics (port 0: any)");
   cmd->add_option("--session-idle-timeout", o->session_idle_timeout_s,
                   "Seconds after which a silent session's KV cache is freed")
       ->check(CLI::PositiveNumber)

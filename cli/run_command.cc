@@ -123,6 +123,13 @@ int RunCluster(RunOptions& o) {
     options.planner = o.planner;
     options.threads = threads;
     options.coordinator_args = {"--wire-dtype", o.wire_dtype};
+    // Progress on stderr, so --json output stays clean: one line redrawn on a terminal,
+    // else a line per change.
+    const bool terminal = ::isatty(STDERR_FILENO) == 1;
+    options.on_progress = [terminal](const std::string& what) {
+      std::fprintf(stderr, terminal ? "\r\033[Kcluster: %s" : "cluster: %s\n", what.c_str());
+      if (terminal && what.rfind("ready", 0) == 0) std::fputc('\n', stderr);
+    };
     if (o.ctx_size > 0)
       options.coordinator_args.insert(options.coordinator_args.end(),
                                       {"--ctx-size", std::to_string(o.ctx_size)});

@@ -28,4 +28,10 @@ int WaitForTermination() {
   }
 }
 
+bool WaitForTerminationFor(int ms) {
+  sigset_t set = TerminationSet();
+  const timespec timeout{ms / 1000, (ms % 1000) * 1000000L};
+  return sigtimedwait(&set, nullptr, &timeout) > 0;
+}
+
 }  // namespace tandem::cli

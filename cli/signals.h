@@ -7,5 +7,7 @@ namespace tandem::cli {
 void BlockTerminationSignals();
 // Waits for SIGINT or SIGTERM (blocked beforehand) and returns the signal number.
 int WaitForTermination();
+// Waits up to `ms` for SIGINT or SIGTERM (blocked beforehand): true when one came.
+bool WaitForTerminationFor(int ms);
 
 }  // namespace tandem::cli

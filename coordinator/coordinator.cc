@@ -16,7 +16,8 @@ namespace tandem {
 Coordinator::Coordinator(CoordinatorOptions options, std::unique_ptr<NodeLink> link)
     : options_(std::move(options)),
       link_(std::move(link)),
-      registry_(options_.node_timeout, options_.now) {}
+      registry_(options_.node_timeout, options_.now),
+      telemetry_({.suspect_after = options_.heartbeat_interval * 3}, options_.now) {}
 
 absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(CoordinatorOptions options,
                                                                  std::unique_ptr<NodeLink> link) {
@@ -94,6 +95,7 @@ v1::RegisterResponse Coordinator::Register(const v1::RegisterRequest& r) {
   resp.set_accepted(true);
   resp.set_node_id(registry_.Register(r.address(), r.profile()));
   registry_.SetRtt(resp.node_id(), link_->MeasureRttMs(r.address()));
+  telemetry_.NodeJoined(resp.node_id(), r.address());
   resp.set_heartbeat_interval_ms(static_cast<uint32_t>(options_.heartbeat_interval.count()));
   std::fprintf(stderr,
                "tandem coordinator: %s registered from %s (%.1f MiB, %.1f GB/s, %.1f GFLOP/s)\n",
@@ -103,7 +105,9 @@ v1::RegisterResponse Coordinator::Register(const v1::RegisterRequest& r) {
 }
 
 bool Coordinator::Heartbeat(const v1::HeartbeatRequest& r) {
-  return registry_.Heartbeat(r.node_id(), r.sessions());
+  if (!registry_.Heartbeat(r.node_id(), r.serving(), r.sessions())) return false;
+  telemetry_.Heartbeat(r);
+  return true;
 }
 
 v1::StatusResponse Coordinator::Status() {
@@ -143,6 +147,8 @@ v1::StatusResponse Coordinator::Status() {
     p->set_kv_bytes(st.kv_bytes);
     p->set_compute_ms(st.compute_seconds * 1e3);
   }
+  RecordGaugesLocked();
+  telemetry_.Fill(registry_.All(), &s);
   return s;
 }
 
@@ -194,6 +200,15 @@ absl::Status Coordinator::ApplyPlan(const ClusterPlan& plan, uint64_t epoch) {
 void Coordinator::Tick() {
   ReplanIfNeeded();
   FailStalledSessions();
+  std::lock_guard<std::mutex> lock(mutex_);
+  RecordGaugesLocked();
+}
+
+void Coordinator::RecordGaugesLocked() {
+  int64_t queued = 0;
+  for (const auto& [id, s] : sessions_) queued += s->plan_epoch == 0 ? 1 : 0;
+  telemetry_.SetSessions(static_cast<int64_t>(sessions_.size()) - queued, queued);
+  telemetry_.SetNodes(registry_.All());
 }
 
 void Coordinator::ReplanIfNeeded() {
@@ -203,6 +218,7 @@ void Coordinator::ReplanIfNeeded() {
     std::lock_guard<std::mutex> lock(mutex_);
     for (const auto& id : dead) {
       std::fprintf(stderr, "tandem coordinator: %s stopped answering\n", id.c_str());
+      telemetry_.NodeDied(id);
       for (const auto& st : plan_.stages) {
         if (st.node.id == id && ready_) {
           ready_ = false;
@@ -257,6 +273,7 @@ void Coordinator::ReplanIfNeeded() {
     if (!applied.ok()) {
       not_ready_reason_ = std::string(applied.message());
       std::fprintf(stderr, "tandem coordinator: %s\n", not_ready_reason_.c_str());
+      telemetry_.PlanFailed(not_ready_reason_);
       return;
     }
     epoch_ = epoch;
@@ -269,6 +286,7 @@ void Coordinator::ReplanIfNeeded() {
     ready_ = true;
     std::fprintf(stderr, "tandem coordinator: plan epoch %llu ready with %zu stages\n",
                  static_cast<unsigned long long>(epoch_), plan_.stages.size());
+    telemetry_.Planned(epoch_, plan_);
     // Sessions in flight (and those waiting for a first plan) continue on the new plan:
     // their history is replayed from the start, and the next token is sampled exactly as
     // it would have been.
@@ -277,6 +295,7 @@ void Coordinator::ReplanIfNeeded() {
       auto frames = StepFrames(*s, 0);
       replay.insert(replay.end(), frames.begin(), frames.end());
     }
+    if (epoch_ > 1) telemetry_.SessionsRecovered(epoch_, sessions_.size());
   }
   Send(std::move(replay), head);
 }
@@ -297,7 +316,11 @@ void Coordinator::FailStalledSessions() {
       }
     }
   }
-  for (const auto& [id, status] : stalled) FailSession(id, status);
+  for (const auto& [id, status] : stalled) {
+    telemetry_.Refused(status.code() == absl::StatusCode::kUnavailable ? "not_ready" : "stalled",
+                       status.message());
+    FailSession(id, status);
+  }
 }
 
 std::vector<v1::ActivationFrame> Coordinator::StepFrames(const Session& s, int64_t from) const {
@@ -419,7 +442,11 @@ absl::StatusOr<std::shared_ptr<Session>> Coordinator::StartSession(const v1::Gen
 
 absl::StatusOr<std::shared_ptr<Session>> Coordinator::StartSession(GenerationRequest request,
                                                                    Session::Listener listener) {
-  TANDEM_RETURN_IF_ERROR(ValidateGenerationRequest(request, n_ctx_, hparams_.n_vocab));
+  if (absl::Status valid = ValidateGenerationRequest(request, n_ctx_, hparams_.n_vocab);
+      !valid.ok()) {
+    telemetry_.Refused("invalid_request", valid.message());
+    return valid;
+  }
   for (TokenId t : request.stop_ids) {
     if (t < 0 || t >= hparams_.n_vocab) {
       return absl::InvalidArgumentError(
@@ -509,6 +536,8 @@ absl::Status Coordinator::OnResult(const v1::StepResult& r) {
       state.Accept(r.token(), r.position(), tokenizer_->IsEog(r.token()));
       const auto now = options_.now();
       if (s->n_generated() == 1) s->first_token = now;
+      telemetry_.Token(s->n_generated() == 1,
+                       now - (s->n_generated() == 1 ? s->started : s->last_token));
       s->last_token = s->last_progress = now;
       event.has_token = true;
       event.token = r.token();

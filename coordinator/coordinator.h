@@ -22,6 +22,7 @@
 #include "coordinator/planning.h"
 #include "coordinator/registry.h"
 #include "coordinator/session.h"
+#include "coordinator/telemetry.h"
 #include "model/gguf.h"
 #include "model/hparams.h"
 #include "model/tokenizer.h"
@@ -104,6 +105,11 @@ class Coordinator {
   // Blocks until every frame handed to the sender has been sent (tests).
   void Flush();
 
+  // Events, counters and rates (coordinator/telemetry.h): metrics_text() for /metrics;
+  // Status() carries the rest.
+  ClusterTelemetry& telemetry() { return telemetry_; }
+  std::string metrics_text() const { return telemetry_.MetricsText(); }
+
  private:
   struct Outgoing {
     std::shared_ptr<FrameSink> head;
@@ -121,6 +127,8 @@ class Coordinator {
   void FailStalledSessions();
   void ReplanIfNeeded();
   bool UseLockstep(const ClusterPlan& plan) const;
+  // Session and node gauges for the telemetry. Called with mutex_ held.
+  void RecordGaugesLocked();
   // RESOURCE_EXHAUSTED when the sessions the plan reserves are all taken. Called with
   // mutex_ held.
   absl::Status AdmitSessionLocked() const;
@@ -136,6 +144,7 @@ class Coordinator {
   int64_t chunk_tokens_ = 1;
   int64_t max_prompt_bytes_ = 0;
   Registry registry_;
+  ClusterTelemetry telemetry_;
 
   std::mutex mutex_;  // guards what follows
   bool ready_ = false;

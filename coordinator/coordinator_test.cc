@@ -8,6 +8,7 @@
 #include <map>
 #include <mutex>
 
+#include "coordinator/cluster_json.h"
 #include "model/fingerprint.h"
 #include "net/frames.h"
 
@@ -310,6 +311,40 @@ TEST_F(CoordinatorTest, NodeLossReplaysSessionsOnTheSurvivorsWithIdenticalTokens
   EXPECT_TRUE(out->error.ok()) << out->error;
 }
 
+TEST_F(CoordinatorTest, ADeathShowsAsAnEventAndADeadNodeWithTheRecovery) {
+  Start(PlanPolicy::kEven, 2);
+  const std::string a = Join("10.0.0.1:1");
+  const std::string b = Join("10.0.0.2:1");
+  c_->Tick();
+  auto out = Generate(8);
+  for (int i = 0; i < 3; ++i) nodes_->Answer(*c_);
+  now_ += std::chrono::seconds(2);
+  Beat(a);
+  now_ += std::chrono::seconds(2);
+  Beat(a);
+  c_->Tick();  // b died: re-plan on a, the session replayed
+  nodes_->AnswerAll(*c_);
+  ASSERT_TRUE(out->done);
+
+  const nlohmann::json j = ClusterJson(c_->Status());
+  std::map<std::string, std::string> states;
+  for (const auto& n : j["nodes"]) states[n["node_id"]] = n["state"];
+  EXPECT_EQ(states[b], "dead");
+  EXPECT_NE(states[a], "dead");
+  std::vector<std::string> kinds;
+  for (const auto& e : j["events"]) kinds.push_back(e["kind"]);
+  EXPECT_THAT(kinds, ::testing::ElementsAre("joined", "joined", "planned", "died", "replanned",
+                                            "recovered"));
+  EXPECT_EQ(j["measured"]["tokens_generated"], 8);
+  EXPECT_EQ(j["plan_epoch"], 2);
+
+  const std::string metrics = c_->metrics_text();
+  EXPECT_THAT(metrics, ::testing::HasSubstr("tandem_nodes{state=\"dead\"} 1"));
+  EXPECT_THAT(metrics, ::testing::HasSubstr("tandem_replans_total 1"));
+  EXPECT_THAT(metrics, ::testing::HasSubstr("tandem_recoveries_total 1"));
+  EXPECT_THAT(metrics, ::testing::HasSubstr("tandem_tokens_generated_total 8"));
+}
+
 TEST_F(CoordinatorTest, AFasterNodeJoiningIsUsedByTheNextPlan) {
   Start(PlanPolicy::kOptimal, 1);
   Join("10.0.0.1:1", /*bandwidth_gbs=*/0.5);
@@ -389,6 +424,8 @@ TEST_F(CoordinatorTest, RequestsAreCheckedBeforeAnyWork) {
   r.set_n_predict(4);
   r.mutable_sampling()->set_top_p(3);
   EXPECT_EQ(c_->StartSession(r, nullptr).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(c_->metrics_text(),
+              ::testing::HasSubstr("tandem_refused_requests_total{reason=\"invalid_request\"} 2"));
 }
 
 TEST_F(CoordinatorTest, SessionsBeyondThePlansReservationAreRefused) {

@@ -24,11 +24,12 @@ std::string Registry::Register(const std::string& address, const v1::NodeProfile
   return n.id;
 }
 
-bool Registry::Heartbeat(const std::string& id, uint32_t sessions) {
+bool Registry::Heartbeat(const std::string& id, bool serving, uint32_t sessions) {
   std::lock_guard<std::mutex> lock(mutex_);
   for (auto& n : nodes_) {
     if (n.id == id && n.alive) {
       n.last_seen = now_();
+      n.serving = serving;
       n.sessions = sessions;
       return true;
     }
@@ -43,6 +44,7 @@ std::vector<std::string> Registry::Expire() {
   for (auto& n : nodes_) {
     if (n.alive && now - n.last_seen > timeout_) {
       n.alive = false;
+      n.died = now;
       dead.push_back(n.id);
     }
   }
@@ -57,6 +59,11 @@ std::vector<NodeRecord> Registry::Alive() const {
     if (n.alive) out.push_back(n);
   }
   return out;
+}
+
+std::vector<NodeRecord> Registry::All() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return nodes_;
 }
 
 void Registry::SetRtt(const std::string& id, double rtt_ms) {

@@ -18,8 +18,10 @@ struct NodeRecord {
   v1::NodeProfile profile;
   std::chrono::steady_clock::time_point last_seen;
   bool alive = true;
-  double rtt_ms = 0;      // measured by the coordinator; 0 until then
-  uint32_t sessions = 0;  // sessions the node holds, as of its last heartbeat
+  double rtt_ms = 0;                           // measured by the coordinator; 0 until then
+  bool serving = false;                        // as its last heartbeat said
+  std::chrono::steady_clock::time_point died;  // when it was declared dead
+  uint32_t sessions = 0;                       // sessions the node holds, as of its last heartbeat
 };
 
 class Registry {
@@ -32,10 +34,12 @@ class Registry {
   // Adds a node (or refreshes one registering again from the same address); returns its id.
   std::string Register(const std::string& address, const v1::NodeProfile& profile);
   // False when the id is unknown or was declared dead.
-  bool Heartbeat(const std::string& id, uint32_t sessions = 0);
+  bool Heartbeat(const std::string& id, bool serving = false, uint32_t sessions = 0);
   // Marks nodes silent for longer than the timeout dead; returns their ids.
   std::vector<std::string> Expire();
   std::vector<NodeRecord> Alive() const;
+  // Every node that registered, the dead ones included.
+  std::vector<NodeRecord> All() const;
   // Bumped whenever the set of live nodes changes.
   uint64_t generation() const;
   void SetRtt(const std::string& id, double rtt_ms);

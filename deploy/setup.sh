@@ -11,7 +11,7 @@ PACKAGES=(
   libasio-dev libopenblas-dev libgtest-dev libgmock-dev libabsl-dev
   libbenchmark-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev
   ccache libssl-dev clang-format
-  clang libclang-rt-14-dev libfuzzer-14-dev libcpp-httplib-dev
+  clang libclang-rt-14-dev libfuzzer-14-dev libcpp-httplib-dev prometheus-cpp-dev prometheus curl
 )
 if [ "${TANDEM_SETUP:-all}" != build ]; then
   # docker-compose (1.29, Debian's) for `config`; systemd for `systemd-analyze`.

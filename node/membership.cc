@@ -75,6 +75,9 @@ void Membership::HeartbeatLoop(std::chrono::milliseconds interval) {
     hb.set_node_id(node_id());
     hb.set_plan_epoch(state.plan_epoch);
     hb.set_serving(state.serving);
+    *hb.mutable_stage() = state.stage;
+    hb.set_layers_loaded(state.layers_loaded);
+    hb.set_layers_to_load(state.layers_to_load);
     hb.set_sessions(state.sessions);
     absl::StatusOr<v1::HeartbeatResponse> r = client_->Heartbeat(hb, options_.call_deadline);
     if (r.ok() && !r->known()) {

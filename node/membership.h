@@ -31,6 +31,9 @@ class Membership {
   struct State {
     uint64_t plan_epoch = 0;
     bool serving = false;
+    v1::StageCounters stage;     // cumulative
+    uint32_t layers_loaded = 0;  // while a shard loads, of layers_to_load
+    uint32_t layers_to_load = 0;
     uint32_t sessions = 0;  // sessions whose KV cache the node holds
   };
   Membership(std::shared_ptr<CoordinatorClient> client, v1::RegisterRequest request,

@@ -35,6 +35,7 @@ absl::StatusOr<std::unique_ptr<ModelShard>> ModelShard::Load(std::shared_ptr<con
     LayerWeights w;
     TANDEM_RETURN_IF_ERROR(shard->arch_.load_layer(load, h, i, &w));
     shard->layers_.push_back(std::move(w));
+    if (options.on_layer) options.on_layer(i + 1 - range.layer_first, range.size());
   }
   if (shard->has_head()) {
     TANDEM_ASSIGN_OR_RETURN(shard->output_norm_, load.Vector("output_norm.weight", n_embd));

@@ -1,7 +1,10 @@
 #include "node/node_service.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdio>
+#include <functional>
 #include <new>
 
 #include "absl/container/flat_hash_set.h"
@@ -9,6 +12,33 @@
 #include "net/convert.h"
 
 namespace tandem {
+namespace {
+
+// Progress while a shard loads: a bar redrawn in place on a terminal, else a line at each
+// quarter (logs stay short).
+std::function<void(int, int)> LoadProgress(int layer_first, int layer_last) {
+  const bool terminal = ::isatty(STDERR_FILENO) == 1;
+  const auto start = std::chrono::steady_clock::now();
+  return [=](int done, int total) {
+    if (total <= 0) return;
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (terminal) {
+      constexpr int kWidth = 30;
+      const int filled = done * kWidth / total;
+      std::fprintf(stderr, "\rtandem node: loading layers [%d, %d) [%s%s] %d/%d %.1f s%s",
+                   layer_first, layer_last, std::string(filled, '#').c_str(),
+                   std::string(kWidth - filled, '.').c_str(), done, total, seconds,
+                   done == total ? "\n" : "");
+    } else if (done == total || (done * 4 / total) != ((done - 1) * 4 / total)) {
+      std::fprintf(stderr,
+                   "tandem node: loading layers [%d, %d): %d/%d checked and prepared (%.1f s)\n",
+                   layer_first, layer_last, done, total, seconds);
+    }
+  };
+}
+
+}  // namespace
 
 // Lets the worker answer a Forward stream that may already have ended: rejections, and
 // word that a frame from it has been handled (the stream ends only after all were).
@@ -186,6 +216,25 @@ grpc::ServerBidiReactor<v1::ActivationFrame, v1::FrameReply>* NodeService::Forwa
   return new ForwardReactor(this);
 }
 
+void NodeService::MeasureNextHop() {
+  std::shared_ptr<v1::Node::Stub> stub;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stub = next_hop_;
+  }
+  double ms = 0;
+  if (stub) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
+    v1::PingReply reply;
+    const auto t0 = std::chrono::steady_clock::now();
+    if (stub->Ping(&ctx, v1::PingRequest(), &reply).ok()) {
+      ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    }
+  }
+  metrics_.SetNextHopRttMs(ms);
+}
+
 grpc::ServerUnaryReactor* NodeService::Ping(grpc::CallbackServerContext* context,
                                             const v1::PingRequest* request, v1::PingReply* reply) {
   reply->set_payload(request->payload());
@@ -204,7 +253,7 @@ bool NodeService::AcquireStream() {
 
 void NodeService::Enqueue(v1::ActivationFrame frame, std::shared_ptr<ReplyChannel> reply,
                           size_t bytes, absl::Status refusal) {
-  Pending p{std::move(frame), reply, bytes, std::move(refusal)};
+  Pending p{std::move(frame), reply, bytes, std::move(refusal), std::chrono::steady_clock::now()};
   try {
     std::lock_guard<std::mutex> lock(mutex_);
     queue_.push_back(std::move(p));
@@ -236,6 +285,11 @@ absl::Status NodeService::LoadShard(const v1::ConfigureRequest& r, uint64_t* wei
   config.wire_dtype = r.wire_dtype();
   config.n_ctx = r.n_ctx();
   config.lockstep_batching = r.lockstep_batching();
+  config.on_layer_loaded = [this, print = LoadProgress(r.layer_first(), r.layer_last())](
+                               int done, int total) {
+    layers_loaded_ = static_cast<uint32_t>(done);
+    print(done, total);
+  };
   config.session_idle_timeout = options_.session_idle_timeout;
   auto stage = Stage::Create(file_, config, options_.threads);
   if (!stage.ok()) return stage.status();
@@ -244,7 +298,9 @@ absl::Status NodeService::LoadShard(const v1::ConfigureRequest& r, uint64_t* wei
     return absl::InvalidArgumentError("a stage that is not the last needs a next hop");
   }
   std::shared_ptr<ForwardClient> downstream;
+  std::shared_ptr<v1::Node::Stub> next_hop;
   if (!(*stage)->is_last()) {
+    next_hop = v1::Node::NewStub(MakeChannel(r.next_hop()));
     downstream = std::make_shared<ForwardClient>(r.next_hop(), [](const v1::FrameReply& reply) {
       // The stage that rejected the frame reports it to the coordinator itself.
       std::fprintf(stderr, "tandem node: next stage rejected a frame: %s\n",
@@ -257,6 +313,7 @@ absl::Status NodeService::LoadShard(const v1::ConfigureRequest& r, uint64_t* wei
     old = std::move(stage_);
     stage_ = std::move(*stage);
     downstream_ = std::move(downstream);
+    next_hop_ = std::move(next_hop);
   }
   epoch_ = r.plan_epoch();
   return absl::OkStatus();
@@ -276,17 +333,26 @@ void NodeService::RunConfigure(const ConfigureCall& call) {
   serving_ = false;
   if (options_.set_serving) options_.set_serving(false);
   uint64_t weight_bytes = 0;
+  layers_loaded_ = 0;
+  layers_to_load_ =
+      static_cast<uint32_t>(std::max(0, call.request->layer_last() - call.request->layer_first()));
   absl::Status s;
   try {
     s = LoadShard(*call.request, &weight_bytes);
   } catch (const std::bad_alloc&) {
     s = absl::ResourceExhaustedError("out of memory while loading the shard");
   }
+  layers_to_load_ = 0;
+  layers_loaded_ = 0;
   call.response->set_ok(s.ok());
   call.response->set_reason(std::string(s.message()));
   call.response->set_weight_bytes(weight_bytes);
   // A refused configuration leaves the shard in force as it was.
   serving_ = s.ok() || was_serving;
+  if (s.ok()) {
+    metrics_.SetShard(call.request->plan_epoch(), call.request->layer_first(),
+                      call.request->layer_last(), true);
+  }
   if (options_.set_serving) options_.set_serving(serving_);
   call.reactor->Finish(grpc::Status::OK);
 }
@@ -423,6 +489,11 @@ void NodeService::Dispatch(Batch& batch) {
   std::vector<const v1::ActivationFrame*> frames;
   for (const auto& p : batch.frames) frames.push_back(&p.frame);
   const auto batch_start = std::chrono::steady_clock::now();
+  int64_t tokens = 0;
+  for (const auto& p : batch.frames) {
+    metrics_.Queued(batch_start - p.arrived);
+    tokens += p.frame.n_tokens();
+  }
   std::vector<StageOutput> outputs;
   try {
     outputs = batch.stage->RunBatch(frames);
@@ -443,6 +514,8 @@ void NodeService::Dispatch(Batch& batch) {
   }
   {
     const auto took = std::chrono::steady_clock::now() - batch_start;
+    metrics_.Ran(batch.frames.size(), tokens, took);
+    metrics_.SetSessions(batch.stage->n_sessions());
     std::lock_guard<std::mutex> lock(mutex_);
     last_batch_sessions_ = batch.frames.size();
     gather_window_ = std::min<std::chrono::steady_clock::duration>(took / kGatherFractionOfBatch,
@@ -453,6 +526,7 @@ void NodeService::Dispatch(Batch& batch) {
     if (!batch.stage->is_last()) {
       absl::Status s = batch.downstream->Send(outputs[i].frame);
       if (!s.ok()) Reject(batch.frames[i], s);
+      if (s.ok()) metrics_.Sent(outputs[i].frame.ByteSizeLong());
     } else if (outputs[i].has_token) {
       v1::StepResult r;
       r.set_session_id(f.session_id());

@@ -23,6 +23,7 @@
 #include "net/forward_client.h"
 #include "net/results_client.h"
 #include "node/stage.h"
+#include "node/stage_metrics.h"
 #include "tandem.grpc.pb.h"
 
 namespace tandem {
@@ -62,6 +63,12 @@ class NodeService final : public v1::Node::CallbackService {
 
   uint64_t plan_epoch() const { return epoch_.load(); }
   bool serving() const { return serving_.load(); }
+  StageMetrics& metrics() { return metrics_; }
+  // While a shard loads: layers done and to do (0, 0 otherwise).
+  uint32_t layers_loaded() const { return layers_loaded_.load(); }
+  uint32_t layers_to_load() const { return layers_to_load_.load(); }
+  // Pings the next stage and records the round trip (blocks up to half a second).
+  void MeasureNextHop();
   // Sessions the stage holds state for, as of the last batch taken.
   uint32_t sessions() const { return sessions_.load(); }
 
@@ -82,6 +89,7 @@ class NodeService final : public v1::Node::CallbackService {
     std::shared_ptr<ReplyChannel> reply;
     size_t bytes = 0;
     absl::Status refusal;
+    std::chrono::steady_clock::time_point arrived;
   };
   // What one pass of the worker takes from the queue.
   struct Batch {
@@ -118,6 +126,9 @@ class NodeService final : public v1::Node::CallbackService {
 
   std::atomic<uint64_t> epoch_{0};
   std::atomic<bool> serving_{false};
+  StageMetrics metrics_;
+  std::atomic<uint32_t> layers_loaded_{0};
+  std::atomic<uint32_t> layers_to_load_{0};
   std::atomic<int> streams_{0};
   std::atomic<uint32_t> sessions_{0};
 
@@ -126,6 +137,7 @@ class NodeService final : public v1::Node::CallbackService {
   std::deque<Pending> queue_;
   std::shared_ptr<Stage> stage_;
   std::shared_ptr<ForwardClient> downstream_;
+  std::shared_ptr<v1::Node::Stub> next_hop_;  // for Ping; null on the last stage
   bool stop_ = false;
   size_t last_batch_sessions_ = 0;
   std::chrono::steady_clock::duration gather_window_{0};

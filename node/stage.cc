@@ -19,7 +19,8 @@ absl::StatusOr<std::unique_ptr<Stage>> Stage::Create(std::shared_ptr<const GgufF
     return absl::InvalidArgumentError(
         absl::StrCat("max_sessions ", config.max_sessions, " must be positive"));
   }
-  TANDEM_ASSIGN_OR_RETURN(auto shard, ModelShard::Load(std::move(file), config.range));
+  TANDEM_ASSIGN_OR_RETURN(auto shard, ModelShard::Load(std::move(file), config.range,
+                                                       {.on_layer = config.on_layer_loaded}));
   // Every session's KV cache has this size: it must be computable before any is made.
   TANDEM_RETURN_IF_ERROR(
       KvCache::BytesFor(config.range.size(), config.n_ctx, shard->hparams().n_embd_kv()).status());

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -28,6 +29,8 @@ struct StageConfig {
   int64_t n_ctx = 0;
   int max_sessions = 256;
   bool lockstep_batching = false;
+  // Progress while the shard loads (ShardOptions::on_layer).
+  std::function<void(int layers_done, int layers_total)> on_layer_loaded;
   // A session that sends no frame for this long is forgotten (ExpireIdle): a lost
   // end_session or a peer that walked away cannot pin a KV cache for ever.
   std::chrono::steady_clock::duration session_idle_timeout = std::chrono::minutes(5);

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,8 @@ namespace tandem {
 
 struct ShardOptions {
   bool repack = true;  // false: multiply straight from the mapped file
+  // Told after each layer is checked and prepared (progress while a shard loads).
+  std::function<void(int layers_done, int layers_total)> on_layer;
 };
 
 class WeightLoader {

@@ -2,12 +2,13 @@
 # Fails when a folder includes a part it must not know. The layering:
 #
 #   cli, tests, bench ──▶ everything
-#   api         ──▶ coordinator, net, partition, model, base, proto   (never node)
-#   coordinator ──▶ net, partition, model, base, proto      (never node or api)
-#   node        ──▶ net, model, base, proto                  (never coordinator)
+#   api         ──▶ coordinator, net, partition, model, telemetry, base, proto (never node)
+#   coordinator ──▶ net, partition, model, telemetry, base, proto  (never node or api)
+#   node        ──▶ net, model, telemetry, base, proto             (never coordinator)
 #   net         ──▶ base, proto                              (never node or coordinator)
 #   partition   ──▶ base                                     (pure: no I/O, no model files)
 #   model       ──▶ base
+#   telemetry   ──▶ base                                     (events, Prometheus text)
 #   base        ──▶ nothing of ours
 set -euo pipefail
 root=${1:-$(cd "$(dirname "$0")/.." && pwd)}
@@ -19,11 +20,12 @@ declare -A allowed=(
   [model]="model base"
   [partition]="partition base"
   [net]="net base proto"
-  [node]="node net model base proto"
-  [coordinator]="coordinator net partition model base proto"
-  [api]="api coordinator net partition model base proto"
+  [telemetry]="telemetry base"
+  [node]="node net model telemetry base proto"
+  [coordinator]="coordinator net partition model telemetry base proto"
+  [api]="api coordinator net partition model telemetry base proto"
 )
-ours="base model partition net node coordinator api cli tests bench proto"
+ours="base model partition telemetry net node coordinator api cli tests bench proto"
 
 status=0
 for folder in "${!allowed[@]}"; do
