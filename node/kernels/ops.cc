@@ -169,9 +169,10 @@ TANDEM_NO_CONTRACTION TANDEM_VECTOR_CLONES float DotImpl(const float* a, const f
 
 // WeightedSum with position j's terms in lane j % kLaneCount, vectorized over the dims:
 // lanes[l * dims + d] += p[j] * v[j][d] (fused), for j < n.
-template <int kLaneCount>
-TANDEM_VECTOR_CLONES void LaneWeightedSums(const float* p, const float* v, int64_t v_stride,
-                                           int64_t n, int64_t dims, float* lanes) {
+// (Not a template: clang cannot multiversion function templates.)
+TANDEM_VECTOR_CLONES void LaneWeightedSums(int64_t kLaneCount, const float* p, const float* v,
+                                           int64_t v_stride, int64_t n, int64_t dims,
+                                           float* lanes) {
   for (int64_t j = 0; j < n; ++j) {
     float* lane = lanes + (j % kLaneCount) * dims;
     const float* vj = v + j * v_stride;
@@ -275,7 +276,7 @@ void WeightedSum(const float* p, const float* v, int64_t v_stride, int64_t n, in
   std::fill_n(out, dims, 0.0f);
   if (n_padded >= 64) {
     lanes.assign(64 * dims, 0.0f);
-    LaneWeightedSums<64>(p, v, v_stride, n_steps, dims, lanes.data());
+    LaneWeightedSums(64, p, v, v_stride, n_steps, dims, lanes.data());
     for (int64_t k = 0; k < 32 * dims; ++k) lanes[k] += lanes[k + 32 * dims];
     for (int64_t k = 0; k < 16 * dims; ++k) lanes[k] += lanes[k + 16 * dims];
     TreeSum16Rows(lanes.data(), dims);
