@@ -30,6 +30,7 @@ namespace {
 using testing::ClusterOptions;
 using ::testing::HasSubstr;
 using testing::LocalCluster;
+using testing::ResidentBytes;
 using testing::SharedPath;
 
 const std::string kModel = SharedPath("models/stories260K-f32.gguf");
@@ -52,20 +53,6 @@ ClusterOptions Options(int nodes, const std::string& split = "") {
   o.nodes = nodes;
   o.split = split;
   return o;
-}
-
-uint64_t ResidentBytes(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string key;
-  while (in >> key) {
-    if (key == "VmRSS:") {
-      uint64_t kb;
-      in >> kb;
-      return kb * 1024;
-    }
-    in.ignore(1 << 20, '\n');
-  }
-  return 0;
 }
 
 bool Alive(pid_t pid) { return ::kill(pid, 0) == 0 && ::waitpid(pid, nullptr, WNOHANG) == 0; }

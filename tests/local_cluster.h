@@ -2,6 +2,9 @@
 // and running it as a command.
 #pragma once
 
+#include <sys/types.h>
+
+#include <cstdint>
 #include <string>
 
 #include "cli/local_cluster.h"
@@ -26,5 +29,8 @@ struct CommandResult {
   std::string err;
 };
 CommandResult RunTandem(const std::string& args);
+
+// The resident memory (VmRSS) of process `pid` in bytes; 0 when it cannot be read.
+uint64_t ResidentBytes(pid_t pid);
 
 }  // namespace tandem::testing

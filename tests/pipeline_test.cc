@@ -28,6 +28,7 @@ using testing::ClusterOptions;
 using ::testing::HasSubstr;
 using testing::LocalCluster;
 using testing::ReadJson;
+using testing::ResidentBytes;
 using testing::SharedPath;
 
 const std::string kModel = SharedPath("models/stories260K-f32.gguf");
@@ -248,20 +249,6 @@ TEST(PipelineTest, NodeDeathMidAnswerLosesNothing) {
 
 namespace tandem {
 namespace {
-
-uint64_t ResidentBytes(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string key;
-  while (in >> key) {
-    if (key == "VmRSS:") {
-      uint64_t kb;
-      in >> kb;
-      return kb * 1024;
-    }
-    in.ignore(1 << 20, '\n');
-  }
-  return 0;
-}
 
 // A node holding a quarter of the layers of a 250 MB model keeps only its shard resident.
 TEST(PipelineTest, NodeMemoryIsItsShardNotTheModel) {
