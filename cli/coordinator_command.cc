@@ -147,9 +147,9 @@ int RunCoordinator(const CoordinatorCommandOptions& o) {
   auto tensor_file = GgufFile::Open(o.model);
   if (!tensor_file.ok()) return ReportError(tensor_file.status());
   std::shared_ptr<const GgufFile> shared_file = std::move(*tensor_file);
-  fetch::TensorService tensors_face(
-      std::make_shared<fetch::ModelFileSource>(shared_file, LoadOrComputeModelDigests(*shared_file)),
-      {.corrupt_chunk = o.test_corrupt_chunk});
+  fetch::TensorService tensors_face(std::make_shared<fetch::ModelFileSource>(
+                                        shared_file, LoadOrComputeModelDigests(*shared_file)),
+                                    {.corrupt_chunk = o.test_corrupt_chunk});
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort(o.listen, grpc::InsecureServerCredentials(), &port);

@@ -42,8 +42,8 @@ pid_t LocalCluster::StartNode(const std::string& model, int threads,
                               const std::vector<std::string>& more) {
   const size_t index = node_pids_.size();
   const std::string name = absl::StrCat("node", index);
-  std::vector<std::string> args = {binary_, "node", "--coordinator", address_, "--threads",
-                                   std::to_string(threads)};
+  std::vector<std::string> args = {binary_,  "node",      "--coordinator",
+                                   address_, "--threads", std::to_string(threads)};
   if (!model.empty()) args.insert(args.end(), {"--model", model});
   args.insert(args.end(), node_args_.begin(), node_args_.end());
   args.insert(args.end(), more.begin(), more.end());

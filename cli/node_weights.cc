@@ -29,7 +29,8 @@ std::function<void(uint64_t, uint64_t)> TransferProgress(int layer_first, int la
     if (terminal) {
       constexpr int kWidth = 30;
       const int filled = static_cast<int>(done * kWidth / total);
-      std::fprintf(stderr, "\rtandem node: fetching layers [%d, %d) [%s%s] %.1f/%.1f MiB %.1f MiB/s%s",
+      std::fprintf(stderr,
+                   "\rtandem node: fetching layers [%d, %d) [%s%s] %.1f/%.1f MiB %.1f MiB/s%s",
                    layer_first, layer_last, std::string(filled, '#').c_str(),
                    std::string(kWidth - filled, '.').c_str(), done / kMiB, total / kMiB, rate,
                    done == total ? "\n" : "");
@@ -78,8 +79,8 @@ absl::StatusOr<NodeWeights> OpenNodeWeights(const NodeWeightsOptions& o,
   request->set_model_fingerprint(w.fetcher->fingerprint());
   request->set_model_path(absl::StrCat("(fetched into ", o.cache_dir, ")"));
   w.fetcher->DescribeCache(request);
-  w.tensors = std::make_unique<fetch::TensorService>(std::make_shared<fetch::CacheSource>(
-      w.fetcher->cache(), w.fetcher->manifest_response()));
+  w.tensors = std::make_unique<fetch::TensorService>(
+      std::make_shared<fetch::CacheSource>(w.fetcher->cache(), w.fetcher->manifest_response()));
   std::fprintf(stderr, "tandem node: no model file; fetching layers into %s (%d layers cached)\n",
                o.cache_dir.c_str(), request->cached_layers_size());
   return w;
@@ -88,8 +89,8 @@ absl::StatusOr<NodeWeights> OpenNodeWeights(const NodeWeightsOptions& o,
 void UseFetchedStages(NodeWeights& weights, NodeOptions* options) {
   fetch::ModelFetcher* fetcher = weights.fetcher.get();
   if (fetcher == nullptr) return;
-  options->stage_file = [fetcher](const v1::ConfigureRequest& r)
-      -> absl::StatusOr<std::shared_ptr<const GgufFile>> {
+  options->stage_file =
+      [fetcher](const v1::ConfigureRequest& r) -> absl::StatusOr<std::shared_ptr<const GgufFile>> {
     const std::vector<std::string> peers(r.weight_sources().begin(), r.weight_sources().end());
     fetch::FetchStats stats;
     auto file = fetcher->PrepareStage(r.layer_first(), r.layer_last(), peers,

@@ -14,8 +14,8 @@ namespace tandem {
 
 // The weights a node holds. A node with the model file holds them all.
 struct HeldWeights {
-  bool all = true;                // the model file
-  std::vector<bool> layers;       // otherwise: per layer
+  bool all = true;           // the model file
+  std::vector<bool> layers;  // otherwise: per layer
   bool embedding = false;
   bool head = false;
   // Adds what a stage of [first, last) of an n_layers model read.

@@ -18,9 +18,9 @@ namespace {
 
 absl::Status Errno(absl::string_view what, const std::string& path) {
   const int err = errno;
-  return absl::Status(err == ENOSPC ? absl::StatusCode::kResourceExhausted
-                                    : absl::StatusCode::kPermissionDenied,
-                      absl::StrCat(path, ": cannot ", what, ": ", std::strerror(err)));
+  return absl::Status(
+      err == ENOSPC ? absl::StatusCode::kResourceExhausted : absl::StatusCode::kPermissionDenied,
+      absl::StrCat(path, ": cannot ", what, ": ", std::strerror(err)));
 }
 
 }  // namespace
@@ -73,9 +73,9 @@ absl::StatusOr<std::shared_ptr<const MappedFile>> BlobCache::Map(const Sha256Dig
   if (blob->size() != size || (verify && DigestOf(*blob) != digest)) {
     std::error_code ignored;
     std::filesystem::remove(path, ignored);
-    return absl::DataLossError(
-        absl::StrCat(path, ": damaged (", blob->size() != size ? "wrong size" : "wrong SHA-256",
-                     "); removed, to be fetched again"));
+    return absl::DataLossError(absl::StrCat(path, ": damaged (",
+                                            blob->size() != size ? "wrong size" : "wrong SHA-256",
+                                            "); removed, to be fetched again"));
   }
   return blob;
 }
@@ -86,7 +86,8 @@ uint64_t BlobCache::DiskBytes() const {
     std::error_code ec;
     for (const auto& entry : std::filesystem::directory_iterator(dir_ + sub, ec)) {
       struct stat st;
-      if (::lstat(entry.path().c_str(), &st) == 0) bytes += static_cast<uint64_t>(st.st_blocks) * 512;
+      if (::lstat(entry.path().c_str(), &st) == 0)
+        bytes += static_cast<uint64_t>(st.st_blocks) * 512;
     }
   }
   return bytes;
@@ -151,8 +152,8 @@ absl::Status BlobWriter::Append(const void* data, size_t n) {
 absl::Status BlobWriter::Commit() {
   const std::string partial = cache_.PartialPath(digest_);
   if (offset_ != size_) {
-    return absl::DataLossError(absl::StrCat("blob ", Sha256Hex(digest_), ": ", offset_, " of ",
-                                            size_, " bytes received"));
+    return absl::DataLossError(
+        absl::StrCat("blob ", Sha256Hex(digest_), ": ", offset_, " of ", size_, " bytes received"));
   }
   if (hash_.Finish() != digest_) {
     ::close(fd_);

@@ -48,8 +48,8 @@ class FetchTest : public ::testing::Test {
   // Serves the model with `options`; returns the address.
   std::string Serve(TensorServiceOptions options) {
     if (server_) server_->Shutdown();
-    service_ = std::make_unique<TensorService>(
-        std::make_shared<ModelFileSource>(model_, digests_), options);
+    service_ = std::make_unique<TensorService>(std::make_shared<ModelFileSource>(model_, digests_),
+                                               options);
     grpc::ServerBuilder builder;
     int port = 0;
     builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
@@ -186,7 +186,8 @@ TEST_F(FetchTest, DamagedCacheFileIsFetchedAgain) {
   const Sha256Digest digest =
       digests_.tensor_digests[static_cast<size_t>(t - model_->tensors().data())];
   {
-    std::fstream f(fetcher->cache()->BlobPath(digest), std::ios::in | std::ios::out | std::ios::binary);
+    std::fstream f(fetcher->cache()->BlobPath(digest),
+                   std::ios::in | std::ios::out | std::ios::binary);
     f.seekp(10);
     f.put('\x7f');
   }
@@ -213,8 +214,8 @@ TEST_F(FetchTest, PeersAreTriedFirstAndThoseWithoutTheBlobSkipped) {
   auto peer = builder.BuildAndStart();
   const std::string peer_address = absl::StrCat("127.0.0.1:", port);
 
-  auto fetcher = ModelFetcher::Open(
-      {.coordinator = coordinator, .cache_dir = (dir_ / "cache2").string()});
+  auto fetcher =
+      ModelFetcher::Open({.coordinator = coordinator, .cache_dir = (dir_ / "cache2").string()});
   ASSERT_TRUE(fetcher.ok()) << fetcher.status();
   const uint64_t from_coordinator_before = service_->bytes_sent();
   // Layers 0 and 1: the peer holds layer 0 and the embedding, not layer 1.

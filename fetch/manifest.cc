@@ -49,8 +49,8 @@ absl::StatusOr<Manifest> ParseManifest(const v1::ManifestResponse& r) {
   m.fingerprint = r.fingerprint();
   if (r.file_size() == 0 || r.file_size() > kMaxModelBytes) {
     return absl::InvalidArgumentError(absl::StrCat("manifest: a model file of ", r.file_size(),
-                                                   " bytes is out of bounds (1 to ",
-                                                   kMaxModelBytes, ")"));
+                                                   " bytes is out of bounds (1 to ", kMaxModelBytes,
+                                                   ")"));
   }
   m.file_size = r.file_size();
   if (r.header_size() == 0 || r.header_size() > kMaxHeaderBytes ||
@@ -79,9 +79,9 @@ absl::StatusOr<Manifest> ParseManifest(const v1::ManifestResponse& r) {
 
 absl::Status CheckHeaderAgainstManifest(const GgufFile& header, const Manifest& manifest) {
   if (header.tensors().size() != manifest.tensor_digests.size()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "manifest: ", manifest.tensor_digests.size(), " tensor digests for a header of ",
-        header.tensors().size(), " tensors"));
+    return absl::InvalidArgumentError(absl::StrCat("manifest: ", manifest.tensor_digests.size(),
+                                                   " tensor digests for a header of ",
+                                                   header.tensors().size(), " tensors"));
   }
   if (Sha256Hex(FingerprintFromTensorDigests(header, manifest.tensor_digests)) !=
       manifest.fingerprint) {

@@ -23,7 +23,8 @@ double SecondsSince(Clock::time_point t) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<ModelFetcher>> ModelFetcher::Open(ModelFetcherOptions options) {
-  if (options.coordinator.empty()) return absl::InvalidArgumentError("no coordinator to fetch from");
+  if (options.coordinator.empty())
+    return absl::InvalidArgumentError("no coordinator to fetch from");
   if (!(options.max_bytes_per_s >= 0)) {
     return absl::InvalidArgumentError("the fetch rate limit must be >= 0");
   }
@@ -46,8 +47,8 @@ absl::StatusOr<std::unique_ptr<ModelFetcher>> ModelFetcher::Open(ModelFetcherOpt
     if (!header.ok()) return header.status();
   }
   f->header_bytes_.assign((*header)->data(), (*header)->data() + (*header)->size());
-  const std::string name = absl::StrCat("model ", f->manifest_.fingerprint.substr(0, 12),
-                                        " (from ", f->options_.coordinator, ")");
+  const std::string name = absl::StrCat("model ", f->manifest_.fingerprint.substr(0, 12), " (from ",
+                                        f->options_.coordinator, ")");
   TANDEM_ASSIGN_OR_RETURN(f->header_,
                           GgufFile::FromHeader(name, f->header_bytes_, f->manifest_.file_size));
   TANDEM_RETURN_IF_ERROR(CheckHeaderAgainstManifest(*f->header_, f->manifest_));
@@ -123,8 +124,8 @@ absl::Status ModelFetcher::FetchBlob(const BlobRef& blob, const std::vector<std:
     }
     ++s;  // this source does not have it or cannot be reached: the next one
   }
-  return absl::Status(last.code(), absl::StrCat("cannot fetch blob ", Sha256Hex(blob.digest),
-                                                " (", blob.size, " bytes): ", last.message()));
+  return absl::Status(last.code(), absl::StrCat("cannot fetch blob ", Sha256Hex(blob.digest), " (",
+                                                blob.size, " bytes): ", last.message()));
 }
 
 absl::StatusOr<std::shared_ptr<const GgufFile>> ModelFetcher::PrepareStage(
@@ -176,9 +177,9 @@ absl::StatusOr<std::shared_ptr<const GgufFile>> ModelFetcher::PrepareStage(
     if (on_bytes) on_bytes(std::min(done, missing_bytes), missing_bytes);
     if (options_.max_bytes_per_s > 0) {
       // Paced: never ahead of the allowed rate since the transfer began.
-      const double ahead = static_cast<double>(done - stats->bytes_resumed) /
-                               options_.max_bytes_per_s -
-                           SecondsSince(transfer_start);
+      const double ahead =
+          static_cast<double>(done - stats->bytes_resumed) / options_.max_bytes_per_s -
+          SecondsSince(transfer_start);
       if (ahead > 0) std::this_thread::sleep_for(std::chrono::duration<double>(ahead));
     }
   };

@@ -14,8 +14,7 @@ std::string Key(const Sha256Digest& d) { return std::string(d.begin(), d.end());
 
 }  // namespace
 
-ModelFileSource::ModelFileSource(std::shared_ptr<const GgufFile> file,
-                                 const ModelDigests& digests)
+ModelFileSource::ModelFileSource(std::shared_ptr<const GgufFile> file, const ModelDigests& digests)
     : file_(std::move(file)), manifest_(MakeManifest(*file_, digests)) {
   blobs_[manifest_.header_sha256()] = {0, file_->data_offset()};
   const uint8_t* base = file_->mapping().data();
@@ -29,8 +28,8 @@ ModelFileSource::ModelFileSource(std::shared_ptr<const GgufFile> file,
 absl::StatusOr<Blob> ModelFileSource::Find(const Sha256Digest& digest, uint64_t size) const {
   auto it = blobs_.find(Key(digest));
   if (it == blobs_.end() || it->second.second != size) {
-    return absl::NotFoundError(absl::StrCat("no blob ", Sha256Hex(digest), " of ", size,
-                                            " bytes in this model"));
+    return absl::NotFoundError(
+        absl::StrCat("no blob ", Sha256Hex(digest), " of ", size, " bytes in this model"));
   }
   return Blob{file_->mapping().data() + it->second.first, size, &file_->mapping(), file_};
 }
@@ -72,9 +71,9 @@ class FetchReactor : public grpc::ServerWriteReactor<v1::BlobChunk> {
   FetchReactor(TensorService* service, const v1::FetchRequest& request) : service_(service) {
     if (++service_->streams_ > service_->options_.max_streams) {
       --service_->streams_;
-      Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                          absl::StrCat("this server already sends ",
-                                       service_->options_.max_streams, " blobs")));
+      Finish(grpc::Status(
+          grpc::StatusCode::RESOURCE_EXHAUSTED,
+          absl::StrCat("this server already sends ", service_->options_.max_streams, " blobs")));
       return;
     }
     counted_ = true;
@@ -102,8 +101,8 @@ class FetchReactor : public grpc::ServerWriteReactor<v1::BlobChunk> {
  private:
   absl::Status Start(const v1::FetchRequest& r) {
     if (r.protocol_version() != kProtocolVersion) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "protocol version ", r.protocol_version(), ", this server speaks ", kProtocolVersion));
+      return absl::FailedPreconditionError(absl::StrCat("protocol version ", r.protocol_version(),
+                                                        ", this server speaks ", kProtocolVersion));
     }
     if (r.sha256().size() != Sha256Digest().size()) {
       return absl::InvalidArgumentError("a blob is named by a 32-byte SHA-256 digest");
@@ -130,8 +129,8 @@ class FetchReactor : public grpc::ServerWriteReactor<v1::BlobChunk> {
     const uint64_t n = std::min(chunk, blob_.size - offset_);
     // Read-ahead of the next chunks keeps a cold file from stalling this thread long.
     if (blob_.mapping != nullptr) {
-      blob_.mapping->WillNeed(
-          static_cast<size_t>(blob_.data - blob_.mapping->data() + offset_ + n), 4 * chunk);
+      blob_.mapping->WillNeed(static_cast<size_t>(blob_.data - blob_.mapping->data() + offset_ + n),
+                              4 * chunk);
     }
     chunk_.set_offset(offset_);
     chunk_.mutable_data()->assign(reinterpret_cast<const char*>(blob_.data + offset_), n);

@@ -347,8 +347,7 @@ absl::StatusOr<Plan> CostModel::Evaluate(const std::vector<StageRange>& ranges,
     stage.headroom_bytes = headroom_[range.node_index];
     stage.compute_seconds = ComputeSeconds(range.node_index, range.layer_first, range.layer_last);
     stage.transfer_bytes = TransferBytes(range.node_index, range.layer_first, range.layer_last);
-    stage.transfer_seconds =
-        TransferSeconds(range.node_index, range.layer_first, range.layer_last);
+    stage.transfer_seconds = TransferSeconds(range.node_index, range.layer_first, range.layer_last);
     plan.transfer_seconds += stage.transfer_seconds;
     const double stage_seconds =
         StageSeconds(range.node_index, range.layer_first, range.layer_last);

@@ -107,7 +107,7 @@ class CostModel {
   std::vector<uint64_t> headroom_;  // per node
   // Per node, prefix sums of the weights of layers it lacks (empty: it lacks none).
   std::vector<std::vector<uint64_t>> missing_prefix_;
-  std::vector<int> max_last_;       // (node, first) -> MaxLayerLast
+  std::vector<int> max_last_;  // (node, first) -> MaxLayerLast
 };
 
 }  // namespace tandem::partition

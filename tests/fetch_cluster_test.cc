@@ -34,14 +34,15 @@ class FetchClusterTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     ASSERT_TRUE(fs::exists(kVocab)) << kVocab << " is missing: the tests need ../shared";
-    dir_ = new fs::path(fs::temp_directory_path() / absl::StrCat("tandem_fetch_cluster_", ::getpid()));
+    dir_ =
+        new fs::path(fs::temp_directory_path() / absl::StrCat("tandem_fetch_cluster_", ::getpid()));
     fs::create_directories(*dir_);
     model_ = new std::string((*dir_ / "model.gguf").string());
     // About 28 MiB of q4_0 weights in 4 layers; the feed-forward matrices span two chunks.
-    const auto made = RunTandem(absl::StrCat(
-        "make-model --n-embd 1024 --n-layer ", kLayers,
-        " --n-head 8 --n-head-kv 4 --n-ff 2816 --type q4_0 --vocab-from ", kVocab, " -o ",
-        *model_));
+    const auto made =
+        RunTandem(absl::StrCat("make-model --n-embd 1024 --n-layer ", kLayers,
+                               " --n-head 8 --n-head-kv 4 --n-ff 2816 --type q4_0 --vocab-from ",
+                               kVocab, " -o ", *model_));
     ASSERT_EQ(made.exit_code, 0) << made.err;
   }
   static void TearDownTestSuite() {
@@ -87,9 +88,8 @@ class FetchClusterTest : public ::testing::Test {
   }
 
   static Json Generate(const std::string& source, const std::string& sampling) {
-    const auto r =
-        RunTandem(absl::StrCat("generate ", source, " -p \"Once upon a time\" -n 16 ", sampling,
-                               " --json"));
+    const auto r = RunTandem(
+        absl::StrCat("generate ", source, " -p \"Once upon a time\" -n 16 ", sampling, " --json"));
     EXPECT_EQ(r.exit_code, 0) << r.err;
     return r.exit_code == 0 ? Json::parse(r.out) : Json();
   }
@@ -106,8 +106,9 @@ class FetchClusterTest : public ::testing::Test {
 
   // The value of `key=` on the node's last "fetch" line, or -1.
   static int64_t FetchCounter(const std::string& log, const std::string& key) {
-    const std::regex line("tandem node: fetch bytes_received=([0-9]+) bytes_resumed=([0-9]+) "
-                          "refetched=([0-9]+)");
+    const std::regex line(
+        "tandem node: fetch bytes_received=([0-9]+) bytes_resumed=([0-9]+) "
+        "refetched=([0-9]+)");
     int64_t value = -1;
     for (auto it = std::sregex_iterator(log.begin(), log.end(), line); it != std::sregex_iterator();
          ++it) {
@@ -182,8 +183,7 @@ TEST_F(FetchClusterTest, CorruptedChunkIsDetectedAndFetchedAgain) {
   const absl::Status ready = cluster.WaitReady(60000);
   ASSERT_TRUE(ready.ok()) << ready.message() << "\n" << cluster.NodeLog(0);
   const std::string log = cluster.NodeLog(0);
-  EXPECT_NE(log.find("SHA-256 of the bytes received differs; fetching it again"),
-            std::string::npos)
+  EXPECT_NE(log.find("SHA-256 of the bytes received differs; fetching it again"), std::string::npos)
       << log;
   EXPECT_EQ(FetchCounter(log, "refetched"), 1) << log;
   ExpectSameAnswers(cluster.address());
@@ -199,8 +199,8 @@ TEST_F(FetchClusterTest, KilledTransferResumesAndRestartReusesTheCache) {
   o.coordinator_args = {"--ctx-size", "64"};
   ASSERT_TRUE(cluster.StartCoordinator(o).ok());
   // Slow enough (4 MB/s) to be killed half way.
-  const pid_t slow = cluster.StartNode("", 1, {"--cache-dir", CacheArg(cache), "--fetch-rate",
-                                               "4000000"});
+  const pid_t slow =
+      cluster.StartNode("", 1, {"--cache-dir", CacheArg(cache), "--fetch-rate", "4000000"});
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
   while (fs::exists(cache / "blobs") ? DiskBytes(cache / "blobs") < model_bytes / 3 : true) {
     ASSERT_LT(std::chrono::steady_clock::now(), deadline) << cluster.NodeLog(0);
