@@ -2,8 +2,8 @@
 # Fetching layers from the cluster (issue 13), on loopback: a coordinator serving MODEL and
 # one node started with an empty --cache-dir (no model file), which fetches every tensor.
 # Prints, from the same run:
-#   * a plain `cp` of the model file (page cache warm, to the same file system as the
-#     cache) and the node's transfer rate over gRPC (tensor bytes received / fetch time,
+#   * a plain `cp` and a `dd bs=1M` of the model file (page cache warm, to the same file
+#     system as the cache) and the node's transfer rate over gRPC (tensor bytes received / fetch time,
 #     SHA-256 checked, written to the cache), and their ratio;
 #   * the time from starting the empty node to the cluster serving (manifest, header,
 #     registration, transfer, load), and the same for a restart on the full cache (no
@@ -56,6 +56,14 @@ cp "$model" "$work/copy.gguf"
 t1=$(now)
 cp_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
 rm -f "$work/copy.gguf"
+# cp may copy inside the kernel (copy_file_range); dd moves the bytes through user space,
+# as a transfer must.
+t0=$(now)
+dd if="$model" of="$work/copy.gguf" bs=1M status=none
+t1=$(now)
+dd_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
+rm -f "$work/copy.gguf"
+dd_rate=$(awk -v b="$model_bytes" -v s="$dd_s" 'BEGIN { printf "%.1f", b / 1048576 / s }')
 cp_rate=$(awk -v b="$model_bytes" -v s="$cp_s" 'BEGIN { printf "%.1f", b / 1048576 / s }')
 
 "$tandem" coordinator --model "$model" --listen 127.0.0.1:0 --port-file "$work/port" \
@@ -68,17 +76,18 @@ address="127.0.0.1:$(cat "$work/port")"
 # served_s (the seconds taken).
 serve() {
   local log="$1"
+  local source=("--cache-dir" "$work/cache")
+  [[ "${2:-}" == "--model" ]] && source=("--model" "$model")
   local start
   start=$(now)
-  "$tandem" node --coordinator "$address" --cache-dir "$work/cache" --threads "$threads" \
-    > "$log" 2>&1 &
+  "$tandem" node --coordinator "$address" "${source[@]}" --threads "$threads" > "$log" 2>&1 &
   pids+=($!)
   node_pid=$!
   for _ in $(seq 1 6000); do
     if grep -q "serving at" "$log" &&
       "$tandem" status --coordinator "$address" --json 2>/dev/null |
         grep -q "\"ready\": *true" &&
-      grep -q "tandem node: fetch " "$log"; then
+      { [[ "${2:-}" == "--model" ]] || grep -q "tandem node: fetch " "$log"; }; then
       break
     fi
     if ! kill -0 "$node_pid" 2>/dev/null; then
@@ -106,12 +115,20 @@ sleep 4
 serve "$work/node-restart.log"
 restart_s=$served_s
 restart_received=$(field bytes_received "$work/node-restart.log")
+kill "$node_pid"
+wait "$node_pid" 2>/dev/null || true
+sleep 4
+serve "$work/node-model.log" --model
+model_s=$served_s
 
 echo "model                  $model ($(mib "$model_bytes") MiB)"
 echo "cp (page cache)        $(mib "$model_bytes") MiB in ${cp_s} s = ${cp_rate} MiB/s"
+echo "dd bs=1M               $(mib "$model_bytes") MiB in ${dd_s} s = ${dd_rate} MiB/s"
 echo "fetch over gRPC        $(mib "$received") MiB in ${transfer_s} s = ${fetch_rate} MiB/s" \
   "(SHA-256 checked, into the cache)"
 echo "cp / fetch             $(awk -v a="$cp_rate" -v b="$fetch_rate" 'BEGIN { printf "%.2f", a / b }')x"
+echo "dd / fetch             $(awk -v a="$dd_rate" -v b="$fetch_rate" 'BEGIN { printf "%.2f", a / b }')x"
 echo "cache on disk          $(mib "$cache_bytes") MiB"
 echo "empty node -> serving  ${empty_s} s"
 echo "restart -> serving     ${restart_s} s ($(mib "$restart_received") MiB received)"
+echo "--model -> serving     ${model_s} s (the same node with the model file, for comparison)"
