@@ -79,6 +79,7 @@ absl::StatusOr<HttpApi> StartHttpApi(Coordinator& coordinator, const Coordinator
   out.routes->Register(out.server->routes());
   api::RegisterDashboardRoutes(out.server->routes(), coordinator);
   if (s = out.server->Start(); !s.ok()) return s;
+  coordinator.set_http_address(absl::StrCat(server_options.host, ":", out.server->port()));
   std::fprintf(
       stderr,
       "tandem coordinator: OpenAI API on http://%s:%d/v1, dashboard on http://%s:%d/ (model %s)\n",

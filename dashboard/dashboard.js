@@ -44,6 +44,12 @@ function card(label, value, title) {
             el("div", { class: "k" }, label));
 }
 
+// "joining 3/8" while a node checks and prepares its layers, as `tandem status` prints it.
+function stateText(node) {
+  const state = node.state || "dead";
+  return node.layers_to_load > 0 ? `${state} ${node.layers_loaded}/${node.layers_to_load}` : state;
+}
+
 function renderSummary(c) {
   const m = c.measured || {}, p = c.predicted || {};
   const box = document.getElementById("summary");
@@ -75,7 +81,7 @@ function renderPipeline(c) {
       el("div", { class: "top" },
         el("strong", {}, `${i + 1}. ${s.node_id}`),
         el("span", { class: "muted" }, s.address),
-        el("span", { class: "state-" + state }, state)),
+        el("span", { class: "state-" + state }, stateText(node))),
       el("div", { class: "track", title: `layers ${s.layer_first}–${s.layer_last - 1} of ${n}` },
         el("div", { class: "fill", style: `left:${left}%;width:${width}%` })),
       el("div", { class: "top muted" },
@@ -97,7 +103,7 @@ function renderNodes(c) {
     const s = stageOf.get(x.node_id);
     return el("tr", { "data-node": x.node_id },
       el("td", {}, x.node_id), el("td", {}, x.address),
-      el("td", { class: "state-" + x.state }, x.state),
+      el("td", { class: "state-" + x.state }, stateText(x)),
       el("td", {}, s ? `${s.layer_first}–${s.layer_last - 1}` : "–"),
       el("td", {}, s ? `${bytes(s.memory_bytes)} / ${bytes(s.node_memory_bytes)}` : bytes(x.memory_bytes)),
       el("td", {}, num(s && s.compute_ms, 2)), el("td", {}, num(s && s.queue_ms, 2)),
