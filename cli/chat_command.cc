@@ -4,6 +4,7 @@
 // (the cluster frees its session); Ctrl-C at the prompt, Ctrl-D or /exit ends the chat.
 // Answers go to stdout, the banner, prompts and notes to stderr, so a transcript of the
 // answers can be piped or saved.
+#include <poll.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -13,6 +14,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/ascii.h"
 #include "api/server.h"
 #include "cli/chat_backends.h"
@@ -39,8 +41,8 @@ std::atomic<bool> interrupted{false};
 
 void OnInterrupt(int) { interrupted = true; }
 
-// SIGINT sets `interrupted` and, unlike the default, does not restart a read in progress,
-// so a Ctrl-C at the prompt ends the read.
+// SIGINT sets `interrupted` and, unlike the default, does not restart a wait in progress,
+// so a Ctrl-C at the prompt ends the wait.
 void CatchInterrupts() {
   struct sigaction sa {};
   sa.sa_handler = OnInterrupt;
@@ -49,7 +51,8 @@ void CatchInterrupts() {
   sigaction(SIGINT, &sa, nullptr);
 }
 
-// Lines from a file descriptor, with read(2) so that a signal ends the wait.
+// Lines from a file descriptor. SIGINT waits while a read is under way except inside the
+// wait for input (ppoll), so a Ctrl-C just before the wait still ends it.
 class LineReader {
  public:
   enum class Result { kLine, kEnd, kInterrupted };
@@ -57,6 +60,11 @@ class LineReader {
 
   explicit LineReader(int fd) : fd_(fd) {}
   Result Read(std::string* line) {
+    sigset_t sigint, waiting;
+    sigemptyset(&sigint);
+    sigaddset(&sigint, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigint, &waiting);
+    absl::Cleanup restore = [&] { pthread_sigmask(SIG_SETMASK, &waiting, nullptr); };
     for (;;) {
       const size_t nl = buffer_.find('\n');
       if (nl != std::string::npos || buffer_.size() >= kMaxLineBytes) {
@@ -71,12 +79,12 @@ class LineReader {
         buffer_.clear();
         return Result::kLine;
       }
+      if (interrupted.load()) return Result::kInterrupted;
+      pollfd p{fd_, POLLIN, 0};
+      if (::ppoll(&p, 1, nullptr, &waiting) < 0) continue;  // EINTR: `interrupted` tells
       char chunk[4096];
       const ssize_t n = ::read(fd_, chunk, sizeof chunk);
-      if (n < 0 && errno == EINTR) {
-        if (interrupted.load()) return Result::kInterrupted;
-        continue;
-      }
+      if (n < 0 && errno == EINTR) continue;
       if (n <= 0) {
         ended_ = true;
         continue;
@@ -142,9 +150,9 @@ int RunChat(const ChatOptions& o) {
   nlohmann::ordered_json history = NewHistory(o.system);
   LineReader input(STDIN_FILENO);
   for (;;) {
+    interrupted = false;
     std::fputs("> ", stderr);
     std::fflush(stderr);
-    interrupted = false;
     std::string line;
     const LineReader::Result read = input.Read(&line);
     if (read != LineReader::Result::kLine) {

@@ -8,7 +8,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 tandem=$(realpath "${1:?usage: run.sh TANDEM_BINARY SHARED_DIR [SCREENSHOT_DIR]}")
 shared=$(realpath -m "${2:?usage: run.sh TANDEM_BINARY SHARED_DIR [SCREENSHOT_DIR]}")
-shots=${3:-}
+shots=${3:+$(realpath -m "$3")}
 if [ ! -d "$shared/models" ]; then
   echo "dashboard tests: the shared test data is missing at $shared" >&2
   exit 1
@@ -26,7 +26,7 @@ if [ "$want" != "$have" ]; then
   echo "dashboard tests: installing playwright-core $want (npm ci)" >&2
   npm ci --no-audit --no-fund --loglevel=error
 fi
-[ -n "$shots" ] && shots=$(realpath -m "$shots") && mkdir -p "$shots"
+[ -z "$shots" ] || mkdir -p "$shots"
 TANDEM_BIN=$tandem TANDEM_SHARED_DIR=$shared TANDEM_SCREENSHOT_DIR=$shots \
   TANDEM_CHROMIUM=$(command -v chromium) exec node --test --test-concurrency=1 \
   --test-reporter=spec dashboard.test.mjs
