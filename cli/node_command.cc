@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "cli/commands.h"
+#include "cli/discovery_flags.h"
 #include "cli/model_loading.h"
 #include "cli/signals.h"
 #include "model/fingerprint.h"
@@ -34,6 +35,7 @@ struct NodeCommandOptions {
   uint64_t memory_limit = 0;
   std::string metrics;  // HOST:PORT for /metrics; empty: none
   double session_idle_timeout_s = 300;
+  DiscoveryFlags discovery;  // --discover
 };
 
 // The node's own /metrics (prometheus-cpp's Exposer); null when not asked for.
@@ -55,11 +57,22 @@ absl::StatusOr<std::unique_ptr<prometheus::Exposer>> ServeMetrics(const std::str
   return exposer;
 }
 
-int RunNode(const NodeCommandOptions& o) {
+int RunNode(NodeCommandOptions o) {
   BlockTerminationSignals();
+  if (o.coordinator.empty() == !o.discovery.enabled) {
+    return ReportError(absl::InvalidArgumentError(
+        "give the coordinator's address (--coordinator HOST:PORT) or --discover, not both"));
+  }
   auto file = GgufFile::Open(o.model);
   if (!file.ok()) return ReportError(file.status());
   std::shared_ptr<const GgufFile> model = std::move(*file);
+  if (o.discovery.enabled) {
+    absl::Status found = Discover(o.discovery, *model, &o.coordinator, &o.listen);
+    if (!found.ok()) {
+      ReportError(found);
+      return 2;  // nothing to join: not a crash
+    }
+  }
   auto h = ReadHparams(*model);
   if (!h.ok()) return ReportError(h.status());
   const int threads =
@@ -141,7 +154,7 @@ int RunNode(const NodeCommandOptions& o) {
 void RegisterNodeCommand(CLI::App& app, RunState& state) {
   auto o = std::make_shared<NodeCommandOptions>();
   CLI::App* cmd = app.add_subcommand("node", "Serve a shard of a model's layers for a coordinator");
-  cmd->add_option("--coordinator", o->coordinator, "Coordinator address HOST:PORT")->required();
+  cmd->add_option("--coordinator", o->coordinator, "Coordinator address HOST:PORT (or --discover)");
   cmd->add_option("-m,--model", o->model, "GGUF model file (the coordinator's model)")->required();
   cmd->add_option("--listen", o->listen, "Address to serve on")->capture_default_str();
   cmd->add_option("--advertise", o->advertise, "Address the other stages reach this node at");
@@ -154,6 +167,7 @@ void RegisterNodeCommand(CLI::App& app, RunState& state) {
                   "Seconds after which a silent session's KV cache is freed")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  AddDiscoverFlags(cmd, o->discovery);
   cmd->callback([o, &state] { state.exit_code = RunNode(*o); });
 }
 
