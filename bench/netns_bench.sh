@@ -39,8 +39,12 @@ if [ $inner -eq 0 ]; then
 fi
 
 read -ra hosts <<<"$TANDEM_NETNS_HOSTS"
-secure=()
-"$tandem" node --help 2>&1 | grep -q -- '--insecure' && secure=(--insecure)
+# Plain-text gRPC off loopback: --insecure for each command that has it (TLS builds).
+flags_for() { "$tandem" "$1" --help 2>&1 | grep -q -- '--insecure' && echo --insecure || true; }
+read -ra sec_coordinator <<<"$(flags_for coordinator)"
+read -ra sec_node <<<"$(flags_for node)"
+read -ra sec_status <<<"$(flags_for status)"
+read -ra sec_generate <<<"$(flags_for generate)"
 coord=10.77.0.1:7070
 http=10.77.0.1:8080
 work=$(mktemp -d /tmp/tandem-netns-bench.XXXXXX)
@@ -56,7 +60,7 @@ on() {
   shift
   ip netns exec "${hosts[$((i - 1))]}" "$@"
 }
-status() { on 1 "$tandem" status --coordinator "$coord" --json 2>/dev/null || echo '{}'; }
+status() { on 1 "$tandem" status --coordinator "$coord" "${sec_status[@]}" --json 2>/dev/null || echo '{}'; }
 prompt="Once upon a time, there was a little girl who"
 
 # start_cluster MODEL N [coordinator args...]: the coordinator on host 1, N nodes on 2..N+1
@@ -67,12 +71,12 @@ start_cluster() {
   local split
   split=$(python3 -c "import sys; L,n=int(sys.argv[1]),int(sys.argv[2]); print(','.join(str(L//n + (1 if k < L%n else 0)) for k in range(n)))" \
     "$("$tandem" info -m "$model" 2>/dev/null | awk '$1 == "n_layer" {print $2; exit}')" "$n")
-  on 1 "$tandem" coordinator -m "$model" --listen "$coord" --split "$split" "$@" "${secure[@]}" \
+  ip netns exec "${hosts[0]}" "$tandem" coordinator -m "$model" --listen "$coord" --split "$split" "$@" "${sec_coordinator[@]}" \
     >"$work/coordinator.log" 2>&1 &
   pids+=($!)
   for i in $(seq 2 $((n + 1))); do
-    on "$i" "$tandem" node --coordinator "$coord" -m "$model" --listen "10.77.0.$i:7071" \
-      -t "$threads" "${secure[@]}" >"$work/node$i.log" 2>&1 &
+    ip netns exec "${hosts[$((i - 1))]}" "$tandem" node --coordinator "$coord" -m "$model" --listen "10.77.0.$i:7071" \
+      -t "$threads" "${sec_node[@]}" >"$work/node$i.log" 2>&1 &
     node_pid[$i]=$!
     pids+=($!)
   done
@@ -101,8 +105,8 @@ for model in $latency_models; do
     row="| $(basename "$model" .gguf) | $delay ms | $(printf %.2f "$single") ms |"
     for n in 1 2 3; do
       start_cluster "$model" "$n"
-      on 1 "$tandem" generate --coordinator "$coord" -p "$prompt" -n 8 --temp 0 --json >/dev/null 2>&1  # warm
-      ms=$(on 1 "$tandem" generate --coordinator "$coord" -p "$prompt" -n "$tokens" --temp 0 --json 2>/dev/null | ms_per_token)
+      on 1 "$tandem" generate --coordinator "$coord" "${sec_generate[@]}" -p "$prompt" -n 8 --temp 0 --json >/dev/null 2>&1  # warm
+      ms=$(on 1 "$tandem" generate --coordinator "$coord" "${sec_generate[@]}" -p "$prompt" -n "$tokens" --temp 0 --json 2>/dev/null | ms_per_token)
       row="$row $(printf %.2f "$ms") ms |"
       stop_all
     done

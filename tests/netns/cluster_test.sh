@@ -22,9 +22,12 @@ read -ra hosts <<<"$TANDEM_NETNS_HOSTS"
 [ ${#hosts[@]} -ge 4 ] || { echo "FAIL: needs 4 hosts, got ${#hosts[@]}"; exit 1; }
 netns=$TANDEM_NETNS
 
-# Listeners off loopback: pass --insecure where the build has it (plain-text gRPC).
-secure=()
-"$tandem" node --help 2>&1 | grep -q -- '--insecure' && secure=(--insecure)
+# Plain-text gRPC off loopback: --insecure for each command that has it (TLS builds).
+flags_for() { "$tandem" "$1" --help 2>&1 | grep -q -- '--insecure' && echo --insecure || true; }
+read -ra sec_coordinator <<<"$(flags_for coordinator)"
+read -ra sec_node <<<"$(flags_for node)"
+read -ra sec_status <<<"$(flags_for status)"
+read -ra sec_generate <<<"$(flags_for generate)"
 
 coord=10.77.0.1:7070
 work=$(mktemp -d /tmp/tandem-netns-test.XXXXXX)
@@ -57,17 +60,17 @@ on() {  # HOST CMD...: run CMD inside host HOST
   ip netns exec "${hosts[$((i - 1))]}" "$@"
 }
 start_coordinator() {
-  on 1 "$tandem" coordinator -m "$model" --listen "$coord" --min-nodes 3 "$@" "${secure[@]}" \
+  ip netns exec "${hosts[0]}" "$tandem" coordinator -m "$model" --listen "$coord" --min-nodes 3 "$@" "${sec_coordinator[@]}" \
     >>"$work/coordinator.log" 2>&1 &
   pids[coordinator]=$!
 }
 start_node() {
   local i=$1
-  on "$i" "$tandem" node --coordinator "$coord" -m "$model" --listen "10.77.0.$i:7071" -t 1 \
-    "${secure[@]}" >>"$work/node$i.log" 2>&1 &
+  ip netns exec "${hosts[$((i - 1))]}" "$tandem" node --coordinator "$coord" -m "$model" --listen "10.77.0.$i:7071" -t 1 \
+    "${sec_node[@]}" >>"$work/node$i.log" 2>&1 &
   pids[node$i]=$!
 }
-status() { on 1 "$tandem" status --coordinator "$coord" --json 2>/dev/null || echo '{}'; }
+status() { on 1 "$tandem" status --coordinator "$coord" "${sec_status[@]}" --json 2>/dev/null || echo '{}'; }
 # wait_for SECONDS WHAT JQ: until the coordinator's status satisfies JQ.
 wait_for() {
   local limit=$1 what=$2 filter=$3 end
@@ -87,7 +90,7 @@ stage_hosts() { status | jq -r '[.stages[].address | split(":")[0]] | join(" ")'
 prompt="Once upon a time"
 # The single process's answers (the reference).
 single() { "$tandem" generate -m "$model" -p "$prompt" -t 1 --json "$@" 2>/dev/null | jq -c .ids; }
-cluster() { on 1 "$tandem" generate --coordinator "$coord" -p "$prompt" --json "$@" 2>>"$work/client.log" | jq -c .ids; }
+cluster() { on 1 "$tandem" generate --coordinator "$coord" "${sec_generate[@]}" -p "$prompt" --json "$@" 2>>"$work/client.log" | jq -c .ids; }
 same() {  # WHAT ARGS...: the cluster's answer equals the single process's
   local what=$1
   shift
@@ -114,13 +117,15 @@ case $scenario in
     start_coordinator --split 2,2,1
     for i in 2 3 4; do start_node "$i"; done
     wait_for 60 "3 stages serving" "$all_nodes"
-    n=200
+    n=120  # the model's context is 128 tokens
     want=$(single -n "$n" --temp 0)
+    [ -n "$want" ] && [ "$want" != null ] || fail "the single process gave no answer"
     cluster -n "$n" --temp 0 >"$work/answer" &
     client=$!
-    sleep 0.5
+    sleep 0.3
+    kill -0 "$client" 2>/dev/null || fail "the answer ended before the cut"
     bash "$netns" cut 3
-    log "host 3 cut off"
+    log "host 3 cut off in the middle of the answer"
     wait_for 15 "re-planned without host 3" \
       '.ready == true and (.stages | length) == 2 and ([.stages[].address] | index("10.77.0.3:7071") == null)'
     wait "$client" || fail "the answer across the cut failed"

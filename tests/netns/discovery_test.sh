@@ -16,8 +16,12 @@ for f in "$model" "$other"; do [ -f "$f" ] || { echo "FAIL: $f is missing (the s
 read -ra hosts <<<"$TANDEM_NETNS_HOSTS"
 [ ${#hosts[@]} -ge 3 ] || { echo "FAIL: needs 3 hosts"; exit 1; }
 
-secure=()
-"$tandem" node --help 2>&1 | grep -q -- '--insecure' && secure=(--insecure)
+# Plain-text gRPC off loopback: --insecure for each command that has it (TLS builds).
+flags_for() { "$tandem" "$1" --help 2>&1 | grep -q -- '--insecure' && echo --insecure || true; }
+read -ra sec_coordinator <<<"$(flags_for coordinator)"
+read -ra sec_node <<<"$(flags_for node)"
+read -ra sec_status <<<"$(flags_for status)"
+read -ra sec_generate <<<"$(flags_for generate)"
 coord=10.77.0.1:7070
 work=$(mktemp -d /tmp/tandem-discovery-test.XXXXXX)
 pids=()
@@ -41,21 +45,21 @@ on() {
   shift
   ip netns exec "${hosts[$((i - 1))]}" "$@"
 }
-status() { on 1 "$tandem" status --coordinator "$coord" --json 2>/dev/null || echo '{}'; }
+status() { on 1 "$tandem" status --coordinator "$coord" "${sec_status[@]}" --json 2>/dev/null || echo '{}'; }
 
 # --announce on loopback is refused with the reason.
-if on 1 "$tandem" coordinator -m "$model" --listen 127.0.0.1:0 --announce "${secure[@]}" \
+if on 1 "$tandem" coordinator -m "$model" --listen 127.0.0.1:0 --announce "${sec_coordinator[@]}" \
   >"$work/loopback.log" 2>&1; then
   fail "--announce on a loopback address was accepted"
 fi
 grep -q "announce needs a LAN address" "$work/loopback.log" || fail "no reason for refusing --announce on loopback"
 echo "--announce on loopback: refused with the reason"
 
-on 1 "$tandem" coordinator -m "$model" --listen "$coord" --min-nodes 2 --planner even --announce \
-  "${secure[@]}" >"$work/coordinator.log" 2>&1 &
+ip netns exec "${hosts[0]}" "$tandem" coordinator -m "$model" --listen "$coord" --min-nodes 2 --planner even --announce \
+  "${sec_coordinator[@]}" >"$work/coordinator.log" 2>&1 &
 pids+=($!)
 for i in 2 3; do
-  on "$i" "$tandem" node -m "$model" --discover --discover-timeout 20 -t 1 "${secure[@]}" \
+  ip netns exec "${hosts[$((i - 1))]}" "$tandem" node -m "$model" --discover --discover-timeout 20 -t 1 "${sec_node[@]}" \
     >"$work/node$i.log" 2>&1 &
   pids+=($!)
 done
@@ -73,16 +77,16 @@ done
 echo "two nodes found the coordinator by multicast and serve its plan ($addrs)"
 
 want=$("$tandem" generate -m "$model" -p "Once upon a time" -n 24 --temp 0 -t 1 --json 2>/dev/null | jq -c .ids)
-got=$(on 1 "$tandem" generate --coordinator "$coord" -p "Once upon a time" -n 24 --temp 0 --json 2>/dev/null | jq -c .ids)
+got=$(on 1 "$tandem" generate --coordinator "$coord" "${sec_generate[@]}" -p "Once upon a time" -n 24 --temp 0 --json 2>/dev/null | jq -c .ids)
 [ -n "$want" ] && [ "$got" = "$want" ] || fail "the discovered cluster answered $got, the single process $want"
 echo "greedy answer through the discovered cluster: identical"
 
 # Another model: the coordinator is heard, does not fit, and the node says so (exit 2).
 set +e
-on 3 "$tandem" node -m "$other" --discover --discover-timeout 2 -t 1 "${secure[@]}" >"$work/other-model.log" 2>&1
+on 3 "$tandem" node -m "$other" --discover --discover-timeout 2 -t 1 "${sec_node[@]}" >"$work/other-model.log" 2>&1
 rc=$?
 on 2 "$tandem" node -m "$model" --discover --discover-timeout 2 --cluster-name lab2 -t 1 \
-  "${secure[@]}" >"$work/other-name.log" 2>&1
+  "${sec_node[@]}" >"$work/other-name.log" 2>&1
 rc2=$?
 set -e
 [ $rc -eq 2 ] || fail "a node of another model exited $rc, not 2"
