@@ -14,6 +14,7 @@
 #include "api/openai_routes.h"
 #include "api/server.h"
 #include "cli/commands.h"
+#include "cli/discovery_flags.h"
 #include "cli/model_loading.h"
 #include "cli/signals.h"
 #include "coordinator/coordinator.h"
@@ -42,6 +43,7 @@ struct CoordinatorCommandOptions {
   std::string api_key_file;
   int http_max_sessions = 0;  // 0: --sessions
   std::string chat_template;
+  DiscoveryFlags discovery;  // --announce
 };
 
 // The OpenAI-compatible API over `coordinator`, when --http asks for it.
@@ -82,6 +84,7 @@ absl::StatusOr<HttpApi> StartHttpApi(Coordinator& coordinator, const Coordinator
   out.routes->Register(out.server->routes());
   api::RegisterDashboardRoutes(out.server->routes(), coordinator);
   if (s = out.server->Start(); !s.ok()) return s;
+  coordinator.set_http_address(absl::StrCat(server_options.host, ":", out.server->port()));
   std::fprintf(
       stderr,
       "tandem coordinator: OpenAI API on http://%s:%d/v1, dashboard on http://%s:%d/ (model %s)\n",
@@ -165,6 +168,8 @@ int RunCoordinator(const CoordinatorCommandOptions& o) {
     if (!started.ok()) return ReportError(started.status());
     http = *std::move(started);
   }
+  auto announcer = StartAnnouncer(o.discovery, o.listen, port, (*coordinator)->model_file());
+  if (!announcer.ok()) return ReportError(announcer.status());
   std::fprintf(stderr, "tandem coordinator: serving %s on port %d, waiting for %d node(s)\n",
                o.model.c_str(), port, options.min_nodes);
   if (!o.port_file.empty()) {
@@ -216,6 +221,7 @@ void RegisterCoordinatorCommand(CLI::App& app, RunState& state) {
   cmd->add_option("--chat-template", o->chat_template,
                   "Jinja chat template file replacing the model's (default: the model's, else "
                   "ChatML)");
+  AddAnnounceFlags(cmd, o->discovery);
   cmd->callback([o, &state] { state.exit_code = RunCoordinator(*o); });
 }
 

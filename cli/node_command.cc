@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "cli/commands.h"
+#include "cli/discovery_flags.h"
 #include "cli/model_loading.h"
 #include "cli/node_weights.h"
 #include "cli/signals.h"
@@ -35,8 +36,9 @@ struct NodeCommandOptions {
   uint64_t memory_limit = 0;
   std::string metrics;  // HOST:PORT for /metrics; empty: none
   double session_idle_timeout_s = 300;
-  std::string cache_dir;  // without --model: where fetched tensors live
-  double fetch_rate = 0;  // bytes/s; 0: unlimited
+  std::string cache_dir;     // without --model: where fetched tensors live
+  double fetch_rate = 0;     // bytes/s; 0: unlimited
+  DiscoveryFlags discovery;  // --discover
 };
 
 // The node's own /metrics (prometheus-cpp's Exposer); null when not asked for.
@@ -58,8 +60,27 @@ absl::StatusOr<std::unique_ptr<prometheus::Exposer>> ServeMetrics(const std::str
   return exposer;
 }
 
-int RunNode(const NodeCommandOptions& o) {
+int RunNode(NodeCommandOptions o) {
   BlockTerminationSignals();
+  if (o.coordinator.empty() == !o.discovery.enabled) {
+    return ReportError(absl::InvalidArgumentError(
+        "give the coordinator's address (--coordinator HOST:PORT) or --discover, not both"));
+  }
+  if (o.discovery.enabled) {
+    // With a model file, only a coordinator of the same model answers; a fetching node
+    // takes its cluster's model.
+    std::shared_ptr<const GgufFile> own;
+    if (!o.model.empty()) {
+      auto file = GgufFile::Open(o.model);
+      if (!file.ok()) return ReportError(file.status());
+      own = std::move(*file);
+    }
+    absl::Status found = Discover(o.discovery, own.get(), &o.coordinator, &o.listen);
+    if (!found.ok()) {
+      ReportError(found);
+      return 2;  // nothing to join: not a crash
+    }
+  }
   v1::RegisterRequest req;
   req.set_protocol_version(kProtocolVersion);
   auto weights = OpenNodeWeights({.model = o.model,
@@ -148,7 +169,7 @@ int RunNode(const NodeCommandOptions& o) {
 void RegisterNodeCommand(CLI::App& app, RunState& state) {
   auto o = std::make_shared<NodeCommandOptions>();
   CLI::App* cmd = app.add_subcommand("node", "Serve a shard of a model's layers for a coordinator");
-  cmd->add_option("--coordinator", o->coordinator, "Coordinator address HOST:PORT")->required();
+  cmd->add_option("--coordinator", o->coordinator, "Coordinator address HOST:PORT (or --discover)");
   cmd->add_option("-m,--model", o->model,
                   "GGUF model file (the coordinator's model); without it, --cache-dir");
   cmd->add_option("--cache-dir", o->cache_dir,
@@ -168,6 +189,7 @@ void RegisterNodeCommand(CLI::App& app, RunState& state) {
                   "Seconds after which a silent session's KV cache is freed")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  AddDiscoverFlags(cmd, o->discovery);
   cmd->callback([o, &state] { state.exit_code = RunNode(*o); });
 }
 

@@ -127,6 +127,11 @@ bool Coordinator::Heartbeat(const v1::HeartbeatRequest& r) {
   return true;
 }
 
+void Coordinator::set_http_address(std::string address) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  http_address_ = std::move(address);
+}
+
 v1::StatusResponse Coordinator::Status() {
   v1::StatusResponse s;
   const std::vector<NodeRecord> alive = registry_.Alive();
@@ -152,6 +157,7 @@ v1::StatusResponse Coordinator::Status() {
                                                                  : "manual");
   s.set_n_ctx(n_ctx_);
   s.set_sessions(options_.planning.requirements.sessions);
+  s.set_http_address(http_address_);
   for (const auto& st : plan_.stages) {
     auto* p = s.add_stages();
     p->set_node_id(st.node.id);
@@ -240,8 +246,22 @@ void Coordinator::RecordGaugesLocked() {
   telemetry_.SetNodes(registry_.All());
 }
 
+std::vector<std::string> Coordinator::RefusingSilentNodes() {
+  const auto now = options_.now();
+  const auto silent = options_.heartbeat_interval * 3 / 2;
+  std::vector<std::string> gone;
+  for (const NodeRecord& n : registry_.Alive()) {
+    if (now - n.last_seen <= silent) continue;
+    auto [last, first] = probed_.try_emplace(n.id, now);
+    if (!first && now - last->second < options_.heartbeat_interval) continue;
+    last->second = now;
+    if (link_->Refused(n.address)) gone.push_back(n.id);
+  }
+  return gone;
+}
+
 void Coordinator::ReplanIfNeeded() {
-  std::vector<std::string> dead = registry_.Expire();
+  std::vector<std::string> dead = registry_.Expire(RefusingSilentNodes());
   std::vector<NodeRecord> alive = registry_.Alive();
   {
     std::lock_guard<std::mutex> lock(mutex_);

@@ -39,12 +39,13 @@ bool Registry::Heartbeat(const std::string& id, bool serving, uint32_t sessions)
   return false;
 }
 
-std::vector<std::string> Registry::Expire() {
+std::vector<std::string> Registry::Expire(const std::vector<std::string>& unreachable) {
   std::lock_guard<std::mutex> lock(mutex_);
   std::vector<std::string> dead;
   const auto now = now_();
   for (auto& n : nodes_) {
-    if (n.alive && now - n.last_seen > timeout_) {
+    const bool gone = std::find(unreachable.begin(), unreachable.end(), n.id) != unreachable.end();
+    if (n.alive && (gone || now - n.last_seen > timeout_)) {
       n.alive = false;
       n.died = now;
       dead.push_back(n.id);

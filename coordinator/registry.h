@@ -49,8 +49,9 @@ class Registry {
   std::string Register(const std::string& address, const v1::NodeProfile& profile);
   // False when the id is unknown or was declared dead.
   bool Heartbeat(const std::string& id, bool serving = false, uint32_t sessions = 0);
-  // Marks nodes silent for longer than the timeout dead; returns their ids.
-  std::vector<std::string> Expire();
+  // Marks nodes silent for longer than the timeout dead, and the live ones among
+  // `unreachable`; returns their ids.
+  std::vector<std::string> Expire(const std::vector<std::string>& unreachable = {});
   std::vector<NodeRecord> Alive() const;
   // Every node that registered, the dead ones included.
   std::vector<NodeRecord> All() const;

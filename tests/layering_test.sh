@@ -10,6 +10,7 @@
 #   partition   ──▶ base                                     (pure: no I/O, no model files)
 #   model       ──▶ base
 #   telemetry   ──▶ base                                     (events, Prometheus text)
+#   discovery   ──▶ model, base                              (LAN datagrams and their Asio ends)
 #   base        ──▶ nothing of ours
 set -euo pipefail
 root=${1:-$(cd "$(dirname "$0")/.." && pwd)}
@@ -23,11 +24,12 @@ declare -A allowed=(
   [net]="net base proto"
   [fetch]="fetch net model base proto"
   [telemetry]="telemetry base"
+  [discovery]="discovery model base"
   [node]="node net model telemetry base proto"
   [coordinator]="coordinator net partition model telemetry base proto"
   [api]="api coordinator net partition model telemetry base proto"
 )
-ours="base model partition telemetry net fetch node coordinator api cli tests bench proto"
+ours="base model partition telemetry discovery net fetch node coordinator api cli tests bench proto"
 
 status=0
 for folder in "${!allowed[@]}"; do
