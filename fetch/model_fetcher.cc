@@ -221,8 +221,15 @@ absl::StatusOr<std::shared_ptr<const GgufFile>> ModelFetcher::PrepareStage(
 
   std::vector<std::string> sources;
   absl::flat_hash_set<std::string> seen;
+  // Addresses from the wire: a few, of sane length, are tried; the rest are ignored.
+  constexpr size_t kMaxPeers = 8;
+  constexpr size_t kMaxAddressLength = 255;
   for (const std::string& p : peers) {
-    if (!p.empty() && p != options_.coordinator && seen.insert(p).second) sources.push_back(p);
+    if (sources.size() >= kMaxPeers) break;
+    if (!p.empty() && p.size() <= kMaxAddressLength && p != options_.coordinator &&
+        seen.insert(p).second) {
+      sources.push_back(p);
+    }
   }
   sources.push_back(options_.coordinator);
 
