@@ -158,20 +158,19 @@ absl::Status ModelFetcher::FetchBlob(const BlobRef& blob, const std::vector<std:
     });
     if (status.ok()) status = writer->Commit();
     if (status.ok()) return status;
+    if (writer->failed()) return status;  // our disk: no other source helps
     last = status;
     if (status.code() == absl::StatusCode::kDataLoss) {
-      // Wrong bytes: Commit removed them (or the stream was cut); fetch again.
+      // Wrong bytes: Commit removed them (or the stream was cut). Fetched again, from the
+      // next source when there is one (a peer may be the one sending them wrong).
       ++stats->refetched;
       std::fprintf(stderr, "tandem node: %s; fetching it again\n",
                    std::string(status.message()).c_str());
-      if (++wrong >= options_.attempts) break;
+      if (++wrong >= options_.attempts + static_cast<int>(sources.size()) - 1) break;
+      if (s + 1 < sources.size()) ++s;
       continue;
     }
-    if (status.code() == absl::StatusCode::kResourceExhausted ||
-        status.code() == absl::StatusCode::kPermissionDenied) {
-      return status;  // our disk: no other source helps
-    }
-    ++s;  // this source does not have it or cannot be reached: the next one
+    ++s;  // this source does not have it, cannot be reached or is busy: the next one
   }
   return absl::Status(last.code(), absl::StrCat("cannot fetch blob ", Sha256Hex(blob.digest), " (",
                                                 blob.size, " bytes): ", last.message()));
