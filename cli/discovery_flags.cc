@@ -71,7 +71,7 @@ absl::StatusOr<std::unique_ptr<discovery::Announcer>> StartAnnouncer(const Disco
   return announcer;
 }
 
-absl::Status Discover(const DiscoveryFlags& f, const GgufFile& model, std::string* coordinator,
+absl::Status Discover(const DiscoveryFlags& f, const GgufFile* model, std::string* coordinator,
                       std::string* listen) {
   auto endpoint = discovery::ParseEndpoint(f.address);
   if (!endpoint.ok()) return endpoint.status();
@@ -83,7 +83,7 @@ absl::Status Discover(const DiscoveryFlags& f, const GgufFile& model, std::strin
         absl::StrCat("--cluster-name takes 1 to 64 letters, digits, '.', '_' or '-', not '",
                      f.cluster_name, "'"));
   }
-  o.model_tag = discovery::ModelTag(ModelFingerprint(model));
+  if (model != nullptr) o.model_tag = discovery::ModelTag(ModelFingerprint(*model));
   o.timeout = std::chrono::milliseconds(static_cast<int64_t>(f.timeout_s * 1000));
   // TODO(sec): with a join token, o.ca_hash = the token's CA hash.
   std::fprintf(stderr, "tandem node: looking for cluster '%s' on %s:%d\n", f.cluster_name.c_str(),

@@ -30,10 +30,11 @@ absl::StatusOr<std::unique_ptr<discovery::Announcer>> StartAnnouncer(const Disco
                                                                      int port,
                                                                      const GgufFile& model);
 
-// `tandem node --discover`: finds the coordinator of `model`'s cluster and sets
+// `tandem node --discover`: finds the coordinator of `model`'s cluster (any model's when
+// null: a node that fetches its layers) and sets
 // `coordinator`; when `listen` is still the loopback default, it becomes this host's
 // address on the way to the coordinator (port 0: any).
-absl::Status Discover(const DiscoveryFlags& f, const GgufFile& model, std::string* coordinator,
+absl::Status Discover(const DiscoveryFlags& f, const GgufFile* model, std::string* coordinator,
                       std::string* listen);
 
 }  // namespace tandem::cli

@@ -20,6 +20,8 @@ if [ "${TANDEM_SETUP:-all}" != build ]; then
   # Node runs the OpenAI client tests (tests/openai); a Node already installed from
   # elsewhere (e.g. NodeSource, which bundles npm) is kept.
   command -v node >/dev/null || PACKAGES+=(nodejs)
+  # Chromium runs the dashboard's browser test (tests/dashboard, driven by playwright-core).
+  PACKAGES+=(chromium)
 fi
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -14,7 +14,8 @@ std::string Mismatch(const Announcement& a, const FindOptions& o) {
   if (a.cluster_name != o.cluster_name) {
     return absl::StrCat("cluster '", a.cluster_name, "', not '", o.cluster_name, "'");
   }
-  if (a.model_tag != o.model_tag) return "another model than this node's";
+  if (o.model_tag.has_value() && a.model_tag != *o.model_tag)
+    return "another model than this node's";
   if (o.ca_hash.has_value()) {
     if (a.security != Security::kTls) return "plain text, but this node's join token names a CA";
     if (a.ca_hash != *o.ca_hash) return "a CA other than the one this node's join token names";

@@ -16,7 +16,7 @@ struct FindOptions {
   Endpoint endpoint;
   std::string interface_address;  // empty: the one the group routes to
   std::string cluster_name = "tandem";
-  Digest model_tag{};
+  std::optional<Digest> model_tag;  // the node's model; none: any (a node that fetches)
   // The CA hash the node's join token names: then only a TLS cluster with this CA fits;
   // without one, only a plain-text cluster fits.
   std::optional<Digest> ca_hash;
