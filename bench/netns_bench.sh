@@ -95,7 +95,7 @@ start_cluster() {
 median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {printf "%.2f", v[int((NR + 1) / 2)]}'; }
 ms_per_token() { jq -r '.timings | if .generated_tokens > 0 then (.decode_ms / .generated_tokens) else "nan" end'; }
 
-echo "# Tandem across network namespaces ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, emulator: $TANDEM_NETNS_EMULATOR, $threads thread(s) per process)"
+echo "# Tandem across network namespaces ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, load average $(cut -d" " -f1 /proc/loadavg), emulator: $TANDEM_NETNS_EMULATOR, $threads thread(s) per process)"
 echo
 echo "## Per-token latency (greedy, $tokens tokens, decode only; median of $repeats runs)"
 echo
