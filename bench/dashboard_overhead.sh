@@ -5,14 +5,17 @@
 # WATCHER=browser the dashboard itself open in headless Chromium (which polls every 500 ms;
 # it needs tests/dashboard/node_modules, installed by tests/dashboard/run.sh). Each round is
 # one `tandem generate --coordinator` of N_PREDICT greedy tokens; rounds alternate so drift
-# of the machine hits both sides alike. Prints each round and the medians; never passes or
-# fails on time.
+# of the machine hits both sides alike. Prints each round and the medians, then the direct
+# cost: the coordinator's CPU time per GET /v1/cluster and per GET /metrics (REQUESTS of
+# each, back to back), and what one poll a second takes of a core. Never passes or fails on
+# time.
 #
 #   bench/dashboard_overhead.sh [MODEL.gguf]
 #
 # Without MODEL a mid-sized random-weight model (about 10 ms a token on one core) is made
 # once into /tmp. Environment: TANDEM (the binary, default build/cli/tandem), NODES (2),
-# THREADS (1 per node), ROUNDS (8 of each), N_PREDICT (200), POLL_S (1), WATCHER (poller).
+# THREADS (1 per node), ROUNDS (8 of each), N_PREDICT (200), POLL_S (1), WATCHER (poller),
+# REQUESTS (2000).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -23,6 +26,7 @@ rounds="${ROUNDS:-8}"
 n_predict="${N_PREDICT:-200}"
 poll_s="${POLL_S:-1}"
 watcher="${WATCHER:-poller}"
+requests="${REQUESTS:-2000}"
 model="${1:-}"
 
 [[ -x "$tandem" ]] || { echo "dashboard_overhead: no tandem binary at $tandem (set TANDEM)" >&2; exit 1; }
@@ -122,3 +126,31 @@ awk -v q="$mq" -v w="$mw" 'BEGIN {
 # The spread of the quiet rounds alone: a difference smaller than this is noise.
 printf "%s\n" "${quiet[@]}" | sort -g | awk '{a[NR]=$1} END {
   printf "quiet rounds range %.2f .. %.2f (%.2f%% of the median)\n", a[1], a[NR], 100 * (a[NR] - a[1]) / a[int((NR+1)/2)] }'
+
+# The direct cost, free of the noise above: CPU seconds the coordinator spends serving
+# REQUESTS of each endpoint (utime + stime from /proc, in clock ticks).
+coordinator_pid=""
+for pid in $(pgrep -P "$run_pid"); do
+  if tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q " coordinator "; then coordinator_pid=$pid; fi
+done
+[[ -n "$coordinator_pid" ]] || { echo "no coordinator process under $run_pid" >&2; exit 1; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$coordinator_pid/stat"; }
+hz=$(getconf CLK_TCK)
+cost_us() {  # CPU microseconds per request of $1
+  local before after start end
+  before=$(cpu_ticks)
+  start=$(date +%s.%N)
+  curl -sf "$base$1?n=[1-$requests]" >/dev/null
+  end=$(date +%s.%N)
+  after=$(cpu_ticks)
+  awk -v t=$((after - before)) -v hz="$hz" -v n="$requests" -v s="$start" -v e="$end" \
+    'BEGIN { printf "%.1f %.1f\n", 1e6 * t / hz / n, 1e6 * (e - s) / n }'
+}
+read -r cluster_cpu cluster_wall < <(cost_us /v1/cluster)
+read -r metrics_cpu metrics_wall < <(cost_us /metrics)
+printf "GET /v1/cluster: %s us of coordinator CPU, %s us wall each (%s requests)\n" \
+  "$cluster_cpu" "$cluster_wall" "$requests"
+printf "GET /metrics:    %s us of coordinator CPU, %s us wall each\n" "$metrics_cpu" "$metrics_wall"
+awk -v c="$cluster_cpu" -v m="$metrics_cpu" -v p="$poll_s" 'BEGIN {
+  printf "one poll of both every %ss: %.4f%% of one core; a dashboard (/v1/cluster every 0.5 s): %.4f%%\n",
+    p, 100 * (c + m) / 1e6 / p, 100 * c / 1e6 / 0.5 }'
