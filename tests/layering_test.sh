@@ -3,9 +3,10 @@
 #
 #   cli, tests, bench ──▶ everything
 #   api         ──▶ coordinator, net, partition, model, telemetry, base, proto (never node)
-#   coordinator ──▶ net, partition, model, telemetry, base, proto  (never node or api)
-#   node        ──▶ net, model, telemetry, base, proto             (never coordinator)
-#   net         ──▶ base, proto                              (never node or coordinator)
+#   coordinator ──▶ net, security, partition, model, telemetry, base, proto (never node or api)
+#   node        ──▶ net, security, model, telemetry, base, proto   (never coordinator)
+#   net         ──▶ security, base, proto                    (never node or coordinator)
+#   security    ──▶ base                                     (PKI, tokens: OpenSSL only)
 #   partition   ──▶ base                                     (pure: no I/O, no model files)
 #   model       ──▶ base
 #   telemetry   ──▶ base                                     (events, Prometheus text)
@@ -19,13 +20,14 @@ declare -A allowed=(
   [base]="base"
   [model]="model base"
   [partition]="partition base"
-  [net]="net base proto"
+  [net]="net security base proto"
+  [security]="security base"
   [telemetry]="telemetry base"
-  [node]="node net model telemetry base proto"
-  [coordinator]="coordinator net partition model telemetry base proto"
-  [api]="api coordinator net partition model telemetry base proto"
+  [node]="node net security model telemetry base proto"
+  [coordinator]="coordinator net security partition model telemetry base proto"
+  [api]="api coordinator net security partition model telemetry base proto"
 )
-ours="base model partition telemetry net node coordinator api cli tests bench proto"
+ours="base model partition telemetry security net node coordinator api cli tests bench proto"
 
 status=0
 for folder in "${!allowed[@]}"; do
