@@ -14,10 +14,13 @@
 #include "api/openai_routes.h"
 #include "api/server.h"
 #include "cli/commands.h"
+#include "cli/discovery_flags.h"
 #include "cli/model_loading.h"
 #include "cli/signals.h"
 #include "coordinator/coordinator.h"
 #include "coordinator/services.h"
+#include "fetch/tensor_service.h"
+#include "model/fingerprint.h"
 #include "net/link_security.h"
 #include "net/node_link.h"
 #include "net/peer_auth.h"
@@ -38,6 +41,7 @@ struct CoordinatorCommandOptions {
   int64_t ctx_size = 0;
   int64_t sessions = 8;
   std::string port_file;
+  uint64_t test_corrupt_chunk = 0;  // tests only: fetch/tensor_service.h
   std::string batching = "auto";
   std::string http;  // HOST:PORT of the OpenAI-compatible API; empty: none
   std::string http_port_file;
@@ -47,6 +51,7 @@ struct CoordinatorCommandOptions {
   std::string state_dir;  // the cluster's CA, certificates and join token; empty: plaintext
   bool rotate_token = false;
   bool insecure = false;
+  DiscoveryFlags discovery;  // --announce
 };
 
 // The cluster's security under --state-dir: the CA and the coordinator's certificate
@@ -138,6 +143,7 @@ absl::StatusOr<HttpApi> StartHttpApi(Coordinator& coordinator, const Coordinator
   out.routes->Register(out.server->routes());
   api::RegisterDashboardRoutes(out.server->routes(), coordinator);
   if (s = out.server->Start(); !s.ok()) return s;
+  coordinator.set_http_address(absl::StrCat(server_options.host, ":", out.server->port()));
   std::fprintf(
       stderr,
       "tandem coordinator: OpenAI API on http://%s:%d/v1, dashboard on http://%s:%d/ (model %s)\n",
@@ -200,6 +206,14 @@ int RunCoordinator(const CoordinatorCommandOptions& o) {
 
   CoordinatorServiceImpl nodes_face(**coordinator, security->issuer.get());
   ClientServiceImpl clients_face(**coordinator);
+  // Nodes without the model file fetch their layers' tensors from here (the digests come
+  // from the sidecar the coordinator's fingerprint just wrote).
+  auto tensor_file = GgufFile::Open(o.model);
+  if (!tensor_file.ok()) return ReportError(tensor_file.status());
+  std::shared_ptr<const GgufFile> shared_file = std::move(*tensor_file);
+  fetch::TensorService tensors_face(std::make_shared<fetch::ModelFileSource>(
+                                        shared_file, LoadOrComputeModelDigests(*shared_file)),
+                                    {.corrupt_chunk = o.test_corrupt_chunk});
   grpc::ServerBuilder builder;
   int port = 0;
   // Joiners come without a certificate: each handler checks its caller (net/peer_auth.h).
@@ -207,6 +221,7 @@ int RunCoordinator(const CoordinatorCommandOptions& o) {
                            &port);
   builder.RegisterService(&nodes_face);
   builder.RegisterService(&clients_face);
+  builder.RegisterService(&tensors_face);
   auto server = builder.BuildAndStart();
   if (!server || port == 0)
     return ReportError(absl::UnavailableError(absl::StrCat("cannot listen on ", o.listen)));
@@ -216,6 +231,8 @@ int RunCoordinator(const CoordinatorCommandOptions& o) {
     if (!started.ok()) return ReportError(started.status());
     http = *std::move(started);
   }
+  auto announcer = StartAnnouncer(o.discovery, o.listen, port, (*coordinator)->model_file());
+  if (!announcer.ok()) return ReportError(announcer.status());
   std::fprintf(stderr, "tandem coordinator: serving %s on port %d, waiting for %d node(s)\n",
                o.model.c_str(), port, options.min_nodes);
   if (!o.port_file.empty()) {
@@ -250,6 +267,8 @@ void RegisterCoordinatorCommand(CLI::App& app, RunState& state) {
   cmd->add_option("--sessions", o->sessions, "Concurrent sessions to reserve KV memory for")
       ->capture_default_str();
   cmd->add_option("--port-file", o->port_file, "Write the port served on to this file");
+  // Tests only (no group: not in --help): corrupts the n-th tensor chunk sent.
+  cmd->add_option("--test-corrupt-chunk", o->test_corrupt_chunk)->group("");
   cmd->add_option("--batching", o->batching,
                   "auto, lockstep (stages share one machine's cores) or pipelined")
       ->capture_default_str();
@@ -272,6 +291,7 @@ void RegisterCoordinatorCommand(CLI::App& app, RunState& state) {
                 "Make a new join token (with --state-dir); the old one stops working");
   cmd->add_flag("--insecure", o->insecure,
                 "Allow plaintext links on a non-loopback address (a trusted network only)");
+  AddAnnounceFlags(cmd, o->discovery);
   cmd->callback([o, &state] { state.exit_code = RunCoordinator(*o); });
 }
 

@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   tandem::cli::RegisterNodeCommand(app, state);
   tandem::cli::RegisterStatusCommand(app, state);
   tandem::cli::RegisterClusterCommand(app, state);
+  tandem::cli::RegisterChatCommand(app, state);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -94,6 +94,22 @@ v1::RegisterResponse Coordinator::Register(const v1::RegisterRequest& r,
     resp.set_reason("the node gave no address");
     return resp;
   }
+  const int n_layers = static_cast<int>(profile_.layers.size());
+  HeldWeights held;
+  if (r.fetches_weights()) {
+    if (r.cached_layers_size() > n_layers) {
+      resp.set_reason(absl::StrCat("the node lists ", r.cached_layers_size(),
+                                   " cached layers; the model has ", n_layers));
+      return resp;
+    }
+    held.all = false;
+    held.layers.assign(n_layers, false);
+    for (int l : r.cached_layers()) {
+      if (l >= 0 && l < n_layers) held.layers[l] = true;
+    }
+    held.embedding = r.cached_embedding();
+    held.head = r.cached_head();
+  }
   const double rtt_ms = link_->MeasureRttMs(r.address(), identity);
   if (!identity.empty() && rtt_ms <= 0) {
     // Proof that the address is the node's: it answers there with its own certificate.
@@ -105,6 +121,7 @@ v1::RegisterResponse Coordinator::Register(const v1::RegisterRequest& r,
   }
   resp.set_accepted(true);
   resp.set_node_id(registry_.Register(r.address(), r.profile(), identity));
+  registry_.SetHeld(resp.node_id(), std::move(held));
   registry_.SetRtt(resp.node_id(), rtt_ms);
   telemetry_.NodeJoined(resp.node_id(), r.address());
   resp.set_heartbeat_interval_ms(static_cast<uint32_t>(options_.heartbeat_interval.count()));
@@ -119,6 +136,11 @@ bool Coordinator::Heartbeat(const v1::HeartbeatRequest& r, const std::string& id
   if (!registry_.Heartbeat(r.node_id(), r.serving(), r.sessions(), identity)) return false;
   telemetry_.Heartbeat(r);
   return true;
+}
+
+void Coordinator::set_http_address(std::string address) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  http_address_ = std::move(address);
 }
 
 v1::StatusResponse Coordinator::Status() {
@@ -147,6 +169,7 @@ v1::StatusResponse Coordinator::Status() {
                                                                  : "manual");
   s.set_n_ctx(n_ctx_);
   s.set_sessions(options_.planning.requirements.sessions);
+  s.set_http_address(http_address_);
   for (const auto& st : plan_.stages) {
     auto* p = s.add_stages();
     p->set_node_id(st.node.id);
@@ -186,6 +209,8 @@ bool Coordinator::UseLockstep(const ClusterPlan& plan) const {
 
 absl::Status Coordinator::ApplyPlan(const ClusterPlan& plan, uint64_t epoch) {
   const bool lockstep = UseLockstep(plan);
+  const int n_layers = static_cast<int>(profile_.layers.size());
+  const std::vector<NodeRecord> alive = registry_.Alive();
   // Last stage first, so every next hop serves before its upstream sends.
   for (size_t i = plan.stages.size(); i-- > 0;) {
     const StagePlan& st = plan.stages[i];
@@ -202,6 +227,18 @@ absl::Status Coordinator::ApplyPlan(const ClusterPlan& plan, uint64_t epoch) {
     req.set_n_ctx(n_ctx_);
     req.set_node_id(st.node.id);
     req.set_lockstep_batching(lockstep);
+    // A node without the model file fetches what it lacks: first from peers that hold some
+    // of these layers (the coordinator is its last resort). With certificates, only from
+    // the coordinator: a peer's certificate identity is not passed along yet.
+    constexpr int kMaxWeightSources = 4;
+    for (const NodeRecord& peer : alive) {
+      if (LinksSecure() || st.node.held.all || req.weight_sources_size() >= kMaxWeightSources) {
+        break;
+      }
+      if (peer.id != st.node.id && peer.held.Overlaps(st.layer_first, st.layer_last)) {
+        req.add_weight_sources(peer.address);
+      }
+    }
     TANDEM_ASSIGN_OR_RETURN(v1::ConfigureResponse resp,
                             link_->Configure(st.node.address, st.node.identity, req));
     if (!resp.ok()) {
@@ -209,6 +246,7 @@ absl::Status Coordinator::ApplyPlan(const ClusterPlan& plan, uint64_t epoch) {
                                                         st.layer_first, ", ", st.layer_last,
                                                         "): ", resp.reason()));
     }
+    registry_.AddHeldStage(st.node.id, st.layer_first, st.layer_last, n_layers);
   }
   return absl::OkStatus();
 }
@@ -227,8 +265,22 @@ void Coordinator::RecordGaugesLocked() {
   telemetry_.SetNodes(registry_.All());
 }
 
+std::vector<std::string> Coordinator::RefusingSilentNodes() {
+  const auto now = options_.now();
+  const auto silent = options_.heartbeat_interval * 3 / 2;
+  std::vector<std::string> gone;
+  for (const NodeRecord& n : registry_.Alive()) {
+    if (now - n.last_seen <= silent) continue;
+    auto [last, first] = probed_.try_emplace(n.id, now);
+    if (!first && now - last->second < options_.heartbeat_interval) continue;
+    last->second = now;
+    if (link_->Refused(n.address, n.identity)) gone.push_back(n.id);
+  }
+  return gone;
+}
+
 void Coordinator::ReplanIfNeeded() {
-  std::vector<std::string> dead = registry_.Expire();
+  std::vector<std::string> dead = registry_.Expire(RefusingSilentNodes());
   std::vector<NodeRecord> alive = registry_.Alive();
   {
     std::lock_guard<std::mutex> lock(mutex_);

@@ -1,5 +1,7 @@
 #include "coordinator/registry.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 
 namespace tandem {
@@ -49,12 +51,13 @@ bool Registry::Heartbeat(const std::string& id, bool serving, uint32_t sessions,
   return false;
 }
 
-std::vector<std::string> Registry::Expire() {
+std::vector<std::string> Registry::Expire(const std::vector<std::string>& unreachable) {
   std::lock_guard<std::mutex> lock(mutex_);
   std::vector<std::string> dead;
   const auto now = now_();
   for (auto& n : nodes_) {
-    if (n.alive && now - n.last_seen > timeout_) {
+    const bool gone = std::find(unreachable.begin(), unreachable.end(), n.id) != unreachable.end();
+    if (n.alive && (gone || now - n.last_seen > timeout_)) {
       n.alive = false;
       n.died = now;
       dead.push_back(n.id);
@@ -82,6 +85,36 @@ void Registry::SetRtt(const std::string& id, double rtt_ms) {
   std::lock_guard<std::mutex> lock(mutex_);
   for (auto& n : nodes_) {
     if (n.id == id) n.rtt_ms = rtt_ms;
+  }
+}
+
+void HeldWeights::AddStage(int first, int last, int n_layers) {
+  if (all) return;
+  layers.resize(n_layers, false);
+  for (int l = std::max(first, 0); l < std::min(last, n_layers); ++l) layers[l] = true;
+  if (first == 0) embedding = true;
+  if (last == n_layers) head = true;
+}
+
+bool HeldWeights::Overlaps(int first, int last) const {
+  if (all) return true;
+  for (int l = std::max(first, 0); l < std::min<int>(last, layers.size()); ++l) {
+    if (layers[l]) return true;
+  }
+  return false;
+}
+
+void Registry::SetHeld(const std::string& id, HeldWeights held) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (auto& n : nodes_) {
+    if (n.id == id) n.held = held;
+  }
+}
+
+void Registry::AddHeldStage(const std::string& id, int first, int last, int n_layers) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (auto& n : nodes_) {
+    if (n.id == id) n.held.AddStage(first, last, n_layers);
   }
 }
 

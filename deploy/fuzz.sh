@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Fuzzes Tandem's decoders with libFuzzer (tests/fuzz): the GGUF reader, frame admission on
-# a stage, the tokenizers, the node-profiles JSON and the join handshake (JoinRequest,
-# join tokens, certificate requests). Builds them in build-fuzz/ with
+# a stage, the tokenizers, the node-profiles JSON, the LAN discovery datagrams and the join
+# handshake (JoinRequest, join tokens, certificate requests). Builds them in build-fuzz/ with
 # Debian's clang (libFuzzer + AddressSanitizer + UBSan), then runs each target:
 #
 #   deploy/fuzz.sh --smoke            every target for a short budget (the test command)
 #   deploy/fuzz.sh --long SECONDS     every target for SECONDS each (niced); the corpus
 #                                     grows in build-fuzz/corpus/<target>
 #   deploy/fuzz.sh ... TARGET...      only these targets (gguf tokenizer frame_admission
-#                                     node_profiles join)
+#                                     node_profiles discovery_datagram join)
 #
 # Prints the executions per target. A crash, leak or timeout fails the script and leaves
 # the input in build-fuzz/artifacts/<target>/; copy it into tests/fuzz/<target>/regressions/
@@ -26,7 +26,7 @@ while [ $# -gt 0 ]; do
     *) targets+=("$1"); shift ;;
   esac
 done
-[ ${#targets[@]} -eq 0 ] && targets=(gguf tokenizer frame_admission node_profiles join)
+[ ${#targets[@]} -eq 0 ] && targets=(gguf tokenizer frame_admission node_profiles discovery_datagram join)
 
 bash "$root/deploy/setup.sh"
 build="$root/build-fuzz"

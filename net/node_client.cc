@@ -18,6 +18,8 @@ namespace {
 constexpr auto kConfigureDeadline = std::chrono::minutes(10);
 constexpr auto kPingDeadline = std::chrono::seconds(2);
 constexpr int kPings = 7;
+// A refused connection comes back at once; a host that does not answer is not judged here.
+constexpr auto kProbeDeadline = std::chrono::milliseconds(300);
 
 class GrpcNodeLink : public NodeLink {
  public:
@@ -52,6 +54,15 @@ class GrpcNodeLink : public NodeLink {
     // The first call opens the connection; the median ignores it.
     std::sort(samples.begin(), samples.end());
     return samples[samples.size() / 2];
+  }
+
+  bool Refused(const std::string& address, const std::string& identity) override {
+    auto stub = v1::Node::NewStub(MakeChannel(address, identity));
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + kProbeDeadline);
+    v1::PingReply reply;
+    return stub->Ping(&ctx, v1::PingRequest(), &reply).error_code() ==
+           grpc::StatusCode::UNAVAILABLE;
   }
 
   std::shared_ptr<FrameSink> OpenFrameStream(const std::string& address,

@@ -33,6 +33,10 @@ class NodeLink {
   // A long-lived frame stream to the node at `address`.
   virtual std::shared_ptr<FrameSink> OpenFrameStream(const std::string& address,
                                                      const std::string& identity) = 0;
+  // True when the node's address refuses a connection: its process is gone. False when it
+  // answers, and when no answer comes in time (a slow or unreachable host is left to the
+  // heartbeat timeout).
+  virtual bool Refused(const std::string& address, const std::string& identity) = 0;
 };
 
 std::unique_ptr<NodeLink> NewGrpcNodeLink();

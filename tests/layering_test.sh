@@ -7,9 +7,11 @@
 #   node        ──▶ net, security, model, telemetry, base, proto   (never coordinator)
 #   net         ──▶ security, base, proto                    (never node or coordinator)
 #   security    ──▶ base                                     (PKI, tokens: OpenSSL only)
+#   fetch       ──▶ net, security, model, base, proto        (tensors for nodes without the file)
 #   partition   ──▶ base                                     (pure: no I/O, no model files)
 #   model       ──▶ base
 #   telemetry   ──▶ base                                     (events, Prometheus text)
+#   discovery   ──▶ model, base                              (LAN datagrams and their Asio ends)
 #   base        ──▶ nothing of ours
 set -euo pipefail
 root=${1:-$(cd "$(dirname "$0")/.." && pwd)}
@@ -22,12 +24,14 @@ declare -A allowed=(
   [partition]="partition base"
   [net]="net security base proto"
   [security]="security base"
+  [fetch]="fetch net security model base proto"
   [telemetry]="telemetry base"
+  [discovery]="discovery model base"
   [node]="node net security model telemetry base proto"
   [coordinator]="coordinator net security partition model telemetry base proto"
   [api]="api coordinator net security partition model telemetry base proto"
 )
-ours="base model partition telemetry security net node coordinator api cli tests bench proto"
+ours="base model partition telemetry security discovery net fetch node coordinator api cli tests bench proto"
 
 status=0
 for folder in "${!allowed[@]}"; do
