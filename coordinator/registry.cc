@@ -6,19 +6,30 @@
 
 namespace tandem {
 
-std::string Registry::Register(const std::string& address, const v1::NodeProfile& profile) {
+std::string Registry::Register(const std::string& address, const v1::NodeProfile& profile,
+                               const std::string& identity) {
   std::lock_guard<std::mutex> lock(mutex_);
   for (auto& n : nodes_) {
-    if (n.address == address && n.alive) {
+    if (!n.alive) continue;
+    const bool same = identity.empty() ? n.address == address : n.identity == identity;
+    if (same) {
+      n.address = address;
       n.profile = profile;
       n.last_seen = now_();
       ++generation_;
       return n.id;
     }
+    if (n.address == address) {
+      // A node restarted with a new certificate; the coordinator checked that the new one
+      // answers at the address, so the old record is gone.
+      n.alive = false;
+      n.died = now_();
+    }
   }
   NodeRecord n;
   n.id = absl::StrCat("node-", next_id_++);
   n.address = address;
+  n.identity = identity;
   n.profile = profile;
   n.last_seen = now_();
   nodes_.push_back(n);
@@ -26,10 +37,11 @@ std::string Registry::Register(const std::string& address, const v1::NodeProfile
   return n.id;
 }
 
-bool Registry::Heartbeat(const std::string& id, bool serving, uint32_t sessions) {
+bool Registry::Heartbeat(const std::string& id, bool serving, uint32_t sessions,
+                         const std::string& identity) {
   std::lock_guard<std::mutex> lock(mutex_);
   for (auto& n : nodes_) {
-    if (n.id == id && n.alive) {
+    if (n.id == id && n.alive && n.identity == identity) {
       n.last_seen = now_();
       n.serving = serving;
       n.sessions = sessions;

@@ -27,6 +27,7 @@ struct HeldWeights {
 struct NodeRecord {
   std::string id;
   std::string address;
+  std::string identity;  // its certificate's name; empty on plaintext links
   v1::NodeProfile profile;
   std::chrono::steady_clock::time_point last_seen;
   bool alive = true;
@@ -45,10 +46,14 @@ class Registry {
   Registry(std::chrono::milliseconds timeout, Clock now)
       : timeout_(timeout), now_(std::move(now)) {}
 
-  // Adds a node (or refreshes one registering again from the same address); returns its id.
-  std::string Register(const std::string& address, const v1::NodeProfile& profile);
-  // False when the id is unknown or was declared dead.
-  bool Heartbeat(const std::string& id, bool serving = false, uint32_t sessions = 0);
+  // Adds a node (or refreshes one registering again with the same identity, or on
+  // plaintext links from the same address); returns its id. A live node of another
+  // identity at the same address is replaced (declared dead).
+  std::string Register(const std::string& address, const v1::NodeProfile& profile,
+                       const std::string& identity = "");
+  // False when the id is unknown, was declared dead, or belongs to another identity.
+  bool Heartbeat(const std::string& id, bool serving = false, uint32_t sessions = 0,
+                 const std::string& identity = "");
   // Marks nodes silent for longer than the timeout dead, and the live ones among
   // `unreachable`; returns their ids.
   std::vector<std::string> Expire(const std::vector<std::string>& unreachable = {});

@@ -1,12 +1,13 @@
 #include "net/coordinator_client.h"
 
 #include "net/convert.h"
-#include "net/forward_client.h"
+#include "net/link_security.h"
+#include "security/pki.h"
 
 namespace tandem {
 
 CoordinatorClient::CoordinatorClient(const std::string& address)
-    : stub_(v1::Coordinator::NewStub(MakeChannel(address))) {}
+    : stub_(v1::Coordinator::NewStub(MakeChannel(address, security::kCoordinatorIdentity))) {}
 
 absl::StatusOr<v1::RegisterResponse> CoordinatorClient::Register(
     const v1::RegisterRequest& request, std::chrono::milliseconds deadline) {

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "absl/status/status.h"
+#include "net/link_security.h"
 #include "net/node_link.h"
 #include "tandem.grpc.pb.h"
 
@@ -20,7 +21,8 @@ namespace tandem {
 class ForwardClient : public FrameSink {
  public:
   using ReplyHandler = std::function<void(const v1::FrameReply&)>;
-  ForwardClient(std::string address, ReplyHandler on_reply);
+  // `identity`: the certificate the stage at `address` must present.
+  ForwardClient(std::string address, std::string identity, ReplyHandler on_reply);
   ~ForwardClient();
   ForwardClient(const ForwardClient&) = delete;
   ForwardClient& operator=(const ForwardClient&) = delete;
@@ -44,9 +46,5 @@ class ForwardClient : public FrameSink {
   std::mutex mutex_;
   std::unique_ptr<Stream> stream_;
 };
-
-// Channel arguments for Tandem's links: frames up to a few MiB, keepalives.
-std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address);
-inline constexpr int kMaxMessageBytes = 8 << 20;
 
 }  // namespace tandem

@@ -1,13 +1,14 @@
 #include "net/results_client.h"
 
 #include "absl/strings/str_cat.h"
-#include "net/forward_client.h"
+#include "net/link_security.h"
+#include "security/pki.h"
 
 namespace tandem {
 
 ResultsClient::ResultsClient(std::string coordinator_address)
     : address_(std::move(coordinator_address)),
-      stub_(v1::Coordinator::NewStub(MakeChannel(address_))) {}
+      stub_(v1::Coordinator::NewStub(MakeChannel(address_, security::kCoordinatorIdentity))) {}
 
 ResultsClient::~ResultsClient() {
   std::lock_guard<std::mutex> lock(mutex_);
