@@ -14,10 +14,13 @@
 #include "api/openai_routes.h"
 #include "api/server.h"
 #include "cli/commands.h"
+#include "cli/discovery_flags.h"
 #include "cli/model_loading.h"
 #include "cli/signals.h"
 #include "coordinator/coordinator.h"
 #include "coordinator/services.h"
+#include "fetch/tensor_service.h"
+#include "model/fingerprint.h"
 #include "net/node_link.h"
 
 namespace tandem::cli {
@@ -33,12 +36,14 @@ struct CoordinatorCommandOptions {
   int64_t ctx_size = 0;
   int64_t sessions = 8;
   std::string port_file;
+  uint64_t test_corrupt_chunk = 0;  // tests only: fetch/tensor_service.h
   std::string batching = "auto";
   std::string http;  // HOST:PORT of the OpenAI-compatible API; empty: none
   std::string http_port_file;
   std::string api_key_file;
   int http_max_sessions = 0;  // 0: --sessions
   std::string chat_template;
+  DiscoveryFlags discovery;  // --announce
 };
 
 // The OpenAI-compatible API over `coordinator`, when --http asks for it.
@@ -140,11 +145,20 @@ int RunCoordinator(const CoordinatorCommandOptions& o) {
 
   CoordinatorServiceImpl nodes_face(**coordinator);
   ClientServiceImpl clients_face(**coordinator);
+  // Nodes without the model file fetch their layers' tensors from here (the digests come
+  // from the sidecar the coordinator's fingerprint just wrote).
+  auto tensor_file = GgufFile::Open(o.model);
+  if (!tensor_file.ok()) return ReportError(tensor_file.status());
+  std::shared_ptr<const GgufFile> shared_file = std::move(*tensor_file);
+  fetch::TensorService tensors_face(std::make_shared<fetch::ModelFileSource>(
+                                        shared_file, LoadOrComputeModelDigests(*shared_file)),
+                                    {.corrupt_chunk = o.test_corrupt_chunk});
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort(o.listen, grpc::InsecureServerCredentials(), &port);
   builder.RegisterService(&nodes_face);
   builder.RegisterService(&clients_face);
+  builder.RegisterService(&tensors_face);
   auto server = builder.BuildAndStart();
   if (!server || port == 0)
     return ReportError(absl::UnavailableError(absl::StrCat("cannot listen on ", o.listen)));
@@ -154,6 +168,8 @@ int RunCoordinator(const CoordinatorCommandOptions& o) {
     if (!started.ok()) return ReportError(started.status());
     http = *std::move(started);
   }
+  auto announcer = StartAnnouncer(o.discovery, o.listen, port, (*coordinator)->model_file());
+  if (!announcer.ok()) return ReportError(announcer.status());
   std::fprintf(stderr, "tandem coordinator: serving %s on port %d, waiting for %d node(s)\n",
                o.model.c_str(), port, options.min_nodes);
   if (!o.port_file.empty()) {
@@ -188,6 +204,8 @@ void RegisterCoordinatorCommand(CLI::App& app, RunState& state) {
   cmd->add_option("--sessions", o->sessions, "Concurrent sessions to reserve KV memory for")
       ->capture_default_str();
   cmd->add_option("--port-file", o->port_file, "Write the port served on to this file");
+  // Tests only (no group: not in --help): corrupts the n-th tensor chunk sent.
+  cmd->add_option("--test-corrupt-chunk", o->test_corrupt_chunk)->group("");
   cmd->add_option("--batching", o->batching,
                   "auto, lockstep (stages share one machine's cores) or pipelined")
       ->capture_default_str();
@@ -203,6 +221,7 @@ void RegisterCoordinatorCommand(CLI::App& app, RunState& state) {
   cmd->add_option("--chat-template", o->chat_template,
                   "Jinja chat template file replacing the model's (default: the model's, else "
                   "ChatML)");
+  AddAnnounceFlags(cmd, o->discovery);
   cmd->callback([o, &state] { state.exit_code = RunCoordinator(*o); });
 }
 

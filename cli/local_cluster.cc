@@ -38,12 +38,15 @@ LocalCluster::~LocalCluster() {
   if (!keep_logs_ && dir_ != "/tmp") std::filesystem::remove_all(dir_);
 }
 
-pid_t LocalCluster::StartNode(const std::string& model, int threads) {
+pid_t LocalCluster::StartNode(const std::string& model, int threads,
+                              const std::vector<std::string>& more) {
   const size_t index = node_pids_.size();
   const std::string name = absl::StrCat("node", index);
-  std::vector<std::string> args = {binary_,   "node", "--coordinator", address_,
-                                   "--model", model,  "--threads",     std::to_string(threads)};
+  std::vector<std::string> args = {binary_,  "node",      "--coordinator",
+                                   address_, "--threads", std::to_string(threads)};
+  if (!model.empty()) args.insert(args.end(), {"--model", model});
   args.insert(args.end(), node_args_.begin(), node_args_.end());
+  args.insert(args.end(), more.begin(), more.end());
   pid_t pid = group_->Spawn(name, args, absl::StrCat(dir_, "/", name, ".log"));
   node_pids_.push_back(pid);
   return pid;
@@ -101,6 +104,12 @@ absl::Status LocalCluster::WaitReady(int timeout_ms) {
 }
 
 absl::Status LocalCluster::Start(const LocalClusterOptions& o, int timeout_ms) {
+  if (absl::Status s = StartCoordinator(o); !s.ok()) return s;
+  for (int i = 0; i < o.nodes; ++i) StartNode(o.model, o.threads);
+  return WaitReady(timeout_ms);
+}
+
+absl::Status LocalCluster::StartCoordinator(const LocalClusterOptions& o) {
   node_args_ = o.node_args;
   on_progress_ = o.on_progress;
   const std::string port_file = dir_ + "/coordinator.port";
@@ -126,8 +135,7 @@ absl::Status LocalCluster::Start(const LocalClusterOptions& o, int timeout_ms) {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
-  for (int i = 0; i < o.nodes; ++i) StartNode(o.model, o.threads);
-  return WaitReady(timeout_ms);
+  return absl::OkStatus();
 }
 
 }  // namespace tandem::cli

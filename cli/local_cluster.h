@@ -39,8 +39,12 @@ class LocalCluster {
   // Starts the coordinator and the nodes and waits until the plan serves. An error names
   // the process that failed and ends with the tail of its log.
   absl::Status Start(const LocalClusterOptions& options, int timeout_ms = 120000);
-  // Starts one more node process for `model`.
-  pid_t StartNode(const std::string& model, int threads = 1);
+  // Only the coordinator (for `options.nodes` nodes), for a caller that starts the nodes.
+  absl::Status StartCoordinator(const LocalClusterOptions& options);
+  // Starts one more node process for `model` (empty: none; a node without the model file
+  // then needs --cache-dir among `args`) with more flags `args`.
+  pid_t StartNode(const std::string& model, int threads = 1,
+                  const std::vector<std::string>& args = {});
   absl::Status WaitReady(int timeout_ms = 120000);
 
   const std::string& address() const { return address_; }

@@ -92,8 +92,25 @@ v1::RegisterResponse Coordinator::Register(const v1::RegisterRequest& r) {
     resp.set_reason("the node gave no address");
     return resp;
   }
+  const int n_layers = static_cast<int>(profile_.layers.size());
+  HeldWeights held;
+  if (r.fetches_weights()) {
+    if (r.cached_layers_size() > n_layers) {
+      resp.set_reason(absl::StrCat("the node lists ", r.cached_layers_size(),
+                                   " cached layers; the model has ", n_layers));
+      return resp;
+    }
+    held.all = false;
+    held.layers.assign(n_layers, false);
+    for (int l : r.cached_layers()) {
+      if (l >= 0 && l < n_layers) held.layers[l] = true;
+    }
+    held.embedding = r.cached_embedding();
+    held.head = r.cached_head();
+  }
   resp.set_accepted(true);
   resp.set_node_id(registry_.Register(r.address(), r.profile()));
+  registry_.SetHeld(resp.node_id(), std::move(held));
   registry_.SetRtt(resp.node_id(), link_->MeasureRttMs(r.address()));
   telemetry_.NodeJoined(resp.node_id(), r.address());
   resp.set_heartbeat_interval_ms(static_cast<uint32_t>(options_.heartbeat_interval.count()));
@@ -180,6 +197,8 @@ bool Coordinator::UseLockstep(const ClusterPlan& plan) const {
 
 absl::Status Coordinator::ApplyPlan(const ClusterPlan& plan, uint64_t epoch) {
   const bool lockstep = UseLockstep(plan);
+  const int n_layers = static_cast<int>(profile_.layers.size());
+  const std::vector<NodeRecord> alive = registry_.Alive();
   // Last stage first, so every next hop serves before its upstream sends.
   for (size_t i = plan.stages.size(); i-- > 0;) {
     const StagePlan& st = plan.stages[i];
@@ -193,12 +212,22 @@ absl::Status Coordinator::ApplyPlan(const ClusterPlan& plan, uint64_t epoch) {
     req.set_n_ctx(n_ctx_);
     req.set_node_id(st.node.id);
     req.set_lockstep_batching(lockstep);
+    // A node without the model file fetches what it lacks: first from peers that hold some
+    // of these layers (the coordinator is its last resort).
+    constexpr int kMaxWeightSources = 4;
+    for (const NodeRecord& peer : alive) {
+      if (st.node.held.all || req.weight_sources_size() >= kMaxWeightSources) break;
+      if (peer.id != st.node.id && peer.held.Overlaps(st.layer_first, st.layer_last)) {
+        req.add_weight_sources(peer.address);
+      }
+    }
     TANDEM_ASSIGN_OR_RETURN(v1::ConfigureResponse resp, link_->Configure(st.node.address, req));
     if (!resp.ok()) {
       return absl::FailedPreconditionError(absl::StrCat(st.node.id, " refused layers [",
                                                         st.layer_first, ", ", st.layer_last,
                                                         "): ", resp.reason()));
     }
+    registry_.AddHeldStage(st.node.id, st.layer_first, st.layer_last, n_layers);
   }
   return absl::OkStatus();
 }

@@ -76,6 +76,36 @@ void Registry::SetRtt(const std::string& id, double rtt_ms) {
   }
 }
 
+void HeldWeights::AddStage(int first, int last, int n_layers) {
+  if (all) return;
+  layers.resize(n_layers, false);
+  for (int l = std::max(first, 0); l < std::min(last, n_layers); ++l) layers[l] = true;
+  if (first == 0) embedding = true;
+  if (last == n_layers) head = true;
+}
+
+bool HeldWeights::Overlaps(int first, int last) const {
+  if (all) return true;
+  for (int l = std::max(first, 0); l < std::min<int>(last, layers.size()); ++l) {
+    if (layers[l]) return true;
+  }
+  return false;
+}
+
+void Registry::SetHeld(const std::string& id, HeldWeights held) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (auto& n : nodes_) {
+    if (n.id == id) n.held = held;
+  }
+}
+
+void Registry::AddHeldStage(const std::string& id, int first, int last, int n_layers) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (auto& n : nodes_) {
+    if (n.id == id) n.held.AddStage(first, last, n_layers);
+  }
+}
+
 uint64_t Registry::generation() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return generation_;

@@ -12,6 +12,18 @@
 
 namespace tandem {
 
+// The weights a node holds. A node with the model file holds them all.
+struct HeldWeights {
+  bool all = true;           // the model file
+  std::vector<bool> layers;  // otherwise: per layer
+  bool embedding = false;
+  bool head = false;
+  // Adds what a stage of [first, last) of an n_layers model read.
+  void AddStage(int first, int last, int n_layers);
+  // Holds some weight of a stage of [first, last).
+  bool Overlaps(int first, int last) const;
+};
+
 struct NodeRecord {
   std::string id;
   std::string address;
@@ -22,6 +34,8 @@ struct NodeRecord {
   bool serving = false;                        // as its last heartbeat said
   std::chrono::steady_clock::time_point died;  // when it was declared dead
   uint32_t sessions = 0;                       // sessions the node holds, as of its last heartbeat
+  // A node without the model file: the weights in its cache (it fetches the rest first).
+  HeldWeights held;
 };
 
 class Registry {
@@ -44,6 +58,9 @@ class Registry {
   // Bumped whenever the set of live nodes changes.
   uint64_t generation() const;
   void SetRtt(const std::string& id, double rtt_ms);
+  void SetHeld(const std::string& id, HeldWeights held);
+  // The node now also holds what a stage of [first, last) reads.
+  void AddHeldStage(const std::string& id, int first, int last, int n_layers);
 
  private:
   const std::chrono::milliseconds timeout_;

@@ -8,6 +8,7 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake ninja-build pkg-config git
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
+  iproute2 iptables iputils-ping libnetfilter-queue-dev
   libasio-dev libopenblas-dev libgtest-dev libgmock-dev libabsl-dev
   libbenchmark-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev
   ccache libssl-dev clang-format
