@@ -281,6 +281,7 @@ std::vector<std::string> Coordinator::RefusingSilentNodes() {
 
 void Coordinator::ReplanIfNeeded() {
   std::vector<std::string> dead = registry_.Expire(RefusingSilentNodes());
+  for (const auto& id : dead) probed_.erase(id);
   std::vector<NodeRecord> alive = registry_.Alive();
   {
     std::lock_guard<std::mutex> lock(mutex_);
