@@ -1,5 +1,6 @@
 #include "cli/local_cluster.h"
 
+#include <signal.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -38,15 +39,68 @@ LocalCluster::~LocalCluster() {
   if (!keep_logs_ && dir_ != "/tmp") std::filesystem::remove_all(dir_);
 }
 
-pid_t LocalCluster::StartNode(const std::string& model, int threads) {
+pid_t LocalCluster::StartNode(const std::string& model, int threads,
+                              const std::vector<std::string>& more) {
   const size_t index = node_pids_.size();
   const std::string name = absl::StrCat("node", index);
   std::vector<std::string> args = {binary_,   "node", "--coordinator", address_,
                                    "--model", model,  "--threads",     std::to_string(threads)};
   args.insert(args.end(), node_args_.begin(), node_args_.end());
+  args.insert(args.end(), more.begin(), more.end());
   pid_t pid = group_->Spawn(name, args, absl::StrCat(dir_, "/", name, ".log"));
   node_pids_.push_back(pid);
+  node_models_.push_back(model);
+  node_threads_.push_back(threads);
   return pid;
+}
+
+std::string LocalCluster::NodeAddress(size_t index) const {
+  const std::string log = NodeLog(index);
+  const std::string key = " serving at ";
+  const size_t at = log.rfind(key);
+  if (at == std::string::npos) return "";
+  const size_t begin = at + key.size();
+  return log.substr(begin, log.find(' ', begin) - begin);
+}
+
+int LocalCluster::WaitNodeExit(size_t index, int timeout_ms) {
+  return group_->WaitExit(node_pids_.at(index), timeout_ms);
+}
+
+pid_t LocalCluster::RestartNode(size_t index) {
+  const std::string address = NodeAddress(index);
+  if (WaitNodeExit(index, 0) == -1) {
+    ::kill(node_pids_[index], SIGKILL);
+    WaitNodeExit(index, 10000);
+  }
+  const std::string name = absl::StrCat("node", index);
+  std::vector<std::string> args = {binary_,
+                                   "node",
+                                   "--coordinator",
+                                   address_,
+                                   "--model",
+                                   node_models_[index],
+                                   "--threads",
+                                   std::to_string(node_threads_[index]),
+                                   "--listen",
+                                   address};
+  args.insert(args.end(), node_args_.begin(), node_args_.end());
+  node_pids_[index] = group_->Spawn(name, args, absl::StrCat(dir_, "/", name, ".log"));
+  return node_pids_[index];
+}
+
+absl::Status LocalCluster::RestartCoordinator() {
+  ::kill(coordinator_pid_, SIGKILL);
+  if (group_->WaitExit(coordinator_pid_, 10000) == -1) {
+    return absl::DeadlineExceededError("the coordinator did not die");
+  }
+  std::vector<std::string> args = coordinator_argv_;
+  for (size_t i = 0; i + 1 < args.size(); ++i) {
+    if (args[i] == "--listen") args[i + 1] = address_;
+  }
+  coordinator_pid_ = group_->Spawn("coordinator", args, dir_ + "/coordinator.log");
+  return coordinator_pid_ > 0 ? absl::OkStatus()
+                              : absl::InternalError("cannot start the coordinator");
 }
 
 std::string LocalCluster::NodeLog(size_t index) const {
@@ -110,6 +164,7 @@ absl::Status LocalCluster::Start(const LocalClusterOptions& o, int timeout_ms) {
       "--min-nodes", std::to_string(o.nodes), "--planner",   o.planner};
   if (!o.split.empty()) args.insert(args.end(), {"--split", o.split});
   args.insert(args.end(), o.coordinator_args.begin(), o.coordinator_args.end());
+  coordinator_argv_ = args;
   coordinator_pid_ = group_->Spawn("coordinator", args, dir_ + "/coordinator.log");
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
   while (address_.empty()) {

@@ -39,8 +39,20 @@ class LocalCluster {
   // Starts the coordinator and the nodes and waits until the plan serves. An error names
   // the process that failed and ends with the tail of its log.
   absl::Status Start(const LocalClusterOptions& options, int timeout_ms = 120000);
-  // Starts one more node process for `model`.
-  pid_t StartNode(const std::string& model, int threads = 1);
+  // Starts one more node process for `model`, with more flags after the cluster's.
+  pid_t StartNode(const std::string& model, int threads = 1,
+                  const std::vector<std::string>& args = {});
+  // The address node `index` serves at, from its log ("" until it registered).
+  std::string NodeAddress(size_t index) const;
+  // Waits up to `timeout_ms` for node `index` to exit: its wait status, or -1.
+  int WaitNodeExit(size_t index, int timeout_ms);
+  // Starts node `index` again at the address it served at, after its process exited
+  // (it is killed with SIGKILL when it still runs). Its log goes on in the same file.
+  pid_t RestartNode(size_t index);
+  // Kills the coordinator (SIGKILL) and starts it again on the same port.
+  absl::Status RestartCoordinator();
+  // Every process the cluster ever started, exited ones included.
+  std::vector<pid_t> all_pids() const { return group_->pids(); }
   absl::Status WaitReady(int timeout_ms = 120000);
 
   const std::string& address() const { return address_; }
@@ -68,6 +80,9 @@ class LocalCluster {
   std::vector<pid_t> node_pids_;
   v1::StatusResponse status_;
   std::vector<std::string> node_args_;
+  std::vector<std::string> coordinator_argv_;
+  std::vector<std::string> node_models_;  // each node's model
+  std::vector<int> node_threads_;
   std::function<void(const std::string&)> on_progress_;
   bool keep_logs_ = false;
 };

@@ -34,6 +34,7 @@ struct NodeCommandOptions {
   uint64_t memory_limit = 0;
   std::string metrics;  // HOST:PORT for /metrics; empty: none
   double session_idle_timeout_s = 300;
+  double drain_timeout_s = 30;
 };
 
 // The node's own /metrics (prometheus-cpp's Exposer); null when not asked for.
@@ -69,6 +70,7 @@ int RunNode(const NodeCommandOptions& o) {
   req.set_protocol_version(kProtocolVersion);
   req.set_model_fingerprint(ModelFingerprint(*model));
   req.set_model_path(o.model);
+  req.set_boot_id(NewBootId());
   {
     ThreadPool pool(threads);
     const GgufTensor* sample = model->FindTensor("blk.0.ffn_up.weight");
@@ -116,12 +118,19 @@ int RunNode(const NodeCommandOptions& o) {
   std::string address = !o.advertise.empty() ? o.advertise : absl::StrCat(host, ":", port);
   req.set_address(address);
 
-  Membership membership(std::make_shared<CoordinatorClient>(o.coordinator), req, [&service] {
-    service.MeasureNextHop();
-    return Membership::State{service.plan_epoch(),         service.serving(),
-                             service.metrics().Counters(), service.layers_loaded(),
-                             service.layers_to_load(),     service.sessions()};
-  });
+  Membership membership(
+      std::make_shared<CoordinatorClient>(o.coordinator), req,
+      [&service] {
+        service.MeasureNextHop();
+        return Membership::State{service.plan_epoch(),         service.serving(),
+                                 service.metrics().Counters(), service.layers_loaded(),
+                                 service.layers_to_load(),     service.sessions(),
+                                 service.pending_frames(),     service.stalled_ms()};
+      },
+      {},
+      [&service](const v1::HeartbeatResponse& r, const std::string& node_id) {
+        if (!r.in_plan()) service.Release(r.plan_epoch(), node_id);
+      });
   auto registered = membership.Join();
   if (!registered.ok()) {
     server->Shutdown();
@@ -132,6 +141,16 @@ int RunNode(const NodeCommandOptions& o) {
                registered->node_id().c_str(), address.c_str(), threads,
                req.profile().bandwidth_gbs(), req.profile().gflops());
   WaitForTermination();
+  // Drain: NOT_SERVING at once, then wait until the coordinator's plan has moved this
+  // node's layers elsewhere (its sessions replay there), and only then stop serving.
+  std::fprintf(stderr, "tandem node: draining\n");
+  server->GetHealthCheckService()->SetServingStatus("tandem.v1.Node", false);
+  server->GetHealthCheckService()->SetServingStatus("", false);
+  const bool drained = membership.Drain(std::chrono::milliseconds(
+      static_cast<int64_t>(o.drain_timeout_s * 1000)));
+  std::fprintf(stderr, "tandem node: %s; stopping\n",
+               drained ? "drained: the plan no longer holds this node"
+                       : "the drain timed out (no plan without this node)");
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
   return 0;
 }
@@ -153,6 +172,11 @@ void RegisterNodeCommand(CLI::App& app, RunState& state) {
   cmd->add_option("--session-idle-timeout", o->session_idle_timeout_s,
                   "Seconds after which a silent session's KV cache is freed")
       ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_option("--drain-timeout", o->drain_timeout_s,
+                  "On SIGTERM, seconds to wait for the coordinator to move this node's layers "
+                  "before stopping anyway")
+      ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   cmd->callback([o, &state] { state.exit_code = RunNode(*o); });
 }

@@ -48,6 +48,13 @@ struct CoordinatorOptions {
   BatchingMode batching = BatchingMode::kAuto;
   std::chrono::milliseconds heartbeat_interval{500};
   std::chrono::milliseconds node_timeout{3000};
+  // Liveness by progress: a session of the plan in force that has had no token for this
+  // long makes the coordinator look for the stage that holds it up (a late heartbeat, or
+  // a node that reports work it has not progressed for this long). That node is fenced:
+  // left out of plans for a backoff (2 s, doubling, at most a minute) and its layers move.
+  // With no stage to blame while every stage is idle, the work was lost on the way: the
+  // plan is applied again under a new epoch. Either way the sessions replay.
+  std::chrono::milliseconds stall_timeout{3000};
   // A request waits this long for a cluster that is not ready yet...
   std::chrono::milliseconds ready_wait{30000};
   // ...and a running session this long for its next token (through re-plans).
@@ -67,10 +74,10 @@ class Coordinator {
                                                              std::unique_ptr<NodeLink> link);
   ~Coordinator();
 
-  // Node-facing. Register measures the node's round trip, so it may take a while; the
-  // others never block.
+  // Node-facing. Register measures the node's round trip (a second at most); the others
+  // never block.
   v1::RegisterResponse Register(const v1::RegisterRequest& request);
-  bool Heartbeat(const v1::HeartbeatRequest& request);
+  v1::HeartbeatResponse Heartbeat(const v1::HeartbeatRequest& request);
   // A result for a session's next position is applied; results for sessions or plans
   // that ended are ignored; a result for any other position is refused with an error.
   absl::Status OnResult(const v1::StepResult& result);
@@ -116,7 +123,8 @@ class Coordinator {
     v1::ActivationFrame frame;
   };
   Coordinator(CoordinatorOptions options, std::unique_ptr<NodeLink> link);
-  absl::Status ApplyPlan(const ClusterPlan& plan, uint64_t epoch);
+  // Configures every stage; on failure `failed_node` names the node that failed.
+  absl::Status ApplyPlan(const ClusterPlan& plan, uint64_t epoch, std::string* failed_node);
   // Frames that feed history[from, end) to the first stage, the last one sampling.
   std::vector<v1::ActivationFrame> StepFrames(const Session& s, int64_t from) const;
   // Hands frames to the sender thread: a reader thread never blocks on a write.
@@ -126,6 +134,11 @@ class Coordinator {
   void FailSession(uint64_t id, const absl::Status& status);
   void FailStalledSessions();
   void ReplanIfNeeded();
+  // Liveness by progress (CoordinatorOptions::stall_timeout): fences the stages that hold
+  // up sessions, or asks for the plan to be applied again.
+  void CheckProgress();
+  // Leaves a node out of plans for its backoff. Called without mutex_.
+  void FenceNode(const std::string& id, const std::string& why);
   bool UseLockstep(const ClusterPlan& plan) const;
   // Session and node gauges for the telemetry. Called with mutex_ held.
   void RecordGaugesLocked();
@@ -150,8 +163,17 @@ class Coordinator {
   bool ready_ = false;
   std::string not_ready_reason_ = "waiting for nodes";
   uint64_t epoch_ = 0;
-  uint64_t planned_generation_ = 0;  // the registry's generation the plan was made for
+  std::vector<std::string> planned_nodes_;  // the plannable node ids the plan was made for
   ClusterPlan plan_;
+  bool applying_ = false;      // a plan is being configured
+  bool reapply_ = false;       // apply the plan again under a new epoch (fence)
+  std::string reapply_reason_;
+  // Heartbeats in a row from a plan node that disagreed with the plan (epoch, serving).
+  absl::flat_hash_map<std::string, int> disagreements_;
+  // Nodes named by a stage that could not reach them in the current epoch.
+  std::vector<std::string> unreachable_;
+  std::chrono::steady_clock::time_point last_fence_{};
+  std::atomic<uint64_t> current_epoch_{0};  // epoch_, for the sender thread
   std::shared_ptr<FrameSink> head_;
   absl::flat_hash_map<uint64_t, std::shared_ptr<Session>> sessions_;
   uint64_t cancelled_sessions_ = 0;

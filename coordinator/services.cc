@@ -26,7 +26,7 @@ grpc::ServerUnaryReactor* CoordinatorServiceImpl::Register(grpc::CallbackServerC
 grpc::ServerUnaryReactor* CoordinatorServiceImpl::Heartbeat(grpc::CallbackServerContext* context,
                                                             const v1::HeartbeatRequest* request,
                                                             v1::HeartbeatResponse* response) {
-  response->set_known(c_.Heartbeat(*request));
+  *response = c_.Heartbeat(*request);
   auto* reactor = context->DefaultReactor();
   reactor->Finish(grpc::Status::OK);
   return reactor;

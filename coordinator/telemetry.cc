@@ -93,6 +93,11 @@ ClusterTelemetry::ClusterTelemetry(TelemetryOptions options, Clock now)
                       .Help("Sessions in flight replayed onto a new plan")
                       .Register(*registry_)
                       .Add({})),
+      fenced_(BuildCounter()
+                  .Name("tandem_fenced_nodes_total")
+                  .Help("Nodes left out of plans for holding sessions up (hung, cut off)")
+                  .Register(*registry_)
+                  .Add({})),
       refused_(BuildCounter()
                    .Name("tandem_refused_requests_total")
                    .Help("Requests refused, by reason")
@@ -137,6 +142,31 @@ void ClusterTelemetry::NodeDied(const std::string& id) {
   events_.Add("died", absl::StrCat(id, " stopped answering"));
   std::lock_guard<std::mutex> lock(mutex_);
   if (auto it = stages_.find(id); it != stages_.end()) it->second.has_last = false;
+}
+
+void ClusterTelemetry::NodeFenced(const std::string& id, absl::string_view why) {
+  events_.Add("fenced", absl::StrCat(id, ": ", why));
+  fenced_.Increment();
+}
+
+void ClusterTelemetry::NodeDraining(const std::string& id) {
+  events_.Add("draining", absl::StrCat(id, " is draining: its layers move"));
+}
+
+void ClusterTelemetry::Forget(const std::string& id) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto it = stages_.find(id);
+  if (it == stages_.end()) return;
+  StageRates& r = it->second;
+  if (r.compute_seconds) {
+    stage_compute_.Remove(r.compute_seconds);
+    stage_queue_.Remove(r.queue_seconds);
+    stage_tokens_.Remove(r.tokens);
+    stage_frames_.Remove(r.frames);
+    hop_bytes_.Remove(r.hop_bytes);
+    hop_latency_.Remove(r.hop_latency);
+  }
+  stages_.erase(it);
 }
 
 void ClusterTelemetry::Planned(uint64_t epoch, const ClusterPlan& plan) {
