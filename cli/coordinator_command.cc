@@ -100,8 +100,7 @@ int RunCoordinator(const CoordinatorCommandOptions& o) {
   options.min_nodes = o.min_nodes;
   options.n_ctx = o.ctx_size;
   options.planning.requirements.sessions = o.sessions;
-  options.stall_timeout =
-      std::chrono::milliseconds(static_cast<int64_t>(o.stall_timeout_s * 1000));
+  options.stall_timeout = std::chrono::milliseconds(static_cast<int64_t>(o.stall_timeout_s * 1000));
   if (o.batching == "auto") {
     options.batching = BatchingMode::kAuto;
   } else if (o.batching == "lockstep") {

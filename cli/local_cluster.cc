@@ -74,16 +74,11 @@ pid_t LocalCluster::RestartNode(size_t index) {
     WaitNodeExit(index, 10000);
   }
   const std::string name = absl::StrCat("node", index);
-  std::vector<std::string> args = {binary_,
-                                   "node",
-                                   "--coordinator",
-                                   address_,
-                                   "--model",
-                                   node_models_[index],
-                                   "--threads",
-                                   std::to_string(node_threads_[index]),
-                                   "--listen",
-                                   address};
+  std::vector<std::string> args = {binary_,         "node",
+                                   "--coordinator", address_,
+                                   "--model",       node_models_[index],
+                                   "--threads",     std::to_string(node_threads_[index]),
+                                   "--listen",      address};
   args.insert(args.end(), node_args_.begin(), node_args_.end());
   node_pids_[index] = group_->Spawn(name, args, absl::StrCat(dir_, "/", name, ".log"));
   return node_pids_[index];

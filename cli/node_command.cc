@@ -146,8 +146,8 @@ int RunNode(const NodeCommandOptions& o) {
   std::fprintf(stderr, "tandem node: draining\n");
   server->GetHealthCheckService()->SetServingStatus("tandem.v1.Node", false);
   server->GetHealthCheckService()->SetServingStatus("", false);
-  const bool drained = membership.Drain(std::chrono::milliseconds(
-      static_cast<int64_t>(o.drain_timeout_s * 1000)));
+  const bool drained =
+      membership.Drain(std::chrono::milliseconds(static_cast<int64_t>(o.drain_timeout_s * 1000)));
   std::fprintf(stderr, "tandem node: %s; stopping\n",
                drained ? "drained: the plan no longer holds this node"
                        : "the drain timed out (no plan without this node)");

@@ -136,9 +136,9 @@ v1::HeartbeatResponse Coordinator::Heartbeat(const v1::HeartbeatRequest& r) {
     n = (r.plan_epoch() != epoch_ || !r.serving()) ? n + 1 : 0;
     if (n >= 2 && !reapply_) {
       reapply_ = true;
-      reapply_reason_ = absl::StrCat(r.node_id(), " reports epoch ", r.plan_epoch(),
-                                     r.serving() ? "" : " and does not serve",
-                                     "; the plan is epoch ", epoch_);
+      reapply_reason_ =
+          absl::StrCat(r.node_id(), " reports epoch ", r.plan_epoch(),
+                       r.serving() ? "" : " and does not serve", "; the plan is epoch ", epoch_);
     }
   }
   return resp;
@@ -261,8 +261,8 @@ void Coordinator::FenceNode(const std::string& id, const std::string& why) {
   const std::chrono::milliseconds backoff = registry_.Fence(id);
   std::fprintf(stderr, "tandem coordinator: fenced %s for %.1f s: %s\n", id.c_str(),
                backoff.count() / 1e3, why.c_str());
-  telemetry_.NodeFenced(id, absl::StrCat(why, "; left out of plans for ", backoff.count() / 1e3,
-                                         " s"));
+  telemetry_.NodeFenced(id,
+                        absl::StrCat(why, "; left out of plans for ", backoff.count() / 1e3, " s"));
 }
 
 void Coordinator::ReplanIfNeeded() {
@@ -310,8 +310,7 @@ void Coordinator::ReplanIfNeeded() {
     }
   }
   PlanningOptions planning = options_.planning;
-  if (planning.policy == PlanPolicy::kManual &&
-      planning.layer_counts.size() != plannable.size()) {
+  if (planning.policy == PlanPolicy::kManual && planning.layer_counts.size() != plannable.size()) {
     planning.policy = PlanPolicy::kEven;  // the given split no longer fits the nodes left
   }
   ClusterPlan previous;
@@ -414,25 +413,31 @@ void Coordinator::CheckProgress() {
         since = s->last_progress;
       }
     }
-    if (suspects.empty() && (waited < options_.stall_timeout ||
-                             now - last_fence_ < options_.stall_timeout)) {
+    // Heartbeats come from their own thread: one late by four intervals while a session
+    // waits as long is strong evidence (hung, stopped, cut off), taken before the stall
+    // timeout. A report of stalled work, or lost work, waits for the stall timeout.
+    const auto late = std::min<std::chrono::steady_clock::duration>(4 * options_.heartbeat_interval,
+                                                                    options_.stall_timeout);
+    if (suspects.empty() &&
+        (waited < late || now - last_fence_ < std::max<std::chrono::steady_clock::duration>(
+                                                  late, options_.heartbeat_interval))) {
       return;
     }
     if (suspects.empty()) {
-      // Who holds the sessions up: a stage whose heartbeats are late (hung, stopped, cut
-      // off), or one that reports work it has not progressed for the stall timeout.
+      // Who holds the sessions up: a stage whose heartbeats are late, or one that reports
+      // work it has not progressed for the stall timeout.
       bool all_idle = true;
       for (const auto& st : plan_.stages) {
         const std::optional<NodeRecord> n = registry_.Find(st.node.id);
         if (!n) continue;
         const auto silent = now - n->last_seen;
-        if (silent > 3 * options_.heartbeat_interval) {
+        if (silent > late) {
           suspects.emplace_back(
               n->id, absl::StrCat("no heartbeat for ", ToMs(silent), " ms while ", waiting,
                                   " session(s) waited ", ToMs(waited), " ms for a token"));
         } else if (n->stalled_ms >= options_.stall_timeout.count()) {
-          suspects.emplace_back(n->id, absl::StrCat("it held work without progress for ",
-                                                    n->stalled_ms, " ms"));
+          suspects.emplace_back(
+              n->id, absl::StrCat("it held work without progress for ", n->stalled_ms, " ms"));
         }
         // An idle report counts only when measured after the session's last progress.
         if (n->pending_frames > 0 || n->last_seen < since + options_.heartbeat_interval) {
@@ -440,12 +445,13 @@ void Coordinator::CheckProgress() {
         }
       }
       if (suspects.empty()) {
-        if (!all_idle) return;  // the stages are busy: slow, not stuck
+        // The stages are busy (slow, not stuck), or the stall timeout has not passed.
+        if (!all_idle || waited < options_.stall_timeout) return;
         // Every stage idle, yet a session waits: its frame or result was lost on the way.
         last_fence_ = now;
         reapply_ = true;
-        reapply_reason_ = absl::StrCat(waiting, " session(s) made no progress for ",
-                                       ToMs(waited), " ms while every stage was idle");
+        reapply_reason_ = absl::StrCat(waiting, " session(s) made no progress for ", ToMs(waited),
+                                       " ms while every stage was idle");
         return;
       }
     }
@@ -507,9 +513,8 @@ void Coordinator::SenderLoop() {
     }
     // Frames of a plan that was replaced are not sent: the new plan replayed their
     // sessions, and the old first stage may be the hung node.
-    absl::Status s = out.frame.plan_epoch() == current_epoch_.load()
-                         ? out.head->Send(out.frame)
-                         : absl::OkStatus();
+    absl::Status s = out.frame.plan_epoch() == current_epoch_.load() ? out.head->Send(out.frame)
+                                                                     : absl::OkStatus();
     if (!s.ok() && s.code() == absl::StatusCode::kUnavailable) {
       // An unreachable first stage: it is suspect, and the session waits for the re-plan.
       std::lock_guard<std::mutex> lock(mutex_);

@@ -49,8 +49,9 @@ struct CoordinatorOptions {
   std::chrono::milliseconds heartbeat_interval{500};
   std::chrono::milliseconds node_timeout{3000};
   // Liveness by progress: a session of the plan in force that has had no token for this
-  // long makes the coordinator look for the stage that holds it up (a late heartbeat, or
-  // a node that reports work it has not progressed for this long). That node is fenced:
+  // long makes the coordinator look for the stage that holds it up (a node that reports
+  // work it has not progressed for this long; a heartbeat late by four intervals is
+  // enough sooner, once a session has waited as long). That node is fenced:
   // left out of plans for a backoff (2 s, doubling, at most a minute) and its layers move.
   // With no stage to blame while every stage is idle, the work was lost on the way: the
   // plan is applied again under a new epoch. Either way the sessions replay.
@@ -165,8 +166,8 @@ class Coordinator {
   uint64_t epoch_ = 0;
   std::vector<std::string> planned_nodes_;  // the plannable node ids the plan was made for
   ClusterPlan plan_;
-  bool applying_ = false;      // a plan is being configured
-  bool reapply_ = false;       // apply the plan again under a new epoch (fence)
+  bool applying_ = false;  // a plan is being configured
+  bool reapply_ = false;   // apply the plan again under a new epoch (fence)
   std::string reapply_reason_;
   // Heartbeats in a row from a plan node that disagreed with the plan (epoch, serving).
   absl::flat_hash_map<std::string, int> disagreements_;

@@ -558,7 +558,8 @@ TEST_F(CoordinatorTest, HeartbeatsDisagreeingWithThePlanGetItAppliedAgain) {
 // heartbeats are late (but not yet timed out) fences that stage; the plan moves off it,
 // the session replays with identical tokens, and the node returns after its backoff.
 TEST_F(CoordinatorTest, AStageHoldingSessionsUpIsFencedAndComesBackAfterItsBackoff) {
-  Start(PlanPolicy::kEven, 2, [](CoordinatorOptions& o) { o.stall_timeout = std::chrono::seconds(2); });
+  Start(PlanPolicy::kEven, 2,
+        [](CoordinatorOptions& o) { o.stall_timeout = std::chrono::seconds(2); });
   const std::string a = Join("10.0.0.1:1");
   const std::string b = Join("10.0.0.2:1");
   c_->Tick();
@@ -568,7 +569,7 @@ TEST_F(CoordinatorTest, AStageHoldingSessionsUpIsFencedAndComesBackAfterItsBacko
   now_ += std::chrono::milliseconds(1100);
   Beat(a);
   now_ += std::chrono::milliseconds(1100);
-  Beat(a);  // b silent for 2.2 s: late, not dead (3 s)
+  Beat(a);     // b silent for 2.2 s: late, not dead (3 s)
   c_->Tick();  // fences b
   c_->Tick();  // plans without it
   v1::StatusResponse s = c_->Status();

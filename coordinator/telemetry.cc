@@ -42,6 +42,10 @@ absl::string_view NodeStateName(NodeState state) {
       return "suspect";
     case NodeState::kDead:
       return "dead";
+    case NodeState::kDraining:
+      return "draining";
+    case NodeState::kFenced:
+      return "fenced";
   }
   return "dead";
 }
@@ -126,8 +130,8 @@ ClusterTelemetry::ClusterTelemetry(TelemetryOptions options, Clock now)
                        .Name("tandem_hop_latency_seconds")
                        .Help("One-way latency from a node to its next stage (half a Ping)")
                        .Register(*registry_)) {
-  for (NodeState s :
-       {NodeState::kServing, NodeState::kJoining, NodeState::kSuspect, NodeState::kDead}) {
+  for (NodeState s : {NodeState::kServing, NodeState::kJoining, NodeState::kSuspect,
+                      NodeState::kDead, NodeState::kDraining, NodeState::kFenced}) {
     nodes_.Add({{"state", std::string(NodeStateName(s))}}).Set(0);
   }
   sessions_.Add({{"state", "active"}}).Set(0);
@@ -280,19 +284,22 @@ void ClusterTelemetry::Heartbeat(const v1::HeartbeatRequest& request) {
 
 NodeState ClusterTelemetry::StateOf(const NodeRecord& node) const {
   if (!node.alive) return NodeState::kDead;
-  if (now_() - node.last_seen > options_.suspect_after) return NodeState::kSuspect;
+  const auto now = now_();
+  if (now - node.last_seen > options_.suspect_after) return NodeState::kSuspect;
+  if (node.draining) return NodeState::kDraining;
+  if (now < node.fenced_until) return NodeState::kFenced;
   return node.serving ? NodeState::kServing : NodeState::kJoining;
 }
 
 void ClusterTelemetry::SetNodes(const std::vector<NodeRecord>& nodes) {
   const auto now = now_();
-  int64_t counts[4] = {0, 0, 0, 0};
+  int64_t counts[6] = {0, 0, 0, 0, 0, 0};
   for (const NodeRecord& n : nodes) {
     if (!n.alive && now - n.died > options_.dead_retention) continue;
     ++counts[static_cast<int>(StateOf(n))];
   }
-  for (NodeState s :
-       {NodeState::kServing, NodeState::kJoining, NodeState::kSuspect, NodeState::kDead}) {
+  for (NodeState s : {NodeState::kServing, NodeState::kJoining, NodeState::kSuspect,
+                      NodeState::kDead, NodeState::kDraining, NodeState::kFenced}) {
     nodes_.Add({{"state", std::string(NodeStateName(s))}})
         .Set(static_cast<double>(counts[static_cast<int>(s)]));
   }

@@ -28,7 +28,8 @@
 
 namespace tandem {
 
-enum class NodeState { kServing, kJoining, kSuspect, kDead };
+// Fenced: left out of plans for a backoff (it held sessions up); draining: stopping.
+enum class NodeState { kServing, kJoining, kSuspect, kDead, kDraining, kFenced };
 absl::string_view NodeStateName(NodeState state);
 
 struct TelemetryOptions {

@@ -87,7 +87,11 @@ void Membership::HeartbeatLoop(std::chrono::milliseconds interval) {
     bool draining;
     {
       std::unique_lock<std::mutex> lock(mutex_);
-      if (cv_.wait_for(lock, interval, [&] { return stop_ || beat_now_; }) && stop_) return;
+      // While draining, beat often: the node exits as soon as the plan lets it go.
+      const auto wait =
+          draining_ ? std::min<std::chrono::milliseconds>(interval, std::chrono::milliseconds(100))
+                    : interval;
+      if (cv_.wait_for(lock, wait, [&] { return stop_ || beat_now_; }) && stop_) return;
       beat_now_ = false;
       draining = draining_;
     }

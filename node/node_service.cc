@@ -419,7 +419,8 @@ void NodeService::Reject(const Pending& p, const absl::Status& status) {
   // worth a line in the log.
   if (status.code() != absl::StatusCode::kFailedPrecondition &&
       status.code() != absl::StatusCode::kUnavailable) {
-    std::fprintf(stderr, "tandem node: refused a frame: %s\n", std::string(status.message()).c_str());
+    std::fprintf(stderr, "tandem node: refused a frame: %s\n",
+                 std::string(status.message()).c_str());
   }
   v1::FrameReply reply;
   reply.set_session_id(p.frame.session_id());
@@ -636,8 +637,8 @@ void NodeService::WorkerLoop() {
       batch = TakeBatch();
       sessions_ = batch.stage ? static_cast<uint32_t>(batch.stage->n_sessions()) : 0;
       queued_ = static_cast<uint32_t>(queue_.size());
-      running_ = static_cast<uint32_t>(batch.frames.size() + batch.rejected.size() +
-                                       batch.ends.size());
+      running_ =
+          static_cast<uint32_t>(batch.frames.size() + batch.rejected.size() + batch.ends.size());
       metrics_.SetSessions(sessions_);
     }
     Progressed();

@@ -124,8 +124,8 @@ TEST(ChaosTest, EverySessionSurvivesKillsHangsDrainsAndRestartsWithIdenticalToke
 
     // The schedule: victims by stage (first, last, middle, in turn) and actions shuffled.
     enum Action { kKillRestart, kStopCont, kDrainRestart };
-    std::vector<Action> actions = {kKillRestart, kKillRestart,  kKillRestart, kStopCont,
-                                   kStopCont,    kStopCont,     kDrainRestart, kDrainRestart};
+    std::vector<Action> actions = {kKillRestart, kKillRestart, kKillRestart,  kStopCont,
+                                   kStopCont,    kStopCont,    kDrainRestart, kDrainRestart};
     std::shuffle(actions.begin(), actions.end(), rng);
     const int stage_order[] = {0, 2, 1};
     for (int a = 0; a < kActions; ++a) {
@@ -159,8 +159,8 @@ TEST(ChaosTest, EverySessionSurvivesKillsHangsDrainsAndRestartsWithIdenticalToke
           break;
         }
         case kDrainRestart: {
-          std::printf("[ chaos ] %5.1f s: SIGTERM (drain) node%d (stage %d), then restart\n",
-                      at(), victim, stage);
+          std::printf("[ chaos ] %5.1f s: SIGTERM (drain) node%d (stage %d), then restart\n", at(),
+                      victim, stage);
           ::kill(pid, SIGTERM);
           const int status = cluster.WaitNodeExit(victim, 20000);
           EXPECT_TRUE(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0)

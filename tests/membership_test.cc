@@ -101,7 +101,8 @@ Run Generate(const LocalCluster& cluster, const v1::GenerateRequest& request, in
 }
 
 std::string Logs(const LocalCluster& cluster) {
-  std::string out = "--- coordinator.log ---\n" + testing::ReadFile(cluster.dir() + "/coordinator.log");
+  std::string out =
+      "--- coordinator.log ---\n" + testing::ReadFile(cluster.dir() + "/coordinator.log");
   for (size_t i = 0; i < cluster.node_pids().size(); ++i) {
     out += "--- node" + std::to_string(i) + ".log ---\n" + cluster.NodeLog(i);
   }
@@ -179,8 +180,8 @@ TEST(MembershipTest, CoordinatorRestartReformsWithinTwoHeartbeats) {
 
   // When the new coordinator first answers, then when it serves again.
   Clock::time_point answering, ready;
-  ASSERT_TRUE(WaitFor([&] { return RemoteStatus(cluster.address(), 200).ok(); },
-                      std::chrono::seconds(20)));
+  ASSERT_TRUE(
+      WaitFor([&] { return RemoteStatus(cluster.address(), 200).ok(); }, std::chrono::seconds(20)));
   answering = Clock::now();
   v1::StatusResponse s;
   ASSERT_TRUE(WaitFor(
@@ -234,9 +235,10 @@ TEST(MembershipTest, HungNodeIsRoutedAroundWithinFiveSeconds) {
   for (size_t i = 10; i < run.token_times.size(); ++i) {
     gap = std::max(gap, Ms(run.token_times[i] - std::max(run.token_times[i - 1], stopped)));
   }
-  std::printf("[ hang ] longest wait for a token after SIGSTOP: %.0f ms (detection, re-plan "
-              "and replay)\n",
-              gap);
+  std::printf(
+      "[ hang ] longest wait for a token after SIGSTOP: %.0f ms (detection, re-plan "
+      "and replay)\n",
+      gap);
   EXPECT_LT(gap, 5000);
   v1::StatusResponse s = StatusOf(cluster);
   EXPECT_TRUE(HasEvent(s, "fenced")) << s.DebugString();
