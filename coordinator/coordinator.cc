@@ -303,7 +303,7 @@ void Coordinator::ReplanIfNeeded() {
     // sessions); the even split uses every node.
     if (ready_ && plannable_ids == planned_nodes_) return;
     // min_nodes gates the first plan; after a loss, the survivors carry on.
-    const int needed = epoch_ == 0 ? options_.min_nodes : 1;
+    const int needed = plan_.stages.empty() ? options_.min_nodes : 1;
     if (static_cast<int>(plannable.size()) < needed) {
       not_ready_reason_ = absl::StrCat("waiting for nodes: ", plannable.size(), " of ", needed);
       return;
@@ -322,7 +322,8 @@ void Coordinator::ReplanIfNeeded() {
     was_ready = ready_;
     epoch = epoch_ + 1;
   }
-  auto plan = MakeClusterPlan(profile_, plannable, planning, epoch > 1 ? &previous : nullptr);
+  auto plan =
+      MakeClusterPlan(profile_, plannable, planning, previous.stages.empty() ? nullptr : &previous);
   if (!plan.ok()) {
     std::lock_guard<std::mutex> lock(mutex_);
     not_ready_reason_ = std::string(plan.status().message());
@@ -336,6 +337,7 @@ void Coordinator::ReplanIfNeeded() {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     applying_ = true;
+    attempted_epoch_ = epoch;
   }
   std::string failed_node;
   absl::Status applied = ApplyPlan(*plan, epoch, &failed_node);
@@ -347,6 +349,10 @@ void Coordinator::ReplanIfNeeded() {
     std::lock_guard<std::mutex> lock(mutex_);
     applying_ = false;
     if (!applied.ok()) {
+      // Some stages may serve the new epoch already: the number is used up, so that no
+      // two plans ever share an epoch.
+      epoch_ = epoch;
+      current_epoch_ = epoch;
       ready_ = false;
       not_ready_reason_ = std::string(applied.message());
       std::fprintf(stderr, "tandem coordinator: %s\n", not_ready_reason_.c_str());
@@ -433,8 +439,8 @@ void Coordinator::CheckProgress() {
         const auto silent = now - n->last_seen;
         if (silent > late) {
           suspects.emplace_back(
-              n->id, absl::StrCat("no heartbeat for ", ToMs(silent), " ms while ", waiting,
-                                  " session(s) waited ", ToMs(waited), " ms for a token"));
+              n->id, absl::StrCat("no heartbeat for ", ToMs(silent), " ms while a session waited ",
+                                  ToMs(waited), " ms for a token"));
         } else if (n->stalled_ms >= options_.stall_timeout.count()) {
           suspects.emplace_back(
               n->id, absl::StrCat("it held work without progress for ", n->stalled_ms, " ms"));
@@ -680,6 +686,11 @@ absl::Status Coordinator::OnResult(const v1::StepResult& r) {
     // From a plan that was replaced.
     if (r.plan_epoch() != s->plan_epoch) return absl::OkStatus();
     head = head_;
+    if (r.code() != 0 && r.plan_epoch() < attempted_epoch_) {
+      // A newer plan is being applied (or failed to apply): stages already on it refuse
+      // this epoch's frames. The session is replayed on the new plan.
+      return absl::OkStatus();
+    }
     if (r.code() == static_cast<int>(absl::StatusCode::kUnavailable)) {
       // A stage could not reach the next one (or had no stage): that one is suspect, and
       // the session waits for the re-plan, which replays its history.

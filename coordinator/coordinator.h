@@ -166,8 +166,9 @@ class Coordinator {
   uint64_t epoch_ = 0;
   std::vector<std::string> planned_nodes_;  // the plannable node ids the plan was made for
   ClusterPlan plan_;
-  bool applying_ = false;  // a plan is being configured
-  bool reapply_ = false;   // apply the plan again under a new epoch (fence)
+  bool applying_ = false;         // a plan is being configured
+  uint64_t attempted_epoch_ = 0;  // the newest epoch handed to any node
+  bool reapply_ = false;          // apply the plan again under a new epoch (fence)
   std::string reapply_reason_;
   // Heartbeats in a row from a plan node that disagreed with the plan (epoch, serving).
   absl::flat_hash_map<std::string, int> disagreements_;

@@ -127,12 +127,13 @@ TEST(ChaosTest, EverySessionSurvivesKillsHangsDrainsAndRestartsWithIdenticalToke
     std::vector<Action> actions = {kKillRestart, kKillRestart, kKillRestart,  kStopCont,
                                    kStopCont,    kStopCont,    kDrainRestart, kDrainRestart};
     std::shuffle(actions.begin(), actions.end(), rng);
-    const int stage_order[] = {0, 2, 1};
     for (int a = 0; a < kActions; ++a) {
       std::this_thread::sleep_for(std::chrono::milliseconds(300 + rng() % 900));
       const v1::StatusResponse s = StatusOf(cluster);
       if (s.stages_size() == 0) continue;
-      const int stage = std::min(stage_order[a % 3], s.stages_size() - 1);
+      // The first stage, the last, the middle one, in turn.
+      const int n = s.stages_size();
+      const int stage = a % 3 == 0 ? 0 : a % 3 == 1 ? n - 1 : n / 2;
       int victim = -1;
       for (size_t i = 0; i < cluster.node_pids().size(); ++i) {
         if (cluster.NodeAddress(i) == s.stages(stage).address()) victim = static_cast<int>(i);
@@ -142,8 +143,8 @@ TEST(ChaosTest, EverySessionSurvivesKillsHangsDrainsAndRestartsWithIdenticalToke
       switch (actions[a]) {
         case kKillRestart: {
           const int pause_ms = static_cast<int>(rng() % 800);
-          std::printf("[ chaos ] %5.1f s: SIGKILL node%d (stage %d), restart after %d ms\n", at(),
-                      victim, stage, pause_ms);
+          std::printf("[ chaos ] %5.1f s: SIGKILL node%d (stage %d of %d), restart after %d ms\n",
+                      at(), victim, stage, n, pause_ms);
           ::kill(pid, SIGKILL);
           std::this_thread::sleep_for(std::chrono::milliseconds(pause_ms));
           cluster.RestartNode(victim);
@@ -151,16 +152,16 @@ TEST(ChaosTest, EverySessionSurvivesKillsHangsDrainsAndRestartsWithIdenticalToke
         }
         case kStopCont: {
           const int pause_ms = 1000 + static_cast<int>(rng() % 2500);
-          std::printf("[ chaos ] %5.1f s: SIGSTOP node%d (stage %d) for %d ms\n", at(), victim,
-                      stage, pause_ms);
+          std::printf("[ chaos ] %5.1f s: SIGSTOP node%d (stage %d of %d) for %d ms\n", at(),
+                      victim, stage, n, pause_ms);
           ::kill(pid, SIGSTOP);
           std::this_thread::sleep_for(std::chrono::milliseconds(pause_ms));
           ::kill(pid, SIGCONT);
           break;
         }
         case kDrainRestart: {
-          std::printf("[ chaos ] %5.1f s: SIGTERM (drain) node%d (stage %d), then restart\n", at(),
-                      victim, stage);
+          std::printf("[ chaos ] %5.1f s: SIGTERM (drain) node%d (stage %d of %d), then restart\n",
+                      at(), victim, stage, n);
           ::kill(pid, SIGTERM);
           const int status = cluster.WaitNodeExit(victim, 20000);
           EXPECT_TRUE(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0)

@@ -86,13 +86,13 @@ bool NoSessionLeft(const LocalCluster& cluster) {
 
 // A generation whose k-th token runs `at_token` (on the reading thread), with the time
 // each token arrived.
-struct Run {
+struct TimedRun {
   absl::StatusOr<RemoteGeneration> out = absl::UnknownError("not run");
   std::vector<Clock::time_point> token_times;
 };
-Run Generate(const LocalCluster& cluster, const v1::GenerateRequest& request, int k,
-             const std::function<void()>& at_token) {
-  Run run;
+TimedRun Generate(const LocalCluster& cluster, const v1::GenerateRequest& request, int k,
+                  const std::function<void()>& at_token) {
+  TimedRun run;
   run.out = RemoteGenerate(cluster.address(), request, [&](int32_t, const std::string&) {
     run.token_times.push_back(Clock::now());
     if (static_cast<int>(run.token_times.size()) == k && at_token) at_token();
@@ -122,7 +122,7 @@ TEST(MembershipTest, NodeRestartedAtTheSameAddressIsANewNode) {
   const std::string old_id = IdAt(StatusOf(cluster), address);
   ASSERT_FALSE(old_id.empty());
 
-  Run run = Generate(cluster, request, 10, [&] {
+  TimedRun run = Generate(cluster, request, 10, [&] {
     ::kill(cluster.node_pids()[1], SIGKILL);
     cluster.RestartNode(1);
   });
@@ -169,7 +169,7 @@ TEST(MembershipTest, CoordinatorRestartReformsWithinTwoHeartbeats) {
 
   absl::Status restarted;
   Clock::time_point spawned;
-  Run run = Generate(cluster, request, 10, [&] {
+  TimedRun run = Generate(cluster, request, 10, [&] {
     restarted = cluster.RestartCoordinator();
     spawned = Clock::now();
   });
@@ -223,7 +223,7 @@ TEST(MembershipTest, HungNodeIsRoutedAroundWithinFiveSeconds) {
   const pid_t pid = cluster.node_pids()[victim];
 
   Clock::time_point stopped;
-  Run run = Generate(cluster, request, 10, [&] {
+  TimedRun run = Generate(cluster, request, 10, [&] {
     ::kill(pid, SIGSTOP);
     stopped = Clock::now();
   });
@@ -265,7 +265,8 @@ TEST(MembershipTest, DrainedNodeHandsOverAndExitsZero) {
   const int victim = NodeIndexAt(cluster, address);
   ASSERT_GE(victim, 0);
 
-  Run run = Generate(cluster, request, 10, [&] { ::kill(cluster.node_pids()[victim], SIGTERM); });
+  TimedRun run =
+      Generate(cluster, request, 10, [&] { ::kill(cluster.node_pids()[victim], SIGTERM); });
   ASSERT_TRUE(run.out.ok()) << run.out.status() << "\n" << Logs(cluster);
   EXPECT_EQ(run.out->ids, baseline->ids);
   const int status = cluster.WaitNodeExit(victim, 15000);
@@ -291,7 +292,7 @@ TEST(MembershipTest, NodeJoiningMidRunIsUsedByTheNextPlan) {
   ASSERT_TRUE(baseline.ok()) << baseline.status();
   const pid_t first = cluster.node_pids()[0];
 
-  Run run = Generate(cluster, request, 10, [&] {
+  TimedRun run = Generate(cluster, request, 10, [&] {
     ::kill(first, SIGSTOP);
     cluster.StartNode(kModel);
   });
