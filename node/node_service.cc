@@ -419,8 +419,24 @@ void NodeService::Reject(const Pending& p, const absl::Status& status) {
   // worth a line in the log.
   if (status.code() != absl::StatusCode::kFailedPrecondition &&
       status.code() != absl::StatusCode::kUnavailable) {
-    std::fprintf(stderr, "tandem node: refused a frame: %s\n",
-                 std::string(status.message()).c_str());
+    // At most a few lines a second: a peer sending garbage cannot flood the log.
+    const auto now = std::chrono::steady_clock::now();
+    if (now - refusal_log_window_ > std::chrono::seconds(1)) {
+      if (refusals_unlogged_ > 0) {
+        std::fprintf(stderr, "tandem node: refused a frame: %llu more in the last second\n",
+                     static_cast<unsigned long long>(refusals_unlogged_));
+      }
+      refusal_log_window_ = now;
+      refusals_logged_ = 0;
+      refusals_unlogged_ = 0;
+    }
+    if (refusals_logged_ < kRefusalsLoggedPerSecond) {
+      ++refusals_logged_;
+      std::fprintf(stderr, "tandem node: refused a frame: %s\n",
+                   std::string(status.message()).c_str());
+    } else {
+      ++refusals_unlogged_;
+    }
   }
   v1::FrameReply reply;
   reply.set_session_id(p.frame.session_id());

@@ -159,6 +159,11 @@ class NodeService final : public v1::Node::CallbackService {
   std::chrono::steady_clock::duration gather_window_{0};
   std::chrono::steady_clock::time_point next_expiry_;
   std::thread worker_;
+  // Refused frames logged in the current second (worker thread only).
+  static constexpr int kRefusalsLoggedPerSecond = 5;
+  std::chrono::steady_clock::time_point refusal_log_window_{};
+  int refusals_logged_ = 0;
+  uint64_t refusals_unlogged_ = 0;
   // Configure calls run one at a time on their own worker: loading a shard takes long and
   // must not hold a gRPC thread. Last, so it stops first.
   WorkQueue configure_worker_;

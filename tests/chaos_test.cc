@@ -170,9 +170,16 @@ TEST(ChaosTest, EverySessionSurvivesKillsHangsDrainsAndRestartsWithIdenticalToke
           break;
         }
       }
-      // The cluster serves again before the next blow.
+      // The cluster serves again before the next blow, on all three nodes when the one hit
+      // is back in time (a fenced node sits out its backoff).
       EXPECT_TRUE(WaitFor([&] { return StatusOf(cluster).ready(); }, std::chrono::seconds(20)))
           << StatusOf(cluster).DebugString();
+      WaitFor(
+          [&] {
+            const v1::StatusResponse now = StatusOf(cluster);
+            return now.ready() && now.stages_size() == 3;
+          },
+          std::chrono::seconds(6));
     }
     chaos_over = true;
     for (auto& t : clients) t.join();
@@ -207,12 +214,12 @@ TEST(ChaosTest, EverySessionSurvivesKillsHangsDrainsAndRestartsWithIdenticalToke
         << "sessions left behind:\n"
         << s.DebugString();
 
-    // Positions contiguous on every stage: no stage refused a frame for its position or
-    // for a session it did not know, and the coordinator refused no result.
+    // Positions contiguous on every stage: no stage refused a frame (for a position gap,
+    // an unknown session or anything else; only frames of replaced plans are turned away,
+    // silently), and the coordinator refused no result.
     for (size_t i = 0; i < cluster.node_pids().size(); ++i) {
-      const std::string log = cluster.NodeLog(i);
-      EXPECT_THAT(log, ::testing::Not(::testing::HasSubstr("position gap"))) << "node" << i;
-      EXPECT_THAT(log, ::testing::Not(::testing::HasSubstr("unknown session"))) << "node" << i;
+      EXPECT_THAT(cluster.NodeLog(i), ::testing::Not(::testing::HasSubstr("refused a frame")))
+          << "node" << i;
     }
     EXPECT_THAT(testing::ReadFile(cluster.dir() + "/coordinator.log"),
                 ::testing::Not(::testing::HasSubstr("refused a result")));
