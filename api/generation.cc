@@ -25,6 +25,11 @@ void Generation::End() {
   session_over_ = true;
 }
 
+bool Generation::WaitForEvent(std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lock(inbox_->mutex);
+  return inbox_->cv.wait_for(lock, timeout, [&] { return !inbox_->events.empty(); });
+}
+
 absl::StatusOr<Delta> Generation::Next() {
   SessionEvent e;
   {

@@ -5,6 +5,7 @@
 // cache on every stage: that is how a client that went away releases its resources.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -45,6 +46,8 @@ class Generation {
   // Blocks for the next session event. An error when the session failed; after a finished
   // delta, no more calls.
   absl::StatusOr<Delta> Next();
+  // Waits up to `timeout` for the next event; true when Next() will not block.
+  bool WaitForEvent(std::chrono::milliseconds timeout);
   bool finished() const { return finished_; }
   int64_t prompt_tokens() const { return n_prompt_; }
   int64_t completion_tokens() const { return n_completion_; }

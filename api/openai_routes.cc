@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "api/api_error.h"
+#include "api/connection_watch.h"
 #include "api/generation.h"
 #include "api/prompt.h"
 #include "api/responses.h"
@@ -22,6 +23,9 @@ int64_t UnixSeconds() {
              std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
+
+// How often a non-streamed request that waits for its next token checks its client.
+constexpr std::chrono::milliseconds kConnectionCheckInterval{50};
 
 uint64_t RandomU64() {
   thread_local std::mt19937_64 rng{std::random_device{}()};
@@ -153,10 +157,16 @@ void OpenAiRoutes::Generate(Endpoint endpoint, const httplib::Request& req,
   auto encoder = std::make_unique<ResponseEncoder>(endpoint, id, UnixSeconds(), model_id_,
                                                    c_.tokenizer(), request->sampling.logprobs);
   if (!request->stream) {
+    // Nothing is written until the answer is whole: watch the connection, so a client that
+    // leaves cancels its session now rather than when the answer is done.
+    const ConnectionWatch watch(req);
     std::string text;
     std::vector<GeneratedToken> tokens;
     std::string finish_reason;
     while (!(*generation)->finished()) {
+      const bool ready = (*generation)->WaitForEvent(kConnectionCheckInterval);
+      if (watch.Closed()) return;  // the generation's destructor cancels the session
+      if (!ready) continue;
       absl::StatusOr<Delta> d = (*generation)->Next();
       if (!d.ok()) return SendError(res, d.status());
       text += d->text;

@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
+#include <vector>
+
 namespace tandem::api {
 namespace {
 
@@ -18,6 +21,28 @@ TEST(Sse, OneDataEventPerChunkAndDoneAtTheEnd) {
 TEST(Sse, InvalidUtf8BecomesReplacementCharacters) {
   const std::string dumped = DumpJson(nlohmann::json("ok\xC3"));
   EXPECT_EQ(nlohmann::json::parse(dumped), "ok\xEF\xBF\xBD");
+}
+
+TEST(SseReader, SplitsEventsCutAnywhere) {
+  const std::string stream = SseEvent({{"n", 1}}) + ": a comment\r\nevent: x\r\ndata: two\r\n" +
+                             "data:lines\r\n\r\n" + std::string(kSseDone);
+  // Every split point gives the same events.
+  for (size_t cut = 0; cut <= stream.size(); ++cut) {
+    SseReader reader;
+    std::vector<std::string> events;
+    auto add = [&](const std::string& d) { events.push_back(d); };
+    ASSERT_TRUE(reader.Feed(std::string_view(stream).substr(0, cut), add));
+    ASSERT_TRUE(reader.Feed(std::string_view(stream).substr(cut), add));
+    ASSERT_EQ(events, (std::vector<std::string>{R"({"n":1})", "two\nlines", "[DONE]"})) << cut;
+  }
+}
+
+TEST(SseReader, RefusesAnEndlessEvent) {
+  SseReader reader;
+  const std::string chunk(1 << 20, 'x');
+  bool ok = true;
+  for (int i = 0; i < 5 && ok; ++i) ok = reader.Feed(chunk, [](const std::string&) {});
+  EXPECT_FALSE(ok);
 }
 
 }  // namespace

@@ -20,5 +20,6 @@ void RegisterNodeCommand(CLI::App& app, RunState& state);
 void RegisterCoordinatorCommand(CLI::App& app, RunState& state);
 void RegisterRunCommand(CLI::App& app, RunState& state);
 void RegisterStatusCommand(CLI::App& app, RunState& state);
+void RegisterChatCommand(CLI::App& app, RunState& state);
 
 }  // namespace tandem::cli

@@ -14,10 +14,13 @@
 #include "api/openai_routes.h"
 #include "api/server.h"
 #include "cli/commands.h"
+#include "cli/discovery_flags.h"
 #include "cli/model_loading.h"
 #include "cli/signals.h"
 #include "coordinator/coordinator.h"
 #include "coordinator/services.h"
+#include "fetch/tensor_service.h"
+#include "model/fingerprint.h"
 #include "net/node_link.h"
 
 namespace tandem::cli {
@@ -33,6 +36,7 @@ struct CoordinatorCommandOptions {
   int64_t ctx_size = 0;
   int64_t sessions = 8;
   std::string port_file;
+  uint64_t test_corrupt_chunk = 0;  // tests only: fetch/tensor_service.h
   std::string batching = "auto";
   std::string http;  // HOST:PORT of the OpenAI-compatible API; empty: none
   std::string http_port_file;
@@ -40,6 +44,7 @@ struct CoordinatorCommandOptions {
   int http_max_sessions = 0;  // 0: --sessions
   std::string chat_template;
   double stall_timeout_s = 3;
+  DiscoveryFlags discovery;  // --announce
 };
 
 // The OpenAI-compatible API over `coordinator`, when --http asks for it.
@@ -80,6 +85,7 @@ absl::StatusOr<HttpApi> StartHttpApi(Coordinator& coordinator, const Coordinator
   out.routes->Register(out.server->routes());
   api::RegisterDashboardRoutes(out.server->routes(), coordinator);
   if (s = out.server->Start(); !s.ok()) return s;
+  coordinator.set_http_address(absl::StrCat(server_options.host, ":", out.server->port()));
   std::fprintf(
       stderr,
       "tandem coordinator: OpenAI API on http://%s:%d/v1, dashboard on http://%s:%d/ (model %s)\n",
@@ -141,11 +147,20 @@ int RunCoordinator(const CoordinatorCommandOptions& o) {
 
   CoordinatorServiceImpl nodes_face(**coordinator);
   ClientServiceImpl clients_face(**coordinator);
+  // Nodes without the model file fetch their layers' tensors from here (the digests come
+  // from the sidecar the coordinator's fingerprint just wrote).
+  auto tensor_file = GgufFile::Open(o.model);
+  if (!tensor_file.ok()) return ReportError(tensor_file.status());
+  std::shared_ptr<const GgufFile> shared_file = std::move(*tensor_file);
+  fetch::TensorService tensors_face(std::make_shared<fetch::ModelFileSource>(
+                                        shared_file, LoadOrComputeModelDigests(*shared_file)),
+                                    {.corrupt_chunk = o.test_corrupt_chunk});
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort(o.listen, grpc::InsecureServerCredentials(), &port);
   builder.RegisterService(&nodes_face);
   builder.RegisterService(&clients_face);
+  builder.RegisterService(&tensors_face);
   auto server = builder.BuildAndStart();
   if (!server || port == 0)
     return ReportError(absl::UnavailableError(absl::StrCat("cannot listen on ", o.listen)));
@@ -155,6 +170,8 @@ int RunCoordinator(const CoordinatorCommandOptions& o) {
     if (!started.ok()) return ReportError(started.status());
     http = *std::move(started);
   }
+  auto announcer = StartAnnouncer(o.discovery, o.listen, port, (*coordinator)->model_file());
+  if (!announcer.ok()) return ReportError(announcer.status());
   std::fprintf(stderr, "tandem coordinator: serving %s on port %d, waiting for %d node(s)\n",
                o.model.c_str(), port, options.min_nodes);
   if (!o.port_file.empty()) {
@@ -189,6 +206,8 @@ void RegisterCoordinatorCommand(CLI::App& app, RunState& state) {
   cmd->add_option("--sessions", o->sessions, "Concurrent sessions to reserve KV memory for")
       ->capture_default_str();
   cmd->add_option("--port-file", o->port_file, "Write the port served on to this file");
+  // Tests only (no group: not in --help): corrupts the n-th tensor chunk sent.
+  cmd->add_option("--test-corrupt-chunk", o->test_corrupt_chunk)->group("");
   cmd->add_option("--batching", o->batching,
                   "auto, lockstep (stages share one machine's cores) or pipelined")
       ->capture_default_str();
@@ -209,6 +228,7 @@ void RegisterCoordinatorCommand(CLI::App& app, RunState& state) {
                   "fenced and its layers move (raise it for models whose one batch takes longer)")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  AddAnnounceFlags(cmd, o->discovery);
   cmd->callback([o, &state] { state.exit_code = RunCoordinator(*o); });
 }
 

@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -43,14 +44,14 @@ pid_t LocalCluster::StartNode(const std::string& model, int threads,
                               const std::vector<std::string>& more) {
   const size_t index = node_pids_.size();
   const std::string name = absl::StrCat("node", index);
-  std::vector<std::string> args = {binary_,   "node", "--coordinator", address_,
-                                   "--model", model,  "--threads",     std::to_string(threads)};
+  std::vector<std::string> args = {binary_,  "node",      "--coordinator",
+                                   address_, "--threads", std::to_string(threads)};
+  if (!model.empty()) args.insert(args.end(), {"--model", model});
   args.insert(args.end(), node_args_.begin(), node_args_.end());
   args.insert(args.end(), more.begin(), more.end());
   pid_t pid = group_->Spawn(name, args, absl::StrCat(dir_, "/", name, ".log"));
   node_pids_.push_back(pid);
-  node_models_.push_back(model);
-  node_threads_.push_back(threads);
+  node_argv_.push_back(args);
   return pid;
 }
 
@@ -74,12 +75,14 @@ pid_t LocalCluster::RestartNode(size_t index) {
     WaitNodeExit(index, 10000);
   }
   const std::string name = absl::StrCat("node", index);
-  std::vector<std::string> args = {binary_,         "node",
-                                   "--coordinator", address_,
-                                   "--model",       node_models_[index],
-                                   "--threads",     std::to_string(node_threads_[index]),
-                                   "--listen",      address};
-  args.insert(args.end(), node_args_.begin(), node_args_.end());
+  // The same command, listening where it listened before.
+  std::vector<std::string> args = node_argv_[index];
+  auto listen = std::find(args.begin(), args.end(), "--listen");
+  if (listen != args.end() && listen + 1 != args.end()) {
+    *(listen + 1) = address;
+  } else {
+    args.insert(args.end(), {"--listen", address});
+  }
   node_pids_[index] = group_->Spawn(name, args, absl::StrCat(dir_, "/", name, ".log"));
   return node_pids_[index];
 }
@@ -150,6 +153,12 @@ absl::Status LocalCluster::WaitReady(int timeout_ms) {
 }
 
 absl::Status LocalCluster::Start(const LocalClusterOptions& o, int timeout_ms) {
+  if (absl::Status s = StartCoordinator(o); !s.ok()) return s;
+  for (int i = 0; i < o.nodes; ++i) StartNode(o.model, o.threads);
+  return WaitReady(timeout_ms);
+}
+
+absl::Status LocalCluster::StartCoordinator(const LocalClusterOptions& o) {
   node_args_ = o.node_args;
   on_progress_ = o.on_progress;
   const std::string port_file = dir_ + "/coordinator.port";
@@ -176,8 +185,7 @@ absl::Status LocalCluster::Start(const LocalClusterOptions& o, int timeout_ms) {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
-  for (int i = 0; i < o.nodes; ++i) StartNode(o.model, o.threads);
-  return WaitReady(timeout_ms);
+  return absl::OkStatus();
 }
 
 }  // namespace tandem::cli

@@ -39,7 +39,10 @@ class LocalCluster {
   // Starts the coordinator and the nodes and waits until the plan serves. An error names
   // the process that failed and ends with the tail of its log.
   absl::Status Start(const LocalClusterOptions& options, int timeout_ms = 120000);
-  // Starts one more node process for `model`, with more flags after the cluster's.
+  // Only the coordinator (for `options.nodes` nodes), for a caller that starts the nodes.
+  absl::Status StartCoordinator(const LocalClusterOptions& options);
+  // Starts one more node process for `model` (empty: none; a node without the model file
+  // then needs --cache-dir among `args`) with more flags `args`.
   pid_t StartNode(const std::string& model, int threads = 1,
                   const std::vector<std::string>& args = {});
   // The address node `index` serves at, from its log ("" until it registered).
@@ -81,8 +84,7 @@ class LocalCluster {
   v1::StatusResponse status_;
   std::vector<std::string> node_args_;
   std::vector<std::string> coordinator_argv_;
-  std::vector<std::string> node_models_;  // each node's model
-  std::vector<int> node_threads_;
+  std::vector<std::vector<std::string>> node_argv_;  // each node's command
   std::function<void(const std::string&)> on_progress_;
   bool keep_logs_ = false;
 };

@@ -10,7 +10,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "cli/commands.h"
+#include "cli/discovery_flags.h"
 #include "cli/model_loading.h"
+#include "cli/node_weights.h"
 #include "cli/signals.h"
 #include "model/fingerprint.h"
 #include "model/hparams.h"
@@ -35,6 +37,9 @@ struct NodeCommandOptions {
   std::string metrics;  // HOST:PORT for /metrics; empty: none
   double session_idle_timeout_s = 300;
   double drain_timeout_s = 30;
+  std::string cache_dir;     // without --model: where fetched tensors live
+  double fetch_rate = 0;     // bytes/s; 0: unlimited
+  DiscoveryFlags discovery;  // --discover
 };
 
 // The node's own /metrics (prometheus-cpp's Exposer); null when not asked for.
@@ -56,21 +61,42 @@ absl::StatusOr<std::unique_ptr<prometheus::Exposer>> ServeMetrics(const std::str
   return exposer;
 }
 
-int RunNode(const NodeCommandOptions& o) {
+int RunNode(NodeCommandOptions o) {
   BlockTerminationSignals();
-  auto file = GgufFile::Open(o.model);
-  if (!file.ok()) return ReportError(file.status());
-  std::shared_ptr<const GgufFile> model = std::move(*file);
+  if (o.coordinator.empty() == !o.discovery.enabled) {
+    return ReportError(absl::InvalidArgumentError(
+        "give the coordinator's address (--coordinator HOST:PORT) or --discover, not both"));
+  }
+  if (o.discovery.enabled) {
+    // With a model file, only a coordinator of the same model answers; a fetching node
+    // takes its cluster's model.
+    std::shared_ptr<const GgufFile> own;
+    if (!o.model.empty()) {
+      auto file = GgufFile::Open(o.model);
+      if (!file.ok()) return ReportError(file.status());
+      own = std::move(*file);
+    }
+    absl::Status found = Discover(o.discovery, own.get(), &o.coordinator, &o.listen);
+    if (!found.ok()) {
+      ReportError(found);
+      return 2;  // nothing to join: not a crash
+    }
+  }
+  v1::RegisterRequest req;
+  req.set_protocol_version(kProtocolVersion);
+  req.set_boot_id(NewBootId());
+  auto weights = OpenNodeWeights({.model = o.model,
+                                  .cache_dir = o.cache_dir,
+                                  .coordinator = o.coordinator,
+                                  .fetch_rate = o.fetch_rate},
+                                 &req);
+  if (!weights.ok()) return ReportError(weights.status());
+  std::shared_ptr<const GgufFile> model = weights->model;
   auto h = ReadHparams(*model);
   if (!h.ok()) return ReportError(h.status());
   const int threads =
       o.threads > 0 ? o.threads : static_cast<int>(std::thread::hardware_concurrency());
 
-  v1::RegisterRequest req;
-  req.set_protocol_version(kProtocolVersion);
-  req.set_model_fingerprint(ModelFingerprint(*model));
-  req.set_model_path(o.model);
-  req.set_boot_id(NewBootId());
   {
     ThreadPool pool(threads);
     const GgufTensor* sample = model->FindTensor("blk.0.ffn_up.weight");
@@ -94,6 +120,7 @@ int RunNode(const NodeCommandOptions& o) {
   options.set_serving = [&server](bool serving) {
     if (server) server->GetHealthCheckService()->SetServingStatus("tandem.v1.Node", serving);
   };
+  UseFetchedStages(*weights, &options);
   NodeService service(model, options, results);
   grpc::ServerBuilder builder;
   int port = 0;
@@ -104,6 +131,7 @@ int RunNode(const NodeCommandOptions& o) {
   builder.SetMaxReceiveMessageSize(static_cast<int>(2 * (kMaxFrameBytes + kMaxFrameOverheadBytes)));
   builder.SetMaxSendMessageSize(kMaxMessageBytes);
   builder.RegisterService(&service);
+  builder.RegisterService(weights->tensors.get());  // peers fetch tensors from this node
   server = builder.BuildAndStart();
   if (!server || port == 0) {
     return ReportError(absl::UnavailableError(absl::StrCat("cannot listen on ", o.listen)));
@@ -160,8 +188,15 @@ int RunNode(const NodeCommandOptions& o) {
 void RegisterNodeCommand(CLI::App& app, RunState& state) {
   auto o = std::make_shared<NodeCommandOptions>();
   CLI::App* cmd = app.add_subcommand("node", "Serve a shard of a model's layers for a coordinator");
-  cmd->add_option("--coordinator", o->coordinator, "Coordinator address HOST:PORT")->required();
-  cmd->add_option("-m,--model", o->model, "GGUF model file (the coordinator's model)")->required();
+  cmd->add_option("--coordinator", o->coordinator, "Coordinator address HOST:PORT (or --discover)");
+  cmd->add_option("-m,--model", o->model,
+                  "GGUF model file (the coordinator's model); without it, --cache-dir");
+  cmd->add_option("--cache-dir", o->cache_dir,
+                  "Without --model: fetch this node's layers from the cluster into DIR (kept "
+                  "across restarts)");
+  cmd->add_option("--fetch-rate", o->fetch_rate,
+                  "Without --model: fetch at most this many bytes per second (default: no limit)")
+      ->check(CLI::NonNegativeNumber);
   cmd->add_option("--listen", o->listen, "Address to serve on")->capture_default_str();
   cmd->add_option("--advertise", o->advertise, "Address the other stages reach this node at");
   cmd->add_option("-t,--threads", o->threads, "Threads (default: all cores)");
@@ -178,6 +213,7 @@ void RegisterNodeCommand(CLI::App& app, RunState& state) {
                   "before stopping anyway")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
+  AddDiscoverFlags(cmd, o->discovery);
   cmd->callback([o, &state] { state.exit_code = RunNode(*o); });
 }
 

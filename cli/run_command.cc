@@ -63,21 +63,27 @@ absl::StatusOr<int> ReadPortFile(const std::string& path, LocalCluster& cluster)
   }
 }
 
-// `tandem run --http`: serves until Ctrl-C or SIGTERM, or until a process of the cluster
-// exits.
+// `tandem run --http`: serves until Ctrl-C or SIGTERM, or until the coordinator exits. A
+// node that dies is a failure the cluster rides out (it re-plans on the others), as a
+// cluster of machines does; its log is kept.
 int Serve(const RunOptions& o, LocalCluster& cluster) {
   auto port = ReadPortFile(cluster.dir() + "/http.port", cluster);
   if (!port.ok()) return ReportError(port.status());
   const std::string host = o.http.substr(0, o.http.rfind(':'));
   std::fprintf(stderr,
-               "tandem: serving the OpenAI API on http://%s:%d/v1 (coordinator %s); "
-               "Ctrl-C stops\n",
-               host.c_str(), *port, cluster.address().c_str());
+               "tandem: serving the OpenAI API on http://%s:%d/v1 (coordinator %s), the "
+               "dashboard on http://%s:%d/; Ctrl-C stops\n",
+               host.c_str(), *port, cluster.address().c_str(), host.c_str(), *port);
   while (!Interrupted()) {
     const std::string exited = cluster.CheckExited();
     if (!exited.empty()) {
       if (Interrupted()) break;
       cluster.KeepLogs();
+      if (exited.rfind("coordinator", 0) != 0) {
+        std::fprintf(stderr, "tandem: %s; the cluster goes on without it (logs kept in %s)\n",
+                     exited.c_str(), cluster.dir().c_str());
+        continue;
+      }
       std::fprintf(stderr, "tandem: %s; logs kept in %s\n", exited.c_str(), cluster.dir().c_str());
       return 1;
     }

@@ -92,9 +92,26 @@ v1::RegisterResponse Coordinator::Register(const v1::RegisterRequest& r) {
     resp.set_reason("the node gave no address");
     return resp;
   }
+  const int n_layers = static_cast<int>(profile_.layers.size());
+  HeldWeights held;
+  if (r.fetches_weights()) {
+    if (r.cached_layers_size() > n_layers) {
+      resp.set_reason(absl::StrCat("the node lists ", r.cached_layers_size(),
+                                   " cached layers; the model has ", n_layers));
+      return resp;
+    }
+    held.all = false;
+    held.layers.assign(n_layers, false);
+    for (int l : r.cached_layers()) {
+      if (l >= 0 && l < n_layers) held.layers[l] = true;
+    }
+    held.embedding = r.cached_embedding();
+    held.head = r.cached_head();
+  }
   resp.set_accepted(true);
   const Registry::Registration reg = registry_.Register(r.address(), r.boot_id(), r.profile());
   resp.set_node_id(reg.id);
+  registry_.SetHeld(resp.node_id(), std::move(held));
   if (!reg.replaced.empty()) {
     // A node restarted at the same address: the old process and its state are gone.
     std::fprintf(stderr, "tandem coordinator: %s restarted at %s; it is now %s\n",
@@ -144,6 +161,11 @@ v1::HeartbeatResponse Coordinator::Heartbeat(const v1::HeartbeatRequest& r) {
   return resp;
 }
 
+void Coordinator::set_http_address(std::string address) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  http_address_ = std::move(address);
+}
+
 v1::StatusResponse Coordinator::Status() {
   v1::StatusResponse s;
   const std::vector<NodeRecord> alive = registry_.Alive();
@@ -169,6 +191,7 @@ v1::StatusResponse Coordinator::Status() {
                                                                  : "manual");
   s.set_n_ctx(n_ctx_);
   s.set_sessions(options_.planning.requirements.sessions);
+  s.set_http_address(http_address_);
   for (const auto& st : plan_.stages) {
     auto* p = s.add_stages();
     p->set_node_id(st.node.id);
@@ -212,6 +235,8 @@ bool Coordinator::UseLockstep(const ClusterPlan& plan) const {
 absl::Status Coordinator::ApplyPlan(const ClusterPlan& plan, uint64_t epoch,
                                     std::string* failed_node) {
   const bool lockstep = UseLockstep(plan);
+  const int n_layers = static_cast<int>(profile_.layers.size());
+  const std::vector<NodeRecord> alive = registry_.Alive();
   // Last stage first, so every next hop serves before its upstream sends.
   for (size_t i = plan.stages.size(); i-- > 0;) {
     const StagePlan& st = plan.stages[i];
@@ -225,12 +250,22 @@ absl::Status Coordinator::ApplyPlan(const ClusterPlan& plan, uint64_t epoch,
     req.set_n_ctx(n_ctx_);
     req.set_node_id(st.node.id);
     req.set_lockstep_batching(lockstep);
-    // Loading may take minutes; a node that stops beating meanwhile is not waited for.
-    auto alive = [this, id = st.node.id] {
+    // A node without the model file fetches what it lacks: first from peers that hold some
+    // of these layers (the coordinator is its last resort).
+    constexpr int kMaxWeightSources = 4;
+    for (const NodeRecord& peer : alive) {
+      if (st.node.held.all || req.weight_sources_size() >= kMaxWeightSources) break;
+      if (peer.id != st.node.id && peer.held.Overlaps(st.layer_first, st.layer_last)) {
+        req.add_weight_sources(peer.address);
+      }
+    }
+    // Loading (or fetching) may take minutes; a node that stops beating meanwhile is not
+    // waited for.
+    auto beating = [this, id = st.node.id] {
       const std::optional<NodeRecord> n = registry_.Find(id);
       return n && n->alive && options_.now() - n->last_seen <= options_.node_timeout;
     };
-    absl::StatusOr<v1::ConfigureResponse> resp = link_->Configure(st.node.address, req, alive);
+    absl::StatusOr<v1::ConfigureResponse> resp = link_->Configure(st.node.address, req, beating);
     if (!resp.ok() || !resp->ok()) {
       *failed_node = st.node.id;
       if (!resp.ok()) return resp.status();
@@ -238,6 +273,7 @@ absl::Status Coordinator::ApplyPlan(const ClusterPlan& plan, uint64_t epoch,
                                                         st.layer_first, ", ", st.layer_last,
                                                         "): ", resp->reason()));
     }
+    registry_.AddHeldStage(st.node.id, st.layer_first, st.layer_last, n_layers);
   }
   return absl::OkStatus();
 }
@@ -265,9 +301,26 @@ void Coordinator::FenceNode(const std::string& id, const std::string& why) {
                         absl::StrCat(why, "; left out of plans for ", backoff.count() / 1e3, " s"));
 }
 
+std::vector<std::string> Coordinator::RefusingSilentNodes() {
+  const auto now = options_.now();
+  const auto silent = options_.heartbeat_interval * 3 / 2;
+  std::vector<std::string> gone;
+  for (const NodeRecord& n : registry_.Alive()) {
+    if (now - n.last_seen <= silent) continue;
+    auto [last, first] = probed_.try_emplace(n.id, now);
+    if (!first && now - last->second < options_.heartbeat_interval) continue;
+    last->second = now;
+    if (link_->Refused(n.address)) gone.push_back(n.id);
+  }
+  return gone;
+}
+
 void Coordinator::ReplanIfNeeded() {
-  const Registry::Expired expired = registry_.Expire();
-  for (const auto& id : expired.pruned) telemetry_.Forget(id);
+  const Registry::Expired expired = registry_.Expire(RefusingSilentNodes());
+  for (const auto& id : expired.pruned) {
+    telemetry_.Forget(id);
+    probed_.erase(id);
+  }
   std::vector<NodeRecord> plannable = registry_.Plannable();
   std::vector<std::string> plannable_ids;
   for (const auto& n : plannable) plannable_ids.push_back(n.id);

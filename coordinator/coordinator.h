@@ -113,6 +113,9 @@ class Coordinator {
   // Blocks until every frame handed to the sender has been sent (tests).
   void Flush();
 
+  // Where the HTTP API serves (HOST:PORT), for Status() to tell clients such as `tandem chat`.
+  void set_http_address(std::string address);
+
   // Events, counters and rates (coordinator/telemetry.h): metrics_text() for /metrics;
   // Status() carries the rest.
   ClusterTelemetry& telemetry() { return telemetry_; }
@@ -140,6 +143,9 @@ class Coordinator {
   void CheckProgress();
   // Leaves a node out of plans for its backoff. Called without mutex_.
   void FenceNode(const std::string& id, const std::string& why);
+  // Nodes silent for more than a heartbeat and a half whose address refuses a connection:
+  // their process is gone, and they are dead now rather than at the heartbeat timeout.
+  std::vector<std::string> RefusingSilentNodes();
   bool UseLockstep(const ClusterPlan& plan) const;
   // Session and node gauges for the telemetry. Called with mutex_ held.
   void RecordGaugesLocked();
@@ -179,6 +185,7 @@ class Coordinator {
   std::shared_ptr<FrameSink> head_;
   absl::flat_hash_map<uint64_t, std::shared_ptr<Session>> sessions_;
   uint64_t cancelled_sessions_ = 0;
+  std::string http_address_;
   // Session ids are drawn at random from the OS: a node or client cannot guess another's
   // session.
   std::random_device session_ids_;
@@ -189,6 +196,9 @@ class Coordinator {
   int sending_ = 0;
   bool outbox_stop_ = false;
   std::thread sender_;
+
+  // When each node was last probed (the planner thread's own).
+  absl::flat_hash_map<std::string, std::chrono::steady_clock::time_point> probed_;
 
   std::atomic<bool> stop_{false};
   std::thread planner_;

@@ -25,6 +25,11 @@ partition::NodeProfile ToPartitionProfile(const NodeRecord& node) {
   // Measured at registration; a LAN-like default until then.
   p.link_rtt_seconds = node.rtt_ms > 0 ? node.rtt_ms * 1e-3 : 2e-4;
   p.link_bandwidth = 1e9;
+  if (!node.held.all) {
+    p.layers_held = node.held.layers;
+    p.embedding_held = node.held.embedding;
+    p.head_held = node.held.head;
+  }
   return p;
 }
 

@@ -69,12 +69,13 @@ bool Registry::Heartbeat(const v1::HeartbeatRequest& r) {
   return false;
 }
 
-Registry::Expired Registry::Expire() {
+Registry::Expired Registry::Expire(const std::vector<std::string>& unreachable) {
   std::lock_guard<std::mutex> lock(mutex_);
   Expired out;
   const auto now = now_();
   for (auto& n : nodes_) {
-    if (n.alive && now - n.last_seen > options_.timeout) {
+    const bool gone = std::find(unreachable.begin(), unreachable.end(), n.id) != unreachable.end();
+    if (n.alive && (gone || now - n.last_seen > options_.timeout)) {
       n.alive = false;
       n.died = now;
       out.dead.push_back(n.id);
@@ -172,6 +173,36 @@ void Registry::SetRtt(const std::string& id, double rtt_ms) {
   std::lock_guard<std::mutex> lock(mutex_);
   for (auto& n : nodes_) {
     if (n.id == id) n.rtt_ms = rtt_ms;
+  }
+}
+
+void HeldWeights::AddStage(int first, int last, int n_layers) {
+  if (all) return;
+  layers.resize(n_layers, false);
+  for (int l = std::max(first, 0); l < std::min(last, n_layers); ++l) layers[l] = true;
+  if (first == 0) embedding = true;
+  if (last == n_layers) head = true;
+}
+
+bool HeldWeights::Overlaps(int first, int last) const {
+  if (all) return true;
+  for (int l = std::max(first, 0); l < std::min<int>(last, layers.size()); ++l) {
+    if (layers[l]) return true;
+  }
+  return false;
+}
+
+void Registry::SetHeld(const std::string& id, HeldWeights held) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (auto& n : nodes_) {
+    if (n.id == id) n.held = held;
+  }
+}
+
+void Registry::AddHeldStage(const std::string& id, int first, int last, int n_layers) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (auto& n : nodes_) {
+    if (n.id == id) n.held.AddStage(first, last, n_layers);
   }
 }
 

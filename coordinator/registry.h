@@ -20,6 +20,18 @@
 
 namespace tandem {
 
+// The weights a node holds. A node with the model file holds them all.
+struct HeldWeights {
+  bool all = true;           // the model file
+  std::vector<bool> layers;  // otherwise: per layer
+  bool embedding = false;
+  bool head = false;
+  // Adds what a stage of [first, last) of an n_layers model read.
+  void AddStage(int first, int last, int n_layers);
+  // Holds some weight of a stage of [first, last).
+  bool Overlaps(int first, int last) const;
+};
+
 struct NodeRecord {
   std::string id;
   std::string address;
@@ -32,6 +44,8 @@ struct NodeRecord {
   bool serving = false;                        // as its last heartbeat said
   std::chrono::steady_clock::time_point died;  // when it was declared dead
   uint32_t sessions = 0;                       // sessions the node holds, as of its last heartbeat
+  // A node without the model file: the weights in its cache (it fetches the rest first).
+  HeldWeights held;
   // As its last heartbeat said.
   uint64_t plan_epoch = 0;
   uint32_t pending_frames = 0;
@@ -77,8 +91,9 @@ class Registry {
     std::vector<std::string> dead;    // silent for longer than the timeout
     std::vector<std::string> pruned;  // dead records forgotten
   };
-  // Marks nodes silent for longer than the timeout dead, and forgets old dead records.
-  Expired Expire();
+  // Marks nodes silent for longer than the timeout dead, and the live ones among
+  // `unreachable` (their address refuses connections); forgets old dead records.
+  Expired Expire(const std::vector<std::string>& unreachable = {});
   std::vector<NodeRecord> Alive() const;
   // Alive nodes that may be planned: not draining, not fenced.
   std::vector<NodeRecord> Plannable() const;
@@ -93,6 +108,9 @@ class Registry {
   void SetRtt(const std::string& id, double rtt_ms);
   // This coordinator run's suffix of every node id.
   const std::string& run_id() const { return run_id_; }
+  void SetHeld(const std::string& id, HeldWeights held);
+  // The node now also holds what a stage of [first, last) reads.
+  void AddHeldStage(const std::string& id, int first, int last, int n_layers);
 
  private:
   bool PlannableLocked(const NodeRecord& n, std::chrono::steady_clock::time_point now) const;

@@ -32,7 +32,7 @@ function bytes(n) {
   const u = ["B", "KiB", "MiB", "GiB", "TiB"];
   let i = 0;
   while (n >= 1024 && i < u.length - 1) { n /= 1024; i++; }
-  return (i ? n.toFixed(1) : n) + " " + u[i];
+  return (i ? n.toFixed(1) : Math.round(n)) + " " + u[i];
 }
 
 function num(v, digits) {
@@ -42,6 +42,17 @@ function num(v, digits) {
 function card(label, value, title) {
   return el("div", { class: "card", title: title || "" }, el("div", { class: "v" }, value),
             el("div", { class: "k" }, label));
+}
+
+// "joining 3/8" while a node checks and prepares its layers, as `tandem status` prints it.
+function stateText(node) {
+  const state = node.state || "dead";
+  return node.layers_to_load > 0 ? `${state} ${node.layers_loaded}/${node.layers_to_load}` : state;
+}
+
+// "layer 3" or "layers 0–4" for the half-open range [first, last).
+function layerRange(first, last) {
+  return last - first === 1 ? `layer ${first}` : `layers ${first}–${last - 1}`;
 }
 
 function renderSummary(c) {
@@ -75,11 +86,11 @@ function renderPipeline(c) {
       el("div", { class: "top" },
         el("strong", {}, `${i + 1}. ${s.node_id}`),
         el("span", { class: "muted" }, s.address),
-        el("span", { class: "state-" + state }, state)),
+        el("span", { class: "state-" + state }, stateText(node))),
       el("div", { class: "track", title: `layers ${s.layer_first}–${s.layer_last - 1} of ${n}` },
         el("div", { class: "fill", style: `left:${left}%;width:${width}%` })),
       el("div", { class: "top muted" },
-        el("span", { class: "layers" }, `layers ${s.layer_first}–${s.layer_last - 1}`),
+        el("span", { class: "layers" }, layerRange(s.layer_first, s.layer_last)),
         el("span", {}, `compute ${num(s.compute_ms, 2)} ms/tok (planned ${num(s.predicted_compute_ms, 2)})`),
         el("span", {}, `memory ${bytes(s.memory_bytes)} of ${bytes(s.node_memory_bytes)}`)),
       el("div", { class: "mem" }, el("div", { class: "fill", style: `width:${memPct}%` }))));
@@ -97,8 +108,8 @@ function renderNodes(c) {
     const s = stageOf.get(x.node_id);
     return el("tr", { "data-node": x.node_id },
       el("td", {}, x.node_id), el("td", {}, x.address),
-      el("td", { class: "state-" + x.state }, x.state),
-      el("td", {}, s ? `${s.layer_first}–${s.layer_last - 1}` : "–"),
+      el("td", { class: "state-" + x.state }, stateText(x)),
+      el("td", {}, s ? layerRange(s.layer_first, s.layer_last) : "–"),
       el("td", {}, s ? `${bytes(s.memory_bytes)} / ${bytes(s.node_memory_bytes)}` : bytes(x.memory_bytes)),
       el("td", {}, num(s && s.compute_ms, 2)), el("td", {}, num(s && s.queue_ms, 2)),
       el("td", {}, num(s && s.hop_ms, 2)), el("td", {}, s ? bytes(s.hop_bytes_per_token) : "–"));
@@ -134,11 +145,14 @@ async function poll() {
   setTimeout(poll, POLL_MS);
 }
 
-// One server-sent event stream from the chat API, appended to `out` as it arrives.
-async function streamChat(out) {
+// One server-sent event stream from the chat API, appended to `out` as it arrives. The
+// answer runs to its end of turn or the context's end (the API's default) unless stopped.
+let answering = null;  // the AbortController of the answer in progress
+
+async function streamChat(out, signal) {
   const r = await fetch("/v1/chat/completions", {
-    method: "POST", headers: headers(),
-    body: JSON.stringify({ model: "tandem", messages: history, stream: true, max_tokens: 128 }),
+    method: "POST", headers: headers(), signal,
+    body: JSON.stringify({ model: "tandem", messages: history, stream: true }),
   });
   if (r.status === 401) askKey();
   if (!r.ok) {
@@ -150,7 +164,13 @@ async function streamChat(out) {
   const decoder = new TextDecoder();
   let buffer = "", text = "";
   for (;;) {
-    const { done, value } = await reader.read();
+    let done, value;
+    try {
+      ({ done, value } = await reader.read());
+    } catch (err) {
+      if (signal.aborted) return text;  // stopped: keep what came
+      throw err;
+    }
     if (done) break;
     buffer += decoder.decode(value, { stream: true });
     let cut;
@@ -172,6 +192,7 @@ async function streamChat(out) {
 
 document.getElementById("chat-form").addEventListener("submit", async (ev) => {
   ev.preventDefault();
+  if (answering) { answering.abort(); return; }  // the button says Stop
   const input = document.getElementById("chat-input");
   const content = input.value.trim();
   if (!content) return;
@@ -182,16 +203,18 @@ document.getElementById("chat-form").addEventListener("submit", async (ev) => {
   log.append(out);
   history.push({ role: "user", content });
   const send = document.getElementById("chat-send");
-  send.disabled = true;
+  answering = new AbortController();
+  send.textContent = "Stop";
   try {
-    const text = await streamChat(out);
+    const text = await streamChat(out, answering.signal);
     history.push({ role: "assistant", content: text });
   } catch (err) {
     history.pop();
     out.className = "msg error";
-    out.textContent = String(err.message || err);
+    out.textContent = answering.signal.aborted ? "(stopped)" : String(err.message || err);
   } finally {
-    send.disabled = false;
+    answering = null;
+    send.textContent = "Send";
     log.scrollTop = log.scrollHeight;
   }
 });

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Fuzzes Tandem's decoders with libFuzzer (tests/fuzz): the GGUF reader, frame admission on
-# a stage, the tokenizers and the node-profiles JSON. Builds them in build-fuzz/ with
+# a stage, the tokenizers, the node-profiles JSON and the LAN discovery datagrams. Builds them in build-fuzz/ with
 # Debian's clang (libFuzzer + AddressSanitizer + UBSan), then runs each target:
 #
 #   deploy/fuzz.sh --smoke            every target for a short budget (the test command)
 #   deploy/fuzz.sh --long SECONDS     every target for SECONDS each (niced); the corpus
 #                                     grows in build-fuzz/corpus/<target>
 #   deploy/fuzz.sh ... TARGET...      only these targets (gguf tokenizer frame_admission
-#                                     node_profiles)
+#                                     node_profiles discovery_datagram)
 #
 # Prints the executions per target. A crash, leak or timeout fails the script and leaves
 # the input in build-fuzz/artifacts/<target>/; copy it into tests/fuzz/<target>/regressions/
@@ -25,7 +25,7 @@ while [ $# -gt 0 ]; do
     *) targets+=("$1"); shift ;;
   esac
 done
-[ ${#targets[@]} -eq 0 ] && targets=(gguf tokenizer frame_admission node_profiles)
+[ ${#targets[@]} -eq 0 ] && targets=(gguf tokenizer frame_admission node_profiles discovery_datagram)
 
 bash "$root/deploy/setup.sh"
 build="$root/build-fuzz"

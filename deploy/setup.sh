@@ -8,6 +8,7 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake ninja-build pkg-config git
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
+  iproute2 iptables iputils-ping libnetfilter-queue-dev
   libasio-dev libopenblas-dev libgtest-dev libgmock-dev libabsl-dev
   libbenchmark-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev
   ccache libssl-dev clang-format
@@ -19,6 +20,8 @@ if [ "${TANDEM_SETUP:-all}" != build ]; then
   # Node runs the OpenAI client tests (tests/openai); a Node already installed from
   # elsewhere (e.g. NodeSource, which bundles npm) is kept.
   command -v node >/dev/null || PACKAGES+=(nodejs)
+  # Chromium runs the dashboard's browser test (tests/dashboard, driven by playwright-core).
+  PACKAGES+=(chromium)
 fi
 missing=()
 for p in "${PACKAGES[@]}"; do

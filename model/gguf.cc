@@ -260,8 +260,11 @@ std::string GgufTensor::ShapeString() const {
 
 class GgufParser {
  public:
-  GgufParser(GgufFile& file)
-      : file_(file), data_(file.mapping_->data()), size_(file.mapping_->size()) {}
+  GgufParser(GgufFile& file, uint64_t declared_size)
+      : file_(file),
+        data_(file.mapping_->data()),
+        size_(file.mapping_->size()),
+        declared_size_(declared_size) {}
 
   absl::Status Parse() {
     uint32_t magic;
@@ -334,7 +337,14 @@ class GgufParser {
           absl::StrCat("data section starts at ", data_offset, ", past the end of the file"));
     }
     file_.data_offset_ = data_offset;
-    const uint64_t data_size = size_ - data_offset;
+    // A header alone: the tensor table is checked against the whole file's declared size,
+    // and the header must end where the data section starts.
+    const bool header_only = declared_size_ != 0;
+    if (header_only && (data_offset != size_ || declared_size_ < size_)) {
+      return Error(absl::StrCat("header of ", size_, " bytes does not end at the data section (",
+                                data_offset, ") within the file's ", declared_size_, " bytes"));
+    }
+    const uint64_t data_size = (header_only ? declared_size_ : size_) - data_offset;
     for (auto& t : file_.tensors_) {
       if (t.offset % file_.alignment_ != 0) {
         return Error(absl::StrCat("tensor '", t.name, "' data offset ", t.offset,
@@ -345,7 +355,7 @@ class GgufParser {
                                   t.offset, ") runs past the end of the file (data section is ",
                                   data_size, " bytes)"));
       }
-      t.data = data_ + data_offset + t.offset;
+      t.data = header_only ? nullptr : data_ + data_offset + t.offset;
     }
     return absl::OkStatus();
   }
@@ -575,6 +585,7 @@ class GgufParser {
   GgufFile& file_;
   const uint8_t* data_;
   size_t size_;
+  uint64_t declared_size_;
   size_t pos_ = 0;
 };
 
@@ -592,12 +603,61 @@ absl::StatusOr<std::unique_ptr<GgufFile>> GgufFile::FromBytes(std::string name,
   return Parse(MappedFile::FromBytes(std::move(name), std::move(bytes)));
 }
 
-absl::StatusOr<std::unique_ptr<GgufFile>> GgufFile::Parse(std::unique_ptr<MappedFile> mapping) {
+absl::StatusOr<std::unique_ptr<GgufFile>> GgufFile::FromHeader(std::string name,
+                                                               std::vector<uint8_t> header,
+                                                               uint64_t file_size) {
+  if (file_size == 0) {
+    return absl::InvalidArgumentError(absl::StrCat(name, ": a model file cannot be empty"));
+  }
+  return Parse(MappedFile::FromBytes(std::move(name), std::move(header)), file_size);
+}
+
+absl::StatusOr<std::unique_ptr<GgufFile>> GgufFile::Parse(std::unique_ptr<MappedFile> mapping,
+                                                          uint64_t declared_size) {
   std::unique_ptr<GgufFile> file(new GgufFile(std::move(mapping)));
-  GgufParser parser(*file);
+  GgufParser parser(*file, declared_size);
   absl::Status status = parser.Parse();
   if (!status.ok()) return status;
+  file->tensor_blobs_.resize(file->tensors_.size());
   return file;
+}
+
+absl::Status GgufFile::AttachTensor(size_t index, std::shared_ptr<const MappedFile> blob) {
+  if (index >= tensors_.size()) {
+    return absl::OutOfRangeError(
+        absl::StrCat(path(), ": no tensor #", index, " (", tensors_.size(), " tensors)"));
+  }
+  GgufTensor& t = tensors_[index];
+  if (t.data != nullptr) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(path(), ": tensor '", t.name, "' already holds its data"));
+  }
+  if (!blob || blob->size() != t.size_bytes) {
+    return absl::InvalidArgumentError(absl::StrCat(path(), ": tensor '", t.name, "' needs ",
+                                                   t.size_bytes, " bytes, given ",
+                                                   blob ? blob->size() : 0));
+  }
+  t.data = blob->data();
+  tensor_blobs_[index] = std::move(blob);
+  return absl::OkStatus();
+}
+
+const MappedFile& GgufFile::MappingOf(const GgufTensor& tensor) const {
+  const size_t index = static_cast<size_t>(&tensor - tensors_.data());
+  if (index < tensor_blobs_.size() && tensor_blobs_[index]) return *tensor_blobs_[index];
+  return *mapping_;
+}
+
+void GgufFile::WillNeed(const GgufTensor& tensor) const {
+  if (tensor.data == nullptr) return;
+  const MappedFile& m = MappingOf(tensor);
+  m.WillNeed(static_cast<size_t>(tensor.data - m.data()), tensor.size_bytes);
+}
+
+void GgufFile::DontNeed(const GgufTensor& tensor) const {
+  if (tensor.data == nullptr) return;
+  const MappedFile& m = MappingOf(tensor);
+  m.DontNeed(static_cast<size_t>(tensor.data - m.data()), tensor.size_bytes);
 }
 
 const GgufValue* GgufFile::Find(absl::string_view key) const {
@@ -673,6 +733,10 @@ absl::StatusOr<const GgufTensor*> GgufFile::GetTensor(absl::string_view name,
     return absl::InvalidArgumentError(absl::StrCat(path(), ": tensor '", name, "' has shape ",
                                                    t->ShapeString(), ", expected [",
                                                    absl::StrJoin(dims, ", "), "]"));
+  }
+  if (t->data == nullptr) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(path(), ": tensor '", name, "' is not held here (only its header is)"));
   }
   return t;
 }

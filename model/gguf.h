@@ -98,6 +98,16 @@ class GgufFile {
   // Parses GGUF bytes held in memory (fuzzing, tests) with the same checks.
   static absl::StatusOr<std::unique_ptr<GgufFile>> FromBytes(std::string name,
                                                              std::vector<uint8_t> bytes);
+  // A model known by its header alone (magic, metadata, tensor table: the file's first
+  // data_offset() bytes) and the size of the whole file, which the tensor table is checked
+  // against. Its tensors hold no data until AttachTensor gives them some: a node that
+  // fetches only its own layers maps each fetched tensor from its own file.
+  static absl::StatusOr<std::unique_ptr<GgufFile>> FromHeader(std::string name,
+                                                              std::vector<uint8_t> header,
+                                                              uint64_t file_size);
+  // Backs tensor `index` of a FromHeader file with `blob`, which must hold exactly the
+  // tensor's bytes (the caller checked their digest).
+  absl::Status AttachTensor(size_t index, std::shared_ptr<const MappedFile> blob);
 
   GgufFile(const GgufFile&) = delete;
   GgufFile& operator=(const GgufFile&) = delete;
@@ -122,15 +132,23 @@ class GgufFile {
 
   const std::vector<GgufTensor>& tensors() const { return tensors_; }
   const GgufTensor* FindTensor(absl::string_view name) const;
-  // The tensor `name` with exactly `dims` (ggml order); a missing or misshapen tensor is an
-  // error naming it.
+  // The tensor `name` with exactly `dims` (ggml order); a missing or misshapen tensor, or
+  // one whose data this file does not hold (FromHeader), is an error naming it.
   absl::StatusOr<const GgufTensor*> GetTensor(absl::string_view name,
                                               const std::vector<int64_t>& dims) const;
+  // Tells the kernel a tensor's bytes will be read soon, or may be dropped from memory.
+  void WillNeed(const GgufTensor& tensor) const;
+  void DontNeed(const GgufTensor& tensor) const;
 
  private:
   friend class GgufParser;
   explicit GgufFile(std::unique_ptr<MappedFile> mapping) : mapping_(std::move(mapping)) {}
-  static absl::StatusOr<std::unique_ptr<GgufFile>> Parse(std::unique_ptr<MappedFile> mapping);
+  // `declared_size` (FromHeader): the whole file's size, when the mapping holds only its
+  // header; 0: the mapping is the whole file.
+  static absl::StatusOr<std::unique_ptr<GgufFile>> Parse(std::unique_ptr<MappedFile> mapping,
+                                                         uint64_t declared_size = 0);
+  // The mapping that holds a tensor's bytes.
+  const MappedFile& MappingOf(const GgufTensor& tensor) const;
 
   std::unique_ptr<MappedFile> mapping_;
   uint32_t version_ = 0;
@@ -140,6 +158,8 @@ class GgufFile {
   absl::flat_hash_map<std::string, size_t> metadata_index_;
   std::vector<GgufTensor> tensors_;
   absl::flat_hash_map<std::string, size_t> tensor_index_;
+  // FromHeader: per tensor, the file its bytes were attached from (null: none).
+  std::vector<std::shared_ptr<const MappedFile>> tensor_blobs_;
 };
 
 }  // namespace tandem

@@ -309,5 +309,52 @@ TEST(GgufTest, ReadsEveryStoriesVariant) {
   }
 }
 
+// A node without the model file: the header alone, then tensors attached one by one.
+TEST(GgufTest, HeaderAloneThenAttachedTensors) {
+  const std::vector<uint8_t> bytes = ValidWriter().Serialize();
+  auto full = GgufFile::FromBytes("full", bytes);
+  ASSERT_TRUE(full.ok()) << full.status();
+  const uint64_t header_size = (*full)->data_offset();
+  std::vector<uint8_t> header(bytes.begin(), bytes.begin() + header_size);
+
+  auto view = GgufFile::FromHeader("view", header, bytes.size());
+  ASSERT_TRUE(view.ok()) << view.status();
+  ASSERT_EQ((*view)->tensors().size(), (*full)->tensors().size());
+  const GgufTensor& a = (*view)->tensors()[0];
+  EXPECT_EQ(a.data, nullptr);
+  EXPECT_NE((*view)->FindTensor(a.name), nullptr);  // known by name and shape...
+  auto missing = (*view)->GetTensor(a.name, a.dims);
+  ASSERT_FALSE(missing.ok());  // ...but holds no bytes
+  EXPECT_THAT(missing.status().message(), HasSubstr("is not held here"));
+
+  const GgufTensor& original = (*full)->tensors()[0];
+  std::vector<uint8_t> data(original.data, original.data + original.size_bytes);
+  EXPECT_FALSE((*view)->AttachTensor(0, MappedFile::FromBytes("short", {1, 2, 3})).ok());
+  EXPECT_FALSE((*view)->AttachTensor(9, MappedFile::FromBytes("blob", data)).ok());
+  ASSERT_TRUE((*view)->AttachTensor(0, MappedFile::FromBytes("blob", data)).ok());
+  EXPECT_FALSE((*view)->AttachTensor(0, MappedFile::FromBytes("blob", data)).ok());
+  auto held = (*view)->GetTensor(a.name, a.dims);
+  ASSERT_TRUE(held.ok()) << held.status();
+  EXPECT_EQ(std::memcmp((*held)->data, original.data, original.size_bytes), 0);
+  (*view)->WillNeed(**held);  // in-memory blobs: advice is a no-op, never a crash
+  (*view)->DontNeed(**held);
+}
+
+TEST(GgufTest, HeaderAloneIsCheckedAgainstTheDeclaredSize) {
+  const std::vector<uint8_t> bytes = ValidWriter().Serialize();
+  auto full = GgufFile::FromBytes("full", bytes);
+  ASSERT_TRUE(full.ok());
+  std::vector<uint8_t> header(bytes.begin(), bytes.begin() + (*full)->data_offset());
+  // Tensors that would run past the file's declared end.
+  EXPECT_THAT(GgufFile::FromHeader("view", header, header.size() + 8).status().message(),
+              HasSubstr("runs past the end"));
+  // A header that does not end where the data starts.
+  std::vector<uint8_t> longer = header;
+  longer.resize(header.size() + 32, 0);
+  EXPECT_THAT(GgufFile::FromHeader("view", longer, bytes.size()).status().message(),
+              HasSubstr("does not end at the data section"));
+  EXPECT_FALSE(GgufFile::FromHeader("view", header, 0).ok());
+}
+
 }  // namespace
 }  // namespace tandem

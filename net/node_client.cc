@@ -22,6 +22,8 @@ constexpr auto kConfigureDeadline = std::chrono::minutes(10);
 // an address that does not answer the first ends the measurement.
 constexpr auto kPingBudget = std::chrono::seconds(1);
 constexpr int kPings = 7;
+// A refused connection comes back at once; a host that does not answer is not judged here.
+constexpr auto kProbeDeadline = std::chrono::milliseconds(300);
 
 class GrpcNodeLink : public NodeLink {
  public:
@@ -78,6 +80,15 @@ class GrpcNodeLink : public NodeLink {
     // The first call opens the connection; the median ignores it.
     std::sort(samples.begin(), samples.end());
     return samples[samples.size() / 2];
+  }
+
+  bool Refused(const std::string& address) override {
+    auto stub = v1::Node::NewStub(MakeChannel(address));
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + kProbeDeadline);
+    v1::PingReply reply;
+    return stub->Ping(&ctx, v1::PingRequest(), &reply).error_code() ==
+           grpc::StatusCode::UNAVAILABLE;
   }
 
   std::shared_ptr<FrameSink> OpenFrameStream(const std::string& address) override {

@@ -35,6 +35,10 @@ class NodeLink {
   virtual double MeasureRttMs(const std::string& address) = 0;
   // A long-lived frame stream to the node at `address`.
   virtual std::shared_ptr<FrameSink> OpenFrameStream(const std::string& address) = 0;
+  // True when the node's address refuses a connection: its process is gone. False when it
+  // answers, and when no answer comes in time (a slow or unreachable host is left to the
+  // heartbeat timeout).
+  virtual bool Refused(const std::string& address) = 0;
 };
 
 std::unique_ptr<NodeLink> NewGrpcNodeLink();

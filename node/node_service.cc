@@ -340,7 +340,13 @@ absl::Status NodeService::LoadShard(const v1::ConfigureRequest& r, uint64_t* wei
     print(done, total);
   };
   config.session_idle_timeout = options_.session_idle_timeout;
-  auto stage = Stage::Create(file_, config, options_.threads);
+  std::shared_ptr<const GgufFile> file = file_;
+  if (options_.stage_file) {
+    auto fetched = options_.stage_file(r);
+    if (!fetched.ok()) return fetched.status();
+    file = *std::move(fetched);
+  }
+  auto stage = Stage::Create(file, config, options_.threads);
   if (!stage.ok()) return stage.status();
   *weight_bytes = (*stage)->shard().weight_bytes();
   if (!(*stage)->is_last() && r.next_hop().empty()) {

@@ -45,6 +45,10 @@ struct NodeOptions {
   std::chrono::steady_clock::duration session_idle_timeout = std::chrono::minutes(5);
   // Told whether the node serves (grpc.health.v1): false while a shard loads.
   std::function<void(bool)> set_serving;
+  // A node without the model file: the model a stage of the request's layers reads (its
+  // tensors fetched first, fetch/model_fetcher.h). Unset: the file the service was given.
+  std::function<absl::StatusOr<std::shared_ptr<const GgufFile>>(const v1::ConfigureRequest&)>
+      stage_file;
 };
 
 class NodeService final : public v1::Node::CallbackService {

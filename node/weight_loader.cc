@@ -16,7 +16,7 @@ absl::StatusOr<const float*> WeightLoader::Vector(const std::string& name, int64
   const float* src = reinterpret_cast<const float*>(t->data);
   vectors_->emplace_back(src, src + n);
   *bytes_ += t->size_bytes;
-  file_.mapping().DontNeed(static_cast<size_t>(t->data - file_.mapping().data()), t->size_bytes);
+  file_.DontNeed(*t);
   return vectors_->back().data();
 }
 
@@ -37,7 +37,6 @@ absl::StatusOr<std::vector<PreparedMatrix>> WeightLoader::SplitRows(
                                                  ", which this build cannot multiply"));
   }
   *bytes_ += t->size_bytes;
-  const size_t offset = static_cast<size_t>(t->data - file_.mapping().data());
   // GetTensor checked that the rows fit the file: each part is a whole number of rows.
   const int64_t row_bytes = RowBytes(t->type, cols);
   std::vector<PreparedMatrix> parts;
@@ -55,9 +54,9 @@ absl::StatusOr<std::vector<PreparedMatrix>> WeightLoader::SplitRows(
   }
   if (options_.repack) {
     // The copies are what we read from now on: give the file's pages back.
-    file_.mapping().DontNeed(offset, t->size_bytes);
+    file_.DontNeed(*t);
   } else {
-    file_.mapping().WillNeed(offset, t->size_bytes);
+    file_.WillNeed(*t);
   }
   return parts;
 }

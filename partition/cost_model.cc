@@ -99,6 +99,17 @@ absl::Status ValidateNodes(const std::vector<NodeProfile>& nodes) {
   return absl::OkStatus();
 }
 
+absl::Status ValidateHeld(const std::vector<NodeProfile>& nodes, size_t n_layers) {
+  for (const NodeProfile& node : nodes) {
+    if (!node.layers_held.empty() && node.layers_held.size() != n_layers) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("node \"%s\": layers_held has %d entries for %d layers", node.name,
+                          node.layers_held.size(), n_layers));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ValidateRequirements(const Requirements& requirements) {
   if (requirements.context_length < 0 || requirements.sessions < 0) {
     return absl::InvalidArgumentError(
@@ -112,6 +123,9 @@ absl::Status ValidateRequirements(const Requirements& requirements) {
   if (requirements.headroom_bytes > kMaxTotalBytes) {
     return absl::InvalidArgumentError("headroom bytes is too large");
   }
+  if (absl::Status s = CheckPositive(requirements.transfer_horizon_tokens, "transfer horizon");
+      !s.ok())
+    return s;
   return absl::OkStatus();
 }
 
@@ -123,6 +137,7 @@ absl::StatusOr<CostModel> CostModel::Create(const ModelProfile& model,
   if (absl::Status s = ValidateModel(model); !s.ok()) return s;
   if (absl::Status s = ValidateNodes(nodes); !s.ok()) return s;
   if (absl::Status s = ValidateRequirements(requirements); !s.ok()) return s;
+  if (absl::Status s = ValidateHeld(nodes, model.layers.size()); !s.ok()) return s;
 
   CostModel cost;
   cost.num_layers_ = static_cast<int>(model.layers.size());
@@ -167,6 +182,16 @@ absl::StatusOr<CostModel> CostModel::Create(const ModelProfile& model,
     return s;
   if (absl::Status s = AddBytes(everything, model.head.weight_bytes, "head bytes"); !s.ok())
     return s;
+
+  cost.missing_prefix_.resize(nodes.size());
+  for (size_t j = 0; j < nodes.size(); ++j) {
+    if (nodes[j].layers_held.empty()) continue;
+    std::vector<uint64_t>& prefix = cost.missing_prefix_[j];
+    prefix.assign(n_layers + 1, 0);
+    for (int i = 0; i < n_layers; ++i) {
+      prefix[i + 1] = prefix[i] + (nodes[j].layers_held[i] ? 0 : model.layers[i].weight_bytes);
+    }
+  }
 
   for (const NodeProfile& node : nodes) {
     const double fraction_bytes =
@@ -224,6 +249,31 @@ double CostModel::ComputeSeconds(int j, int first, int last) const {
   const NodeProfile& node = nodes_[j];
   return std::max(StageBytesRead(first, last) / node.memory_bandwidth,
                   StageFlops(first, last) / node.flops_per_second);
+}
+
+uint64_t CostModel::TransferBytes(int j, int first, int last) const {
+  const std::vector<uint64_t>& missing = missing_prefix_[j];
+  if (missing.empty()) return 0;
+  uint64_t bytes = missing[last] - missing[first];
+  const NodeProfile& node = nodes_[j];
+  const bool is_first = first == 0;
+  const bool is_last = last == num_layers_;
+  if (is_last && !node.head_held) bytes += model_.head.weight_bytes;
+  if (is_first && !node.embedding_held &&
+      !(is_last && model_.head_shares_embedding_weights && !node.head_held)) {
+    bytes += model_.embedding.weight_bytes;
+  }
+  return bytes;
+}
+
+double CostModel::TransferSeconds(int j, int first, int last) const {
+  return static_cast<double>(TransferBytes(j, first, last)) / nodes_[j].link_bandwidth;
+}
+
+double CostModel::StageSeconds(int j, int first, int last) const {
+  const double compute = ComputeSeconds(j, first, last);
+  if (missing_prefix_[j].empty()) return compute;
+  return compute + TransferSeconds(j, first, last) / requirements_.transfer_horizon_tokens;
 }
 
 double CostModel::HopSeconds(int from, int to) const {
@@ -296,8 +346,13 @@ absl::StatusOr<Plan> CostModel::Evaluate(const std::vector<StageRange>& ranges,
     stage.kv_bytes = KvBytes(range.layer_first, range.layer_last);
     stage.headroom_bytes = headroom_[range.node_index];
     stage.compute_seconds = ComputeSeconds(range.node_index, range.layer_first, range.layer_last);
-    latency += stage.compute_seconds;
-    bottleneck = std::max(bottleneck, stage.compute_seconds);
+    stage.transfer_bytes = TransferBytes(range.node_index, range.layer_first, range.layer_last);
+    stage.transfer_seconds = TransferSeconds(range.node_index, range.layer_first, range.layer_last);
+    plan.transfer_seconds += stage.transfer_seconds;
+    const double stage_seconds =
+        StageSeconds(range.node_index, range.layer_first, range.layer_last);
+    latency += stage_seconds;
+    bottleneck = std::max(bottleneck, stage_seconds);
     if (s + 1 < ranges.size()) {
       latency += HopSeconds(range.node_index, ranges[s + 1].node_index);
       bottleneck =

@@ -19,6 +19,14 @@
 // Bottleneck = max(stage compute, hop transfer): with many sessions in flight the
 // pipeline runs at 1 / bottleneck tokens/s; round-trip delays overlap and drop out.
 //
+// Transfer: a node without the model file first fetches the weights of its stage that it
+// does not hold, taking missing_bytes / link_bandwidth once. The search and the plan's
+// latency and bottleneck count a stage as
+//   stage(j, first, last) = compute + transfer / transfer_horizon_tokens,
+// so a transfer weighs as much as the per-token time it would cost over that many tokens.
+// Nodes that hold every weight (a model file) never pay it, and then the sums above are
+// exactly what they were.
+//
 // Memory of a stage = weights (+ embedding / head at the ends; a tied head matrix
 // held once when one node is both ends) + KV reservation (kv_bytes_per_token of
 // its layers x context_length x sessions) + headroom; it must not exceed the
@@ -62,6 +70,11 @@ class CostModel {
   int MaxLayerLast(int j, int first) const { return max_last_[j * (num_layers_ + 1) + first]; }
 
   double ComputeSeconds(int j, int first, int last) const;
+  // Weights node j lacks for a stage of [first, last), and the time to fetch them.
+  uint64_t TransferBytes(int j, int first, int last) const;
+  double TransferSeconds(int j, int first, int last) const;
+  // A stage's per-token cost in plans: compute plus the amortised transfer.
+  double StageSeconds(int j, int first, int last) const;
   double HopSeconds(int from, int to) const;
   double HopTransferSeconds(int from, int to) const;
   double CoordinatorLegSeconds(int j) const;
@@ -92,7 +105,9 @@ class CostModel {
   std::vector<double> flops_prefix_;
   std::vector<double> bytes_read_prefix_;
   std::vector<uint64_t> headroom_;  // per node
-  std::vector<int> max_last_;       // (node, first) -> MaxLayerLast
+  // Per node, prefix sums of the weights of layers it lacks (empty: it lacks none).
+  std::vector<std::vector<uint64_t>> missing_prefix_;
+  std::vector<int> max_last_;  // (node, first) -> MaxLayerLast
 };
 
 }  // namespace tandem::partition

@@ -171,5 +171,52 @@ TEST(CostModelTest, CreateRejectsBadInputsNamingThem) {
             absl::StatusCode::kInvalidArgument);
 }
 
+// A node without the model file fetches the weights it lacks: transfer = missing bytes /
+// link bandwidth, spread over the horizon in the stage's per-token cost.
+TEST(CostModelTest, TransferCountsOnlyMissingWeightsAtTheLinkBandwidth) {
+  NodeProfile fetching = Node("fetching", 1e10, 1e11, 0, 1e8);  // 100 MB/s link
+  fetching.layers_held = {true, false};
+  fetching.embedding_held = false;
+  fetching.head_held = true;
+  const std::vector<NodeProfile> nodes = {Node("file", 1e10, 1e11, 0, 1e8), fetching};
+  Requirements req = Req(0, 1);
+  req.transfer_horizon_tokens = 100;
+  absl::StatusOr<CostModel> cost = CostModel::Create(TwoLayerModel(), nodes, req);
+  ASSERT_TRUE(cost.ok()) << cost.status();
+  // The node with the file never transfers.
+  EXPECT_EQ(cost->TransferBytes(0, 0, 2), 0u);
+  EXPECT_DOUBLE_EQ(cost->StageSeconds(0, 0, 2), cost->ComputeSeconds(0, 0, 2));
+  // Layer 0 is held, the embedding is not: the first stage of layer 0 moves 50 MiB.
+  EXPECT_EQ(cost->TransferBytes(1, 0, 1), 50 * kMiB);
+  // Layer 1 (200 MiB) is missing; the head is held.
+  EXPECT_EQ(cost->TransferBytes(1, 1, 2), 200 * kMiB);
+  EXPECT_EQ(cost->TransferBytes(1, 0, 2), 250 * kMiB);
+  EXPECT_DOUBLE_EQ(cost->TransferSeconds(1, 1, 2), 200 * kMiB / 1e8);
+  EXPECT_DOUBLE_EQ(cost->StageSeconds(1, 1, 2),
+                   cost->ComputeSeconds(1, 1, 2) + 200 * kMiB / 1e8 / 100);
+
+  // The plan reports the transfer and counts it, amortised, in its latency.
+  absl::StatusOr<Plan> plan = cost->Evaluate({{1, 0, 2}}, Objective::kLatency);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_EQ(plan->stages[0].transfer_bytes, 250 * kMiB);
+  EXPECT_DOUBLE_EQ(plan->transfer_seconds, 250 * kMiB / 1e8);
+  absl::StatusOr<Plan> held = cost->Evaluate({{0, 0, 2}}, Objective::kLatency);
+  ASSERT_TRUE(held.ok());
+  EXPECT_NEAR(plan->seconds_per_token - held->seconds_per_token, 250 * kMiB / 1e8 / 100, 1e-12);
+  EXPECT_EQ(held->transfer_seconds, 0);
+}
+
+TEST(CostModelTest, TransferInputsAreChecked) {
+  NodeProfile bad = Node("a", 1e10, 1e11, 0, 1e8);
+  bad.layers_held = {true};  // one flag for two layers
+  EXPECT_THAT(CostModel::Create(TwoLayerModel(), {bad}, Req(0, 1)).status().message(),
+              HasSubstr("layers_held has 1 entries for 2 layers"));
+  Requirements req = Req(0, 1);
+  req.transfer_horizon_tokens = 0;
+  EXPECT_EQ(
+      CostModel::Create(TwoLayerModel(), {Node("a", 1e10, 1e11, 0, 1e8)}, req).status().code(),
+      absl::StatusCode::kInvalidArgument);
+}
+
 }  // namespace
 }  // namespace tandem::partition

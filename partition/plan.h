@@ -19,6 +19,8 @@ struct Stage {
   uint64_t kv_bytes = 0;        // reservation for context x sessions
   uint64_t headroom_bytes = 0;  // left free on purpose
   double compute_seconds = 0;   // per generated token (roofline, see cost_model.h)
+  uint64_t transfer_bytes = 0;  // weights the node must fetch first
+  double transfer_seconds = 0;  // ... at its link bandwidth
 
   int num_layers() const { return layer_last - layer_first; }
   uint64_t memory_bytes() const { return weight_bytes + kv_bytes + headroom_bytes; }
@@ -30,6 +32,7 @@ struct Plan {
   double seconds_per_token = 0;   // one session, one token: the latency objective
   double bottleneck_seconds = 0;  // slowest stage or hop transfer
   double tokens_per_second = 0;   // pipelined many-session limit: 1 / bottleneck
+  double transfer_seconds = 0;    // every stage's weight transfer, one after another
   // False when the cluster was too large for the exact search and a heuristic
   // chose which nodes to consider (see planner.h).
   bool exact = true;

@@ -225,5 +225,52 @@ TEST(PlannerTest, InvalidInputIsInvalidArgument) {
             absl::StatusCode::kInvalidArgument);
 }
 
+// Two equal nodes, one holding no weights: the planner gives the model to the one that
+// holds it; when the empty node is much faster the transfer is worth it, and with a
+// short horizon it is not.
+TEST(PlannerTest, PrefersNodesThatHoldTheLayersUnlessTheTransferPaysOff) {
+  const ModelProfile model = UniformModel(4, kGiB / 4);
+  NodeProfile empty = SimpleNode("empty", 4 * kGiB, 2e10);
+  empty.layers_held.assign(4, false);
+  empty.embedding_held = empty.head_held = false;
+  const NodeProfile holder = SimpleNode("holder", 4 * kGiB, 2e10);
+  absl::StatusOr<Plan> plan = FindPlan(model, {empty, holder}, NoKv());
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_THAT(Ranges(*plan), ElementsAre(StageRange{1, 0, 4}));
+  EXPECT_EQ(plan->transfer_seconds, 0);
+
+  // Five times faster: 1 GiB at 125 MB/s over 1000 tokens is ~8.6 ms per token, less than
+  // the ~43 ms the faster node saves.
+  NodeProfile fast_empty = SimpleNode("empty", 4 * kGiB, 1e11);
+  fast_empty.layers_held.assign(4, false);
+  fast_empty.embedding_held = fast_empty.head_held = false;
+  plan = FindPlan(model, {fast_empty, holder}, NoKv());
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_THAT(Ranges(*plan), ElementsAre(StageRange{0, 0, 4}));
+  EXPECT_GT(plan->transfer_seconds, 0);
+
+  // Over 10 tokens the transfer costs ~0.86 s per token: stay with the holder.
+  Requirements short_horizon = NoKv();
+  short_horizon.transfer_horizon_tokens = 10;
+  plan = FindPlan(model, {fast_empty, holder}, short_horizon);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_THAT(Ranges(*plan), ElementsAre(StageRange{1, 0, 4}));
+}
+
+// A node that holds some layers gets those, when speeds are equal and memory forces a split.
+TEST(PlannerTest, SplitFollowsWhatEachNodeHolds) {
+  const ModelProfile model = UniformModel(4, kGiB / 4);
+  NodeProfile a = SimpleNode("a", kGiB * 6 / 10, 2e10);  // two layers at most
+  NodeProfile b = SimpleNode("b", kGiB * 6 / 10, 2e10);
+  a.layers_held = {false, false, true, true};
+  a.embedding_held = false;
+  b.layers_held = {true, true, false, false};
+  b.head_held = false;
+  absl::StatusOr<Plan> plan = FindPlan(model, {a, b}, NoKv());
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_THAT(Ranges(*plan), ElementsAre(StageRange{1, 0, 2}, StageRange{0, 2, 4}));
+  EXPECT_EQ(plan->transfer_seconds, 0);
+}
+
 }  // namespace
 }  // namespace tandem::partition

@@ -45,6 +45,12 @@ struct NodeProfile {
   double flops_per_second = 0;  // matrix-vector throughput
   double link_rtt_seconds = 0;  // round trip to the other nodes
   double link_bandwidth = 0;    // bytes/s
+  // Weights the node holds already. Empty: every weight (it has the model file). Else one
+  // flag per layer, and the ends below: a node without the model file fetches what it
+  // lacks over its link before its stage can run (see cost_model.h).
+  std::vector<bool> layers_held;
+  bool embedding_held = true;
+  bool head_held = true;
 };
 
 enum class Objective {
@@ -62,6 +68,10 @@ struct Requirements {
   uint64_t headroom_bytes = 0;
   double headroom_fraction = 0;
   Objective objective = Objective::kLatency;
+  // A stage whose node must first fetch weights pays, per token, its transfer time spread
+  // over this many tokens: the planner then prefers nodes that hold the layers unless
+  // another is faster by more than that.
+  double transfer_horizon_tokens = 1000;
 };
 
 }  // namespace tandem::partition

@@ -121,7 +121,8 @@ std::optional<SearchResult> SearchStages(const CostModel& cost, const std::vecto
         }
         if (!any) continue;
         for (int last = first + 1; last <= max_last; ++last) {
-          const double compute = cost.ComputeSeconds(node, first, last);
+          // Compute plus the amortised weight transfer (cost_model.h).
+          const double compute = cost.StageSeconds(node, first, last);
           if (compute > spec.item_cap) continue;
           const int stage_moved = moved(j, first, last);
           for (int m = 0; m + stage_moved < moved_size; ++m) {

@@ -6,9 +6,11 @@
 #   coordinator ──▶ net, partition, model, telemetry, base, proto  (never node or api)
 #   node        ──▶ net, model, telemetry, base, proto             (never coordinator)
 #   net         ──▶ base, proto                              (never node or coordinator)
+#   fetch       ──▶ net, model, base, proto                  (tensors for nodes without the file)
 #   partition   ──▶ base                                     (pure: no I/O, no model files)
 #   model       ──▶ base
 #   telemetry   ──▶ base                                     (events, Prometheus text)
+#   discovery   ──▶ model, base                              (LAN datagrams and their Asio ends)
 #   base        ──▶ nothing of ours
 set -euo pipefail
 root=${1:-$(cd "$(dirname "$0")/.." && pwd)}
@@ -20,12 +22,14 @@ declare -A allowed=(
   [model]="model base"
   [partition]="partition base"
   [net]="net base proto"
+  [fetch]="fetch net model base proto"
   [telemetry]="telemetry base"
+  [discovery]="discovery model base"
   [node]="node net model telemetry base proto"
   [coordinator]="coordinator net partition model telemetry base proto"
   [api]="api coordinator net partition model telemetry base proto"
 )
-ours="base model partition telemetry net node coordinator api cli tests bench proto"
+ours="base model partition telemetry discovery net fetch node coordinator api cli tests bench proto"
 
 status=0
 for folder in "${!allowed[@]}"; do

@@ -3,54 +3,21 @@
 // `tandem generate --coordinator` on the same cluster, never against stored text.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFile } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import OpenAI from 'openai';
+import { tandem, SERVING, startProcess, stopProcess } from '../support/tandem_process.mjs';
 
 const execFileP = promisify(execFile);
-const tandem = process.env.TANDEM_BIN;
 const shared = process.env.TANDEM_SHARED_DIR;
 if (!tandem || !fs.existsSync(tandem)) throw new Error(`TANDEM_BIN is not a binary: ${tandem}`);
 const modelPath = path.join(shared ?? '', 'models', 'stories260K-f32.gguf');
 if (!fs.existsSync(modelPath)) throw new Error(`the shared test model is missing: ${modelPath}`);
 const MODEL = 'stories260K-f32';
-
-// Starts `tandem args...` and waits for `pattern` in its output.
-function startProcess(args, pattern, timeoutMs = 120000) {
-  const child = spawn(tandem, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  let log = '';
-  const exited = new Promise((resolve) => child.on('exit', resolve));
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`timed out waiting for ${pattern}:\n${log}`)),
-      timeoutMs);
-    const onData = (d) => {
-      log += d;
-      const m = log.match(pattern);
-      if (m) {
-        clearTimeout(timer);
-        resolve({ child, match: m, exited, log: () => log });
-      }
-    };
-    child.stdout.on('data', onData);
-    child.stderr.on('data', onData);
-    child.on('exit', (code, signal) => {
-      clearTimeout(timer);
-      reject(new Error(`tandem ${args.join(' ')} exited (${code ?? signal}):\n${log}`));
-    });
-  });
-}
-
-async function stopProcess(p) {
-  if (!p) return;
-  p.child.kill('SIGTERM');
-  await p.exited;
-}
-
-const SERVING = /serving the OpenAI API on (http:\/\/127\.0\.0\.1:\d+\/v1) \(coordinator (127\.0\.0\.1:\d+)\)/;
 
 function client(baseURL, apiKey = 'none') {
   return new OpenAI({ baseURL, apiKey, maxRetries: 0, timeout: 120000 });
@@ -79,6 +46,7 @@ const completionText = (chunks) => chunks.map((c) => c.choices[0]?.text ?? '').j
 let main;        // 2 nodes, 8 sessions
 let guarded;     // 1 node, an API key and one generation at a time
 let lonely;      // a coordinator without nodes
+let slow;        // 2 nodes of a random model slow enough that an answer is caught mid-way
 let api;         // a client of `main`
 let tmp;
 const KEY = 'sk-tandem-test-key';
@@ -87,19 +55,27 @@ before(async () => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tandem-openai-'));
   const keyFile = path.join(tmp, 'keys');
   fs.writeFileSync(keyFile, `\n  other-key\n${KEY}\n`);
-  [main, guarded, lonely] = await Promise.all([
+  // A few ms a token and a long context: a disconnect lands while the answer still runs.
+  const slowModel = path.join(tmp, 'slow.gguf');
+  await execFileP(tandem, ['make-model', '--n-embd', '512', '--n-layer', '4', '--n-head', '8',
+    '--n-head-kv', '8', '--n-ff', '1536', '--n-ctx', '4096', '--type', 'q8_0', '--vocab-from',
+    modelPath, '-o', slowModel]);
+  [main, guarded, lonely, slow] = await Promise.all([
     startProcess(['run', '-m', modelPath, '--nodes', '2', '-t', '1', '--sessions', '8',
       '--http', '127.0.0.1:0'], SERVING),
     startProcess(['run', '-m', modelPath, '--nodes', '1', '-t', '1', '--http', '127.0.0.1:0',
       '--api-key-file', keyFile, '--http-max-sessions', '1'], SERVING),
     startProcess(['coordinator', '-m', modelPath, '--listen', '127.0.0.1:0', '--min-nodes', '1',
       '--http', '127.0.0.1:0'], /OpenAI API on (http:\/\/127\.0\.0\.1:\d+\/v1)/),
+    startProcess(['run', '-m', slowModel, '--nodes', '2', '-t', '1', '--http', '127.0.0.1:0'],
+      SERVING),
   ]);
   api = client(main.match[1]);
 });
 
 after(async () => {
-  await Promise.all([stopProcess(main), stopProcess(guarded), stopProcess(lonely)]);
+  await Promise.all([stopProcess(main), stopProcess(guarded), stopProcess(lonely),
+    stopProcess(slow)]);
   if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
 });
 
@@ -255,25 +231,55 @@ test('a keep-alive connection keeps working after a streamed answer', async () =
   agent.destroy();
 });
 
-test('a client that disconnects cancels its session and frees it on every node', async () => {
-  const req = { model: MODEL, prompt: 'Once upon a time', max_tokens: 120, temperature: 0 };
-  // This request runs its full length (greedy stories260K does not end it early).
-  const full = await api.completions.create(req);
-  assert.equal(full.choices[0].finish_reason, 'length');
-  const before = await health(main.match[1]);
-  const stream = await api.completions.create({ ...req, stream: true });
-  for await (const chunk of stream) {
-    if (chunk.choices[0]?.text) break;  // leaving the loop aborts the request
-  }
+// Waits until the cluster behind `baseURL` shows one more cancelled session than `before`,
+// and holds no session anywhere (the coordinator, every node's KV cache, the admission).
+async function waitFreed(baseURL, before) {
   const deadline = Date.now() + 15000;
-  let h;
   for (;;) {
-    h = await health(main.match[1]);
+    const h = await health(baseURL);
     const freed = h.sessions === 0 && h.in_flight === 0 && h.nodes.every((n) => n.sessions === 0);
-    if (h.cancelled_sessions === before.cancelled_sessions + 1 && freed) break;
+    if (h.cancelled_sessions === before.cancelled_sessions + 1 && freed) return;
     assert.ok(Date.now() < deadline, `not freed: ${JSON.stringify(h)}`);
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+// Until the session of the one request in flight holds KV cache on every node.
+async function waitRunning(baseURL) {
+  const deadline = Date.now() + 15000;
+  for (;;) {
+    const h = await health(baseURL);
+    if (h.in_flight === 1 && h.nodes.every((n) => n.sessions === 1)) return;
+    assert.ok(Date.now() < deadline, `the request never ran: ${JSON.stringify(h)}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+test('a client that disconnects from a stream cancels its session and frees it on every node', async () => {
+  const api = client(slow.match[1]);
+  const before = await health(slow.match[1]);
+  const stream = await api.completions.create({ model: 'slow', prompt: 'Once upon a time',
+    temperature: 0, stream: true });  // to the end of the 4096-token context
+  for await (const chunk of stream) {
+    if (chunk.choices[0]?.text) break;  // leaving the loop aborts the request
+  }
+  await waitFreed(slow.match[1], before);
+});
+
+test('a client that leaves before a whole answer cancels its session too', async () => {
+  // Nothing is written until a non-streamed answer is done: the server watches the socket.
+  const api = client(slow.match[1]);
+  const before = await health(slow.match[1]);
+  const controller = new AbortController();
+  const answer = api.completions.create({ model: 'slow', prompt: 'Once upon a time',
+    temperature: 0 }, { signal: controller.signal });
+  await waitRunning(slow.match[1]);
+  controller.abort();
+  await assert.rejects(answer, (e) => e instanceof OpenAI.APIUserAbortError);
+  await waitFreed(slow.match[1], before);
+  // The cluster serves the next request as before.
+  const r = await api.completions.create({ model: 'slow', prompt: 'A cat', max_tokens: 3 });
+  assert.equal(r.usage.completion_tokens, 3);
 });
 
 test('400: malformed JSON, wrong-typed fields and prompts past the context', async () => {

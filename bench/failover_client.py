@@ -1,0 +1,69 @@
+#!/usr/bin/env python3
+"""Streams one greedy completion from a coordinator's OpenAI API and fails a node mid-answer.
+
+    failover_client.py URL PROMPT MAX_TOKENS AFTER SIGNAL PID
+
+After AFTER streamed chunks it sends SIGNAL (KILL: death, STOP: a hang, NONE) to PID, then
+prints one JSON line: the gap from the failure to the next token, the median gap between
+tokens before it, the replay length (prompt tokens plus the tokens streamed before the
+failure: the history the new plan recomputes) and the whole text (to compare with a run
+without failure). Uses only the standard library; talks only to URL.
+"""
+import json
+import os
+import signal
+import sys
+import time
+import urllib.request
+
+
+def main():
+    url, prompt, max_tokens, after, sig, pid = sys.argv[1:7]
+    max_tokens, after, pid = int(max_tokens), int(after), int(pid)
+    models = json.load(urllib.request.urlopen(url + "/v1/models", timeout=30))
+    body = json.dumps({
+        "model": models["data"][0]["id"], "prompt": prompt, "max_tokens": max_tokens,
+        "temperature": 0, "stream": True, "stream_options": {"include_usage": True},
+    }).encode()
+    req = urllib.request.Request(url + "/v1/completions", data=body,
+                                 headers={"Content-Type": "application/json"})
+    times, text, usage = [], [], None
+    failed_at = None
+    with urllib.request.urlopen(req, timeout=600) as resp:
+        for raw in resp:
+            line = raw.decode("utf-8", "replace").strip()
+            if not line.startswith("data: ") or line == "data: [DONE]":
+                continue
+            event = json.loads(line[6:])
+            if "error" in event:
+                raise SystemExit("stream error: %s" % event["error"])
+            if event.get("usage"):
+                usage = event["usage"]
+            for choice in event.get("choices", []):
+                if choice.get("text"):
+                    times.append(time.monotonic())
+                    text.append(choice["text"])
+            if failed_at is None and len(times) >= after:
+                failed_at = time.monotonic()
+                if sig != "NONE":
+                    os.kill(pid, getattr(signal, "SIG" + sig))
+    if failed_at is None or usage is None:
+        raise SystemExit("the answer ended before the failure (%d chunks)" % len(times))
+    before = [b - a for a, b in zip(times[:after - 1], times[1:after])]
+    before.sort()
+    next_token = [t for t in times if t > failed_at]
+    print(json.dumps({
+        "gap_ms": (next_token[0] - failed_at) * 1e3 if next_token else None,
+        "median_token_ms": before[len(before) // 2] * 1e3 if before else None,
+        "replay_tokens": usage["prompt_tokens"] + after,
+        "prompt_tokens": usage["prompt_tokens"],
+        "completion_tokens": usage["completion_tokens"],
+        "chunks": len(times),
+        # one token per chunk throughout: the replay length is exact, else a lower bound
+        "exact": len(times) == usage["completion_tokens"],
+        "text": "".join(text),
+    }))
+
+
+if __name__ == "__main__":
+    main()

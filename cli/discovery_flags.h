@@ -1,0 +1,40 @@
+// The discovery flags of `tandem coordinator` (--announce) and `tandem node` (--discover),
+// and what they start: kept here so the two commands each hold one hook.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "discovery/announcer.h"
+#include "model/gguf.h"
+
+namespace tandem::cli {
+
+struct DiscoveryFlags {
+  bool enabled = false;  // --announce or --discover
+  std::string cluster_name = "tandem";
+  std::string address = "239.255.77.77:7077";  // the multicast group and port
+  double timeout_s = 30;                       // --discover only
+};
+
+void AddAnnounceFlags(CLI::App* cmd, DiscoveryFlags& f);
+void AddDiscoverFlags(CLI::App* cmd, DiscoveryFlags& f);
+
+// `tandem coordinator --announce`: announces the coordinator serving `model` on `listen`
+// (its bound `port`); null when not asked for. A loopback --listen is refused: nothing on
+// the LAN could reach it.
+absl::StatusOr<std::unique_ptr<discovery::Announcer>> StartAnnouncer(const DiscoveryFlags& f,
+                                                                     const std::string& listen,
+                                                                     int port,
+                                                                     const GgufFile& model);
+
+// `tandem node --discover`: finds the coordinator of `model`'s cluster (any model's when
+// null: a node that fetches its layers) and sets
+// `coordinator`; when `listen` is still the loopback default, it becomes this host's
+// address on the way to the coordinator (port 0: any).
+absl::Status Discover(const DiscoveryFlags& f, const GgufFile* model, std::string* coordinator,
+                      std::string* listen);
+
+}  // namespace tandem::cli

@@ -1,0 +1,177 @@
+#include "fetch/blob_cache.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <system_error>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+
+namespace tandem::fetch {
+namespace {
+
+absl::Status Errno(absl::string_view what, const std::string& path) {
+  const int err = errno;
+  return absl::Status(
+      err == ENOSPC ? absl::StatusCode::kResourceExhausted : absl::StatusCode::kPermissionDenied,
+      absl::StrCat(path, ": cannot ", what, ": ", std::strerror(err)));
+}
+
+}  // namespace
+
+Sha256Digest DigestOf(const MappedFile& blob) {
+  constexpr size_t kPiece = size_t{8} << 20;
+  Sha256 h;
+  for (size_t done = 0; done < blob.size(); done += kPiece) {
+    const size_t n = std::min(kPiece, blob.size() - done);
+    blob.WillNeed(done + n, kPiece);
+    h.Update(blob.data() + done, n);
+    blob.DontNeed(done, n);
+  }
+  return h.Finish();
+}
+
+absl::StatusOr<std::unique_ptr<BlobCache>> BlobCache::Open(const std::string& dir) {
+  if (dir.empty()) return absl::InvalidArgumentError("the cache folder is not named");
+  for (const char* sub : {"/blobs", "/partial"}) {
+    std::error_code ec;
+    std::filesystem::create_directories(dir + sub, ec);
+    if (ec) {
+      return absl::PermissionDeniedError(
+          absl::StrCat(dir, sub, ": cannot create the cache folder: ", ec.message()));
+    }
+  }
+  return std::unique_ptr<BlobCache>(new BlobCache(dir));
+}
+
+std::string BlobCache::BlobPath(const Sha256Digest& digest) const {
+  return absl::StrCat(dir_, "/blobs/", Sha256Hex(digest));
+}
+
+std::string BlobCache::PartialPath(const Sha256Digest& digest) const {
+  return absl::StrCat(dir_, "/partial/", Sha256Hex(digest));
+}
+
+bool BlobCache::Has(const Sha256Digest& digest, uint64_t size) const {
+  struct stat st;
+  return ::stat(BlobPath(digest).c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
+         static_cast<uint64_t>(st.st_size) == size;
+}
+
+absl::StatusOr<std::shared_ptr<const MappedFile>> BlobCache::Map(const Sha256Digest& digest,
+                                                                 uint64_t size, bool verify) const {
+  const std::string path = BlobPath(digest);
+  auto mapped = MappedFile::Open(path);
+  if (!mapped.ok()) return mapped.status();
+  std::shared_ptr<const MappedFile> blob = std::move(*mapped);
+  if (blob->size() != size || (verify && DigestOf(*blob) != digest)) {
+    std::error_code ignored;
+    std::filesystem::remove(path, ignored);
+    return absl::DataLossError(absl::StrCat(path, ": damaged (",
+                                            blob->size() != size ? "wrong size" : "wrong SHA-256",
+                                            "); removed, to be fetched again"));
+  }
+  return blob;
+}
+
+uint64_t BlobCache::DiskBytes() const {
+  uint64_t bytes = 0;
+  for (const char* sub : {"/blobs", "/partial"}) {
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(dir_ + sub, ec)) {
+      struct stat st;
+      if (::lstat(entry.path().c_str(), &st) == 0)
+        bytes += static_cast<uint64_t>(st.st_blocks) * 512;
+    }
+  }
+  return bytes;
+}
+
+absl::StatusOr<std::unique_ptr<BlobWriter>> BlobWriter::Begin(const BlobCache& cache,
+                                                              const Sha256Digest& digest,
+                                                              uint64_t size) {
+  std::unique_ptr<BlobWriter> w(new BlobWriter(cache, digest, size));
+  const std::string path = cache.PartialPath(digest);
+  w->fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (w->fd_ < 0) return Errno("open", path);
+  struct stat st;
+  if (::fstat(w->fd_, &st) != 0) return Errno("stat", path);
+  uint64_t have = static_cast<uint64_t>(st.st_size);
+  if (have > size) {
+    if (::ftruncate(w->fd_, 0) != 0) return Errno("truncate", path);
+    have = 0;
+  }
+  // What a previous transfer left is hashed again: the digest covers the whole blob.
+  std::vector<uint8_t> buffer(std::min<uint64_t>(have, uint64_t{4} << 20));
+  uint64_t done = 0;
+  while (done < have) {
+    const ssize_t n = ::pread(w->fd_, buffer.data(), std::min<uint64_t>(buffer.size(), have - done),
+                              static_cast<off_t>(done));
+    if (n <= 0) break;  // shorter than it said: resume from what was read
+    w->hash_.Update(buffer.data(), static_cast<size_t>(n));
+    done += static_cast<uint64_t>(n);
+  }
+  if (done != have && ::ftruncate(w->fd_, static_cast<off_t>(done)) != 0) {
+    return Errno("truncate", path);
+  }
+  if (::lseek(w->fd_, static_cast<off_t>(done), SEEK_SET) < 0) return Errno("seek", path);
+  w->offset_ = done;
+  w->resumed_ = done;
+  return w;
+}
+
+BlobWriter::~BlobWriter() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+absl::Status BlobWriter::Append(const void* data, size_t n) {
+  if (n > size_ - offset_) {
+    return absl::OutOfRangeError(absl::StrCat("blob ", Sha256Hex(digest_), ": ", offset_ + n,
+                                              " bytes sent for a blob of ", size_));
+  }
+  const auto* p = static_cast<const uint8_t*>(data);
+  size_t left = n;
+  while (left > 0) {
+    const ssize_t w = ::write(fd_, p, left);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return Errno("write", cache_.PartialPath(digest_));
+    p += w;
+    left -= static_cast<size_t>(w);
+  }
+  hash_.Update(data, n);
+  offset_ += n;
+  return absl::OkStatus();
+}
+
+absl::Status BlobWriter::Commit() {
+  const std::string partial = cache_.PartialPath(digest_);
+  if (offset_ != size_) {
+    return absl::DataLossError(
+        absl::StrCat("blob ", Sha256Hex(digest_), ": ", offset_, " of ", size_, " bytes received"));
+  }
+  if (hash_.Finish() != digest_) {
+    ::close(fd_);
+    fd_ = -1;
+    std::error_code ignored;
+    std::filesystem::remove(partial, ignored);
+    return absl::DataLossError(
+        absl::StrCat("blob ", Sha256Hex(digest_), ": SHA-256 of the bytes received differs"));
+  }
+  ::close(fd_);
+  fd_ = -1;
+  std::error_code ec;
+  std::filesystem::rename(partial, cache_.BlobPath(digest_), ec);
+  if (ec) {
+    return absl::PermissionDeniedError(
+        absl::StrCat(cache_.BlobPath(digest_), ": cannot move into place: ", ec.message()));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace tandem::fetch

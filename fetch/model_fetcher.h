@@ -1,0 +1,84 @@
+// A node without the model file: its model is the coordinator's manifest and header, and
+// its tensors come into a content-addressed cache (fetch/blob_cache.h) when a plan gives
+// it layers: only the tensors of those layers (and the embedding or head at the ends),
+// each checked against its SHA-256, from peers that hold them or else the coordinator,
+// resuming where an interrupted transfer stopped. What is in the cache is never fetched
+// again, so a restart with the same plan moves nothing and a re-plan moves only what is
+// missing.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "fetch/blob_cache.h"
+#include "fetch/manifest.h"
+#include "model/gguf.h"
+#include "tandem.pb.h"
+
+namespace tandem::fetch {
+
+struct ModelFetcherOptions {
+  std::string coordinator;  // HOST:PORT of its Tensors service
+  std::string cache_dir;
+  double max_bytes_per_s = 0;  // 0: as fast as the link goes
+  int attempts = 3;            // per blob, when the bytes received are wrong
+};
+
+// What one PrepareStage moved.
+struct FetchStats {
+  size_t tensors = 0;         // the stage reads
+  size_t tensors_cached = 0;  // already in the cache (checked)
+  size_t tensors_fetched = 0;
+  uint64_t bytes_needed = 0;    // of the stage's tensors
+  uint64_t bytes_received = 0;  // over the wire
+  uint64_t bytes_resumed = 0;   // taken from partial files of earlier transfers
+  int refetched = 0;            // blobs fetched again after a wrong digest
+  double seconds = 0;           // the whole PrepareStage: checking the cache, fetching
+  double transfer_seconds = 0;  // fetching alone
+};
+
+class ModelFetcher {
+ public:
+  // Gets the manifest and the header (from the cache when it holds it) and checks that
+  // they make the fingerprint the manifest names.
+  static absl::StatusOr<std::unique_ptr<ModelFetcher>> Open(ModelFetcherOptions options);
+
+  const std::string& fingerprint() const { return manifest_.fingerprint; }
+  const v1::ManifestResponse& manifest_response() const { return manifest_response_; }
+  std::shared_ptr<const BlobCache> cache() const { return cache_; }
+  // The model's header: metadata and tensor table, no tensor data.
+  std::shared_ptr<const GgufFile> header() const { return header_; }
+
+  // Says in `request` which layers (and ends) the cache holds, for the planner.
+  void DescribeCache(v1::RegisterRequest* request) const;
+
+  // Makes sure the cache holds every tensor a stage of [layer_first, layer_last) reads
+  // (fetching from `peers` in order, then the coordinator) and returns the model with those
+  // tensors mapped from the cache. `on_bytes(done, total)` follows the transfer.
+  absl::StatusOr<std::shared_ptr<const GgufFile>> PrepareStage(
+      int layer_first, int layer_last, const std::vector<std::string>& peers,
+      const std::function<void(uint64_t, uint64_t)>& on_bytes, FetchStats* stats);
+
+ private:
+  explicit ModelFetcher(ModelFetcherOptions options) : options_(std::move(options)) {}
+  // Fetches one blob into the cache from the first source that has it.
+  absl::Status FetchBlob(const BlobRef& blob, const std::vector<std::string>& sources,
+                         const std::function<void(uint64_t)>& on_bytes, FetchStats* stats);
+  BlobRef TensorBlob(size_t index) const;
+
+  ModelFetcherOptions options_;
+  std::shared_ptr<BlobCache> cache_;
+  v1::ManifestResponse manifest_response_;
+  Manifest manifest_;
+  std::vector<uint8_t> header_bytes_;
+  std::shared_ptr<const GgufFile> header_;
+  int n_layer_ = 0;
+  std::mutex mutex_;  // one PrepareStage at a time
+};
+
+}  // namespace tandem::fetch

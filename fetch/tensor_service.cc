@@ -1,0 +1,156 @@
+#include "fetch/tensor_service.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "net/convert.h"
+#include "net/frames.h"
+
+namespace tandem::fetch {
+namespace {
+
+std::string Key(const Sha256Digest& d) { return std::string(d.begin(), d.end()); }
+
+}  // namespace
+
+ModelFileSource::ModelFileSource(std::shared_ptr<const GgufFile> file, const ModelDigests& digests)
+    : file_(std::move(file)), manifest_(MakeManifest(*file_, digests)) {
+  blobs_[manifest_.header_sha256()] = {0, file_->data_offset()};
+  const uint8_t* base = file_->mapping().data();
+  for (size_t i = 0; i < file_->tensors().size() && i < digests.tensor_digests.size(); ++i) {
+    const GgufTensor& t = file_->tensors()[i];
+    blobs_.try_emplace(Key(digests.tensor_digests[i]), static_cast<uint64_t>(t.data - base),
+                       t.size_bytes);
+  }
+}
+
+absl::StatusOr<Blob> ModelFileSource::Find(const Sha256Digest& digest, uint64_t size) const {
+  auto it = blobs_.find(Key(digest));
+  if (it == blobs_.end() || it->second.second != size) {
+    return absl::NotFoundError(
+        absl::StrCat("no blob ", Sha256Hex(digest), " of ", size, " bytes in this model"));
+  }
+  return Blob{file_->mapping().data() + it->second.first, size, &file_->mapping(), file_};
+}
+
+absl::StatusOr<Blob> CacheSource::Find(const Sha256Digest& digest, uint64_t size) const {
+  if (!cache_->Has(digest, size)) {
+    return absl::NotFoundError(absl::StrCat("no blob ", Sha256Hex(digest), " in this cache"));
+  }
+  // The receiver checks the digest; a damaged blob costs it a fetch from elsewhere.
+  auto blob = cache_->Map(digest, size, /*verify=*/false);
+  if (!blob.ok()) return absl::NotFoundError(blob.status().message());
+  const MappedFile* mapping = blob->get();
+  return Blob{mapping->data(), size, mapping, *blob};
+}
+
+grpc::ServerUnaryReactor* TensorService::Manifest(grpc::CallbackServerContext* context,
+                                                  const v1::ManifestRequest* request,
+                                                  v1::ManifestResponse* response) {
+  auto* reactor = context->DefaultReactor();
+  if (request->protocol_version() != kProtocolVersion) {
+    reactor->Finish(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                                 absl::StrCat("protocol version ", request->protocol_version(),
+                                              ", this server speaks ", kProtocolVersion)));
+    return reactor;
+  }
+  auto manifest = source_->GetManifest();
+  if (!manifest.ok()) {
+    reactor->Finish(ToGrpcStatus(manifest.status()));
+    return reactor;
+  }
+  *response = std::move(*manifest);
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+// One Fetch stream: the blob's bytes from the asked offset, a chunk per write.
+class FetchReactor : public grpc::ServerWriteReactor<v1::BlobChunk> {
+ public:
+  FetchReactor(TensorService* service, const v1::FetchRequest& request) : service_(service) {
+    if (++service_->streams_ > service_->options_.max_streams) {
+      --service_->streams_;
+      Finish(grpc::Status(
+          grpc::StatusCode::RESOURCE_EXHAUSTED,
+          absl::StrCat("this server already sends ", service_->options_.max_streams, " blobs")));
+      return;
+    }
+    counted_ = true;
+    absl::Status s = Start(request);
+    if (!s.ok()) {
+      Finish(ToGrpcStatus(s));
+      return;
+    }
+    Next();
+  }
+
+  void OnWriteDone(bool ok) override {
+    if (!ok) {
+      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "the receiver went away"));
+      return;
+    }
+    Next();
+  }
+
+  void OnDone() override {
+    if (counted_) --service_->streams_;
+    delete this;
+  }
+
+ private:
+  absl::Status Start(const v1::FetchRequest& r) {
+    if (r.protocol_version() != kProtocolVersion) {
+      return absl::FailedPreconditionError(absl::StrCat("protocol version ", r.protocol_version(),
+                                                        ", this server speaks ", kProtocolVersion));
+    }
+    if (r.sha256().size() != Sha256Digest().size()) {
+      return absl::InvalidArgumentError("a blob is named by a 32-byte SHA-256 digest");
+    }
+    Sha256Digest digest;
+    std::copy(r.sha256().begin(), r.sha256().end(), digest.begin());
+    auto blob = service_->source_->Find(digest, r.size());
+    if (!blob.ok()) return blob.status();
+    if (r.offset() > blob->size) {
+      return absl::OutOfRangeError(
+          absl::StrCat("offset ", r.offset(), " is past the blob's ", blob->size, " bytes"));
+    }
+    blob_ = std::move(*blob);
+    offset_ = r.offset();
+    return absl::OkStatus();
+  }
+
+  void Next() {
+    if (offset_ >= blob_.size) {
+      Finish(grpc::Status::OK);
+      return;
+    }
+    const uint64_t chunk = service_->options_.chunk_bytes;
+    const uint64_t n = std::min(chunk, blob_.size - offset_);
+    // Read-ahead of the next chunks keeps a cold file from stalling this thread long.
+    if (blob_.mapping != nullptr) {
+      blob_.mapping->WillNeed(static_cast<size_t>(blob_.data - blob_.mapping->data() + offset_ + n),
+                              4 * chunk);
+    }
+    chunk_.set_offset(offset_);
+    chunk_.mutable_data()->assign(reinterpret_cast<const char*>(blob_.data + offset_), n);
+    const uint64_t number = ++service_->chunks_sent_;
+    if (number == service_->options_.corrupt_chunk) (*chunk_.mutable_data())[n / 2] ^= 0x5a;
+    offset_ += n;
+    service_->bytes_sent_ += n;
+    StartWrite(&chunk_);
+  }
+
+  TensorService* service_;
+  bool counted_ = false;
+  Blob blob_;
+  uint64_t offset_ = 0;
+  v1::BlobChunk chunk_;
+};
+
+grpc::ServerWriteReactor<v1::BlobChunk>* TensorService::Fetch(grpc::CallbackServerContext*,
+                                                              const v1::FetchRequest* request) {
+  return new FetchReactor(this, *request);
+}
+
+}  // namespace tandem::fetch
