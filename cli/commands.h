@@ -20,6 +20,7 @@ void RegisterNodeCommand(CLI::App& app, RunState& state);
 void RegisterCoordinatorCommand(CLI::App& app, RunState& state);
 void RegisterRunCommand(CLI::App& app, RunState& state);
 void RegisterStatusCommand(CLI::App& app, RunState& state);
+void RegisterClusterCommand(CLI::App& app, RunState& state);
 void RegisterChatCommand(CLI::App& app, RunState& state);
 
 }  // namespace tandem::cli

@@ -21,7 +21,12 @@
 #include "coordinator/services.h"
 #include "fetch/tensor_service.h"
 #include "model/fingerprint.h"
+#include "net/link_security.h"
 #include "net/node_link.h"
+#include "net/peer_auth.h"
+#include "security/join_issuer.h"
+#include "security/join_token.h"
+#include "security/revocation.h"
 
 namespace tandem::cli {
 namespace {
@@ -44,8 +49,62 @@ struct CoordinatorCommandOptions {
   int http_max_sessions = 0;  // 0: --sessions
   std::string chat_template;
   double stall_timeout_s = 3;
+  std::string state_dir;  // the cluster's CA, certificates and join token; empty: plaintext
+  bool rotate_token = false;
+  bool insecure = false;
   DiscoveryFlags discovery;  // --announce
 };
+
+// The cluster's security under --state-dir: the CA and the coordinator's certificate
+// (made or reloaded), the join token (printed), revocations consulted on every call.
+struct ClusterSecurity {
+  std::unique_ptr<security::ClusterCa> ca;
+  std::unique_ptr<security::JoinIssuer> issuer;
+  std::shared_ptr<security::RevocationList> revoked;
+};
+
+absl::StatusOr<ClusterSecurity> SetUpSecurity(const CoordinatorCommandOptions& o) {
+  ClusterSecurity out;
+  if (o.rotate_token && o.state_dir.empty()) {
+    return absl::InvalidArgumentError("--rotate-token needs --state-dir");
+  }
+  if (o.state_dir.empty()) {
+    if (!IsLoopbackAddress(o.listen)) {
+      if (!o.insecure) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "refusing to listen on ", o.listen,
+            " without --state-dir: anyone who can reach it could join, rewire nodes and read "
+            "prompts. Give --state-dir DIR (nodes then join with DIR/join-token), or "
+            "--insecure on a network you trust completely"));
+      }
+      std::fprintf(stderr,
+                   "tandem coordinator: WARNING: --insecure: plaintext links on %s; anyone who "
+                   "can reach this address can join the cluster and read its traffic\n",
+                   o.listen.c_str());
+    }
+    return out;
+  }
+  auto ca = security::ClusterCa::OpenOrCreate(o.state_dir);
+  if (!ca.ok()) return ca.status();
+  auto ca_hash = security::CertificateSha256Hex((*ca)->ca_cert_pem());
+  if (!ca_hash.ok()) return ca_hash.status();
+  auto token = security::LoadOrCreateJoinToken(o.state_dir, *ca_hash, o.rotate_token);
+  if (!token.ok()) return token.status();
+  InstallLinkCredentials({security::kCoordinatorIdentity, (*ca)->ca_cert_pem(),
+                          (*ca)->coordinator().cert_chain_pem, (*ca)->coordinator().key_pem});
+  out.revoked = std::make_shared<security::RevocationList>(o.state_dir);
+  SetRevocationCheck([revoked = out.revoked](const std::string& identity) {
+    return revoked->IsRevoked(identity);
+  });
+  out.issuer = std::make_unique<security::JoinIssuer>(o.state_dir, **ca);
+  out.ca = *std::move(ca);
+  std::fprintf(stderr,
+               "tandem coordinator: mutual TLS under the cluster CA in %s; join token (also in "
+               "%s/%s):\n%s\n",
+               o.state_dir.c_str(), o.state_dir.c_str(), security::kJoinTokenFile,
+               security::FormatJoinToken(*token).c_str());
+  return out;
+}
 
 // The OpenAI-compatible API over `coordinator`, when --http asks for it.
 struct HttpApi {
@@ -142,10 +201,12 @@ int RunCoordinator(const CoordinatorCommandOptions& o) {
     return ReportError(absl::InvalidArgumentError(
         absl::StrCat("--planner must be optimal or even, got ", o.planner)));
   }
+  auto security = SetUpSecurity(o);
+  if (!security.ok()) return ReportError(security.status());
   auto coordinator = Coordinator::Create(options, NewGrpcNodeLink());
   if (!coordinator.ok()) return ReportError(coordinator.status());
 
-  CoordinatorServiceImpl nodes_face(**coordinator);
+  CoordinatorServiceImpl nodes_face(**coordinator, security->issuer.get());
   ClientServiceImpl clients_face(**coordinator);
   // Nodes without the model file fetch their layers' tensors from here (the digests come
   // from the sidecar the coordinator's fingerprint just wrote).
@@ -157,7 +218,9 @@ int RunCoordinator(const CoordinatorCommandOptions& o) {
                                     {.corrupt_chunk = o.test_corrupt_chunk});
   grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort(o.listen, grpc::InsecureServerCredentials(), &port);
+  // Joiners come without a certificate: each handler checks its caller (net/peer_auth.h).
+  builder.AddListeningPort(o.listen, MakeServerCredentials(/*require_client_certificate=*/false),
+                           &port);
   builder.RegisterService(&nodes_face);
   builder.RegisterService(&clients_face);
   builder.RegisterService(&tensors_face);
@@ -228,6 +291,13 @@ void RegisterCoordinatorCommand(CLI::App& app, RunState& state) {
                   "fenced and its layers move (raise it for models whose one batch takes longer)")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  cmd->add_option("--state-dir", o->state_dir,
+                  "Cluster state: CA, certificates, DIR/join-token (made on first use). Every "
+                  "link is then mutual TLS and joining takes the token");
+  cmd->add_flag("--rotate-token", o->rotate_token,
+                "Make a new join token (with --state-dir); the old one stops working");
+  cmd->add_flag("--insecure", o->insecure,
+                "Allow plaintext links on a non-loopback address (a trusted network only)");
   AddAnnounceFlags(cmd, o->discovery);
   cmd->callback([o, &state] { state.exit_code = RunCoordinator(*o); });
 }

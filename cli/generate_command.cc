@@ -7,6 +7,7 @@
 #include "cli/generation_output.h"
 #include "cli/model_loading.h"
 #include "cli/remote_generation.h"
+#include "cli/token_options.h"
 #include "node/local_engine.h"
 
 namespace tandem::cli {
@@ -15,6 +16,7 @@ namespace {
 struct GenerateOptions {
   std::string model;
   std::string coordinator;
+  TokenOptions token;
   std::string prompt;
   int32_t n_predict = 32;
   SamplingParams sampling;
@@ -26,6 +28,7 @@ struct GenerateOptions {
 };
 
 int RunRemote(const GenerateOptions& o) {
+  if (absl::Status s = JoinAsClient(o.coordinator, o.token); !s.ok()) return ReportError(s);
   GenerationOutput out;
   out.seed = o.sampling.seed;
   auto result = RemoteGenerateText(o.coordinator, o.prompt, o.n_predict, o.sampling, o.stop_at_eos,
@@ -95,6 +98,7 @@ void RegisterGenerateCommand(CLI::App& app, RunState& state) {
   CLI::App* cmd = app.add_subcommand("generate", "Generate text from a prompt");
   cmd->add_option("-m,--model", o->model, "GGUF model file (runs in this process)");
   cmd->add_option("--coordinator", o->coordinator, "A running cluster's coordinator HOST:PORT");
+  AddTokenOptions(cmd, &o->token);
   cmd->add_option("-p,--prompt", o->prompt, "Prompt text")->required();
   cmd->add_option("-n,--n-predict", o->n_predict, "Tokens to generate")
       ->check(CLI::NonNegativeNumber);

@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "net/client.h"
+#include "net/cluster_join.h"
 
 namespace tandem::cli {
 
@@ -47,6 +48,7 @@ pid_t LocalCluster::StartNode(const std::string& model, int threads,
   std::vector<std::string> args = {binary_,  "node",      "--coordinator",
                                    address_, "--threads", std::to_string(threads)};
   if (!model.empty()) args.insert(args.end(), {"--model", model});
+  if (tls_) args.insert(args.end(), {"--token-file", token_file()});
   args.insert(args.end(), node_args_.begin(), node_args_.end());
   args.insert(args.end(), more.begin(), more.end());
   pid_t pid = group_->Spawn(name, args, absl::StrCat(dir_, "/", name, ".log"));
@@ -161,12 +163,14 @@ absl::Status LocalCluster::Start(const LocalClusterOptions& o, int timeout_ms) {
 absl::Status LocalCluster::StartCoordinator(const LocalClusterOptions& o) {
   node_args_ = o.node_args;
   on_progress_ = o.on_progress;
+  tls_ = o.tls;
   const std::string port_file = dir_ + "/coordinator.port";
   std::vector<std::string> args = {
       binary_,       "coordinator",           "--model",     o.model,
       "--listen",    "127.0.0.1:0",           "--port-file", port_file,
       "--min-nodes", std::to_string(o.nodes), "--planner",   o.planner};
   if (!o.split.empty()) args.insert(args.end(), {"--split", o.split});
+  if (tls_) args.insert(args.end(), {"--state-dir", state_dir()});
   args.insert(args.end(), o.coordinator_args.begin(), o.coordinator_args.end());
   coordinator_argv_ = args;
   coordinator_pid_ = group_->Spawn("coordinator", args, dir_ + "/coordinator.log");
@@ -184,6 +188,12 @@ absl::Status LocalCluster::StartCoordinator(const LocalClusterOptions& o) {
       return absl::DeadlineExceededError("the coordinator did not start");
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  if (tls_) {
+    // The coordinator wrote its token before its port: join as a client to watch it.
+    auto token = security::JoinTokenFromFlags("", token_file());
+    if (!token.ok()) return token.status();
+    if (absl::Status s = JoinCluster(address_, *token, "client"); !s.ok()) return s;
   }
   return absl::OkStatus();
 }

@@ -24,6 +24,9 @@ struct LocalClusterOptions {
   int threads = 1;                            // per node
   std::vector<std::string> coordinator_args;  // more flags for the coordinator
   std::vector<std::string> node_args;         // more flags for every node
+  // A cluster state directory (CA, join token) in dir(): every link is mutual TLS, nodes
+  // join with the token, and this process joins as a client.
+  bool tls = false;
   // Told what the cluster is waiting for, each time that changes while it comes up.
   std::function<void(const std::string&)> on_progress;
 };
@@ -63,6 +66,9 @@ class LocalCluster {
   const std::vector<pid_t>& node_pids() const { return node_pids_; }
   // Processes' logs: coordinator.log, node0.log, node1.log, …
   const std::string& dir() const { return dir_; }
+  // The coordinator's --state-dir and its join token file (with `tls`; else empty).
+  std::string state_dir() const { return tls_ ? dir_ + "/state" : ""; }
+  std::string token_file() const { return tls_ ? state_dir() + "/join-token" : ""; }
   std::string NodeLog(size_t index) const;
   // The coordinator's status when it became ready.
   const v1::StatusResponse& status() const { return status_; }
@@ -87,6 +93,7 @@ class LocalCluster {
   std::vector<std::vector<std::string>> node_argv_;  // each node's command
   std::function<void(const std::string&)> on_progress_;
   bool keep_logs_ = false;
+  bool tls_ = false;
 };
 
 std::string ReadFile(const std::string& path);

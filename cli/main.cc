@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
   tandem::cli::RegisterCoordinatorCommand(app, state);
   tandem::cli::RegisterNodeCommand(app, state);
   tandem::cli::RegisterStatusCommand(app, state);
+  tandem::cli::RegisterClusterCommand(app, state);
   tandem::cli::RegisterChatCommand(app, state);
   try {
     app.parse(argc, argv);

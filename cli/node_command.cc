@@ -16,8 +16,10 @@
 #include "cli/signals.h"
 #include "model/fingerprint.h"
 #include "model/hparams.h"
+#include "net/cluster_join.h"
 #include "net/coordinator_client.h"
 #include "net/forward_client.h"
+#include "net/link_security.h"
 #include "node/calibration.h"
 #include "node/membership.h"
 #include "node/node_service.h"
@@ -37,10 +39,40 @@ struct NodeCommandOptions {
   std::string metrics;  // HOST:PORT for /metrics; empty: none
   double session_idle_timeout_s = 300;
   double drain_timeout_s = 30;
+  std::string token;
+  std::string token_file;
+  bool insecure = false;
   std::string cache_dir;     // without --model: where fetched tensors live
   double fetch_rate = 0;     // bytes/s; 0: unlimited
   DiscoveryFlags discovery;  // --discover
 };
+
+// With a token: joins the cluster (its certificate then secures every link). Without one,
+// links are plaintext, allowed on loopback or with --insecure.
+absl::Status SetUpSecurity(const NodeCommandOptions& o) {
+  if (o.token.empty() && o.token_file.empty()) {
+    const std::string& exposed = !IsLoopbackAddress(o.listen) ? o.listen : o.coordinator;
+    if (!IsLoopbackAddress(exposed)) {
+      if (!o.insecure) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("refusing plaintext links on ", exposed,
+                         " without a join token: give --token-file FILE (the coordinator's "
+                         "STATE_DIR/join-token), or --insecure on a network you trust completely"));
+      }
+      std::fprintf(stderr,
+                   "tandem node: WARNING: --insecure: plaintext links; anyone on the network "
+                   "can send this node frames and read its activations\n");
+    }
+    return absl::OkStatus();
+  }
+  auto token = security::JoinTokenFromFlags(o.token, o.token_file);
+  if (!token.ok()) return token.status();
+  absl::Status joined = JoinCluster(o.coordinator, *token, "node");
+  if (!joined.ok()) return joined;
+  std::fprintf(stderr, "tandem node: joined the cluster at %s as %s\n", o.coordinator.c_str(),
+               LocalIdentity().c_str());
+  return absl::OkStatus();
+}
 
 // The node's own /metrics (prometheus-cpp's Exposer); null when not asked for.
 absl::StatusOr<std::unique_ptr<prometheus::Exposer>> ServeMetrics(const std::string& address,
@@ -81,6 +113,11 @@ int RunNode(NodeCommandOptions o) {
       ReportError(found);
       return 2;  // nothing to join: not a crash
     }
+  }
+  // Joined before anything else reaches the coordinator (fetching weights included).
+  if (absl::Status s = SetUpSecurity(o); !s.ok()) {
+    ReportError(s);
+    return 2;  // refused or unreachable: not a crash
   }
   v1::RegisterRequest req;
   req.set_protocol_version(kProtocolVersion);
@@ -124,7 +161,9 @@ int RunNode(NodeCommandOptions o) {
   NodeService service(model, options, results);
   grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort(o.listen, grpc::InsecureServerCredentials(), &port);
+  // Every caller of a node (the coordinator, the stage before) holds a certificate.
+  builder.AddListeningPort(o.listen, MakeServerCredentials(/*require_client_certificate=*/true),
+                           &port);
   // Nothing a node is sent is larger than a frame. Messages up to twice that are read and
   // refused one by one on the open stream (the sender learns why); larger ones end the
   // stream, refused by gRPC from their length prefix before their bytes are buffered.
@@ -213,6 +252,12 @@ void RegisterNodeCommand(CLI::App& app, RunState& state) {
                   "before stopping anyway")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
+  cmd->add_option("--token-file", o->token_file,
+                  "The cluster's join token, in a file (the coordinator's STATE_DIR/join-token)");
+  cmd->add_option("--token", o->token,
+                  "The cluster's join token; prefer --token-file (command lines are visible)");
+  cmd->add_flag("--insecure", o->insecure,
+                "Allow plaintext links off loopback, without a token (a trusted network only)");
   AddDiscoverFlags(cmd, o->discovery);
   cmd->callback([o, &state] { state.exit_code = RunNode(*o); });
 }

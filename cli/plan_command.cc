@@ -17,6 +17,7 @@
 #include "cli/commands.h"
 #include "cli/model_loading.h"
 #include "cli/node_profiles.h"
+#include "cli/token_options.h"
 #include "coordinator/model_profile.h"
 #include "model/gguf.h"
 #include "model/hparams.h"
@@ -34,6 +35,7 @@ struct PlanOptions {
   std::string model_path;
   std::string nodes_path;
   std::string coordinator;  // HOST:PORT of a running cluster: show its live plan
+  TokenOptions token;
   double wait_seconds = 0;  // live: wait this long for the cluster to become ready
   std::string objective = "latency";
   int64_t context = 0;  // 0: the model's training context
@@ -174,6 +176,9 @@ absl::StatusOr<v1::StatusResponse> LiveStatus(const PlanOptions& options) {
 }
 
 int RunLivePlan(const PlanOptions& options) {
+  if (absl::Status s = JoinAsClient(options.coordinator, options.token); !s.ok()) {
+    return ReportError(s);
+  }
   absl::StatusOr<v1::StatusResponse> status = LiveStatus(options);
   if (!status.ok()) return ReportError(status.status());
   absl::StatusOr<partition::Plan> plan = LivePlan(*status);
@@ -276,6 +281,7 @@ void RegisterPlanCommand(CLI::App& app, RunState& state) {
   cmd->add_option("--nodes", options->nodes_path, "NODES.json describing the cluster (dry run)");
   cmd->add_option("--coordinator", options->coordinator,
                   "HOST:PORT of a running coordinator: show its live plan and measured nodes");
+  AddTokenOptions(cmd, &options->token);
   cmd->add_option("--wait", options->wait_seconds,
                   "With --coordinator: wait up to this many seconds for the cluster to be ready")
       ->check(CLI::NonNegativeNumber)

@@ -39,6 +39,7 @@ struct RunOptions {
   bool json = false;
   bool stop_at_eos = false;
   bool keep_logs = false;
+  bool tls = false;
   // Serving instead of generating once: the OpenAI-compatible API on this address.
   std::string http;
   std::string api_key_file;
@@ -128,6 +129,7 @@ int RunCluster(RunOptions& o) {
     options.split = o.split;
     options.planner = o.planner;
     options.threads = threads;
+    options.tls = o.tls;
     options.coordinator_args = {"--wire-dtype", o.wire_dtype};
     // Progress on stderr, so --json output stays clean: one line redrawn on a terminal,
     // else a line per change.
@@ -215,6 +217,9 @@ void RegisterRunCommand(CLI::App& app, RunState& state) {
   cmd->add_flag("--json", o->json, "Print one JSON object instead of streaming text");
   cmd->add_flag("--stop-at-eos", o->stop_at_eos, "Stop at an end-of-generation token");
   cmd->add_flag("--keep-logs", o->keep_logs, "Keep the processes' logs");
+  cmd->add_flag("--tls", o->tls,
+                "Run the cluster as strangers would: a state directory, nodes joining with the "
+                "token, mutual TLS on every link");
   cmd->add_option("--http", o->http,
                   "Serve the OpenAI-compatible API on HOST:PORT until Ctrl-C, instead of "
                   "generating once");

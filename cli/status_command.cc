@@ -13,6 +13,7 @@
 #include "cli/commands.h"
 #include "cli/model_loading.h"
 #include "cli/signals.h"
+#include "cli/token_options.h"
 #include "coordinator/cluster_json.h"
 #include "net/client.h"
 
@@ -21,6 +22,7 @@ namespace {
 
 struct StatusOptions {
   std::string coordinator;
+  TokenOptions token;
   bool json = false;
   bool watch = false;
 };
@@ -118,6 +120,7 @@ std::string StatusTable(const std::string& address, const nlohmann::json& c) {
 
 int RunStatus(const StatusOptions& o) {
   if (o.watch) BlockTerminationSignals();
+  if (absl::Status s = JoinAsClient(o.coordinator, o.token); !s.ok()) return ReportError(s);
   const bool terminal = ::isatty(STDOUT_FILENO) == 1;
   for (;;) {
     absl::StatusOr<v1::StatusResponse> status = RemoteStatus(o.coordinator);
@@ -149,6 +152,7 @@ void RegisterStatusCommand(CLI::App& app, RunState& state) {
   CLI::App* cmd = app.add_subcommand(
       "status", "A running cluster: nodes, layers, health, measured rates and recent events");
   cmd->add_option("--coordinator", o->coordinator, "Coordinator address HOST:PORT")->required();
+  AddTokenOptions(cmd, &o->token);
   cmd->add_flag("--json", o->json, "Print the cluster as JSON (what GET /v1/cluster serves)");
   cmd->add_flag("--watch", o->watch, "Refresh every second until Ctrl-C");
   cmd->callback([o, &state] { state.exit_code = RunStatus(*o); });

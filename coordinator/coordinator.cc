@@ -10,6 +10,7 @@
 #include "model/fingerprint.h"
 #include "net/convert.h"
 #include "net/frames.h"
+#include "net/link_security.h"
 
 namespace tandem {
 
@@ -71,7 +72,8 @@ Coordinator::~Coordinator() {
   if (sender_.joinable()) sender_.join();
 }
 
-v1::RegisterResponse Coordinator::Register(const v1::RegisterRequest& r) {
+v1::RegisterResponse Coordinator::Register(const v1::RegisterRequest& r,
+                                           const std::string& identity) {
   v1::RegisterResponse resp;
   if (r.protocol_version() != kProtocolVersion) {
     resp.set_reason(absl::StrCat("protocol version ", r.protocol_version(),
@@ -108,17 +110,28 @@ v1::RegisterResponse Coordinator::Register(const v1::RegisterRequest& r) {
     held.embedding = r.cached_embedding();
     held.head = r.cached_head();
   }
+  const double rtt_ms = link_->MeasureRttMs(r.address(), identity);
+  if (!identity.empty() && rtt_ms <= 0) {
+    // Proof that the address is the node's: it answers there with its own certificate.
+    resp.set_reason(absl::StrCat("the node does not answer at ", r.address(),
+                                 " with its certificate (check --advertise)"));
+    std::fprintf(stderr, "tandem coordinator: refused %s: it does not answer at %s\n",
+                 identity.c_str(), r.address().c_str());
+    return resp;
+  }
   resp.set_accepted(true);
-  const Registry::Registration reg = registry_.Register(r.address(), r.boot_id(), r.profile());
+  const Registry::Registration reg =
+      registry_.Register(r.address(), r.boot_id(), r.profile(), identity);
   resp.set_node_id(reg.id);
   registry_.SetHeld(resp.node_id(), std::move(held));
   if (!reg.replaced.empty()) {
-    // A node restarted at the same address: the old process and its state are gone.
+    // A node restarted (at the same address, or with the same certificate): the old
+    // process and its state are gone.
     std::fprintf(stderr, "tandem coordinator: %s restarted at %s; it is now %s\n",
                  reg.replaced.c_str(), r.address().c_str(), reg.id.c_str());
     telemetry_.NodeDied(reg.replaced);
   }
-  registry_.SetRtt(resp.node_id(), link_->MeasureRttMs(r.address()));
+  registry_.SetRtt(resp.node_id(), rtt_ms);
   telemetry_.NodeJoined(resp.node_id(), r.address());
   resp.set_heartbeat_interval_ms(static_cast<uint32_t>(options_.heartbeat_interval.count()));
   std::fprintf(stderr,
@@ -128,16 +141,17 @@ v1::RegisterResponse Coordinator::Register(const v1::RegisterRequest& r) {
   return resp;
 }
 
-v1::HeartbeatResponse Coordinator::Heartbeat(const v1::HeartbeatRequest& r) {
+v1::HeartbeatResponse Coordinator::Heartbeat(const v1::HeartbeatRequest& r,
+                                             const std::string& identity) {
   v1::HeartbeatResponse resp;
   if (r.draining()) {
     const std::optional<NodeRecord> n = registry_.Find(r.node_id());
-    if (n && n->alive && !n->draining && n->boot_id == r.boot_id()) {
+    if (n && n->alive && !n->draining && n->boot_id == r.boot_id() && n->identity == identity) {
       std::fprintf(stderr, "tandem coordinator: %s is draining\n", n->id.c_str());
       telemetry_.NodeDraining(n->id);
     }
   }
-  if (!registry_.Heartbeat(r)) return resp;
+  if (!registry_.Heartbeat(r, identity)) return resp;
   resp.set_known(true);
   telemetry_.Heartbeat(r);
   std::lock_guard<std::mutex> lock(mutex_);
@@ -182,6 +196,7 @@ v1::StatusResponse Coordinator::Status() {
     auto* info = s.add_nodes();
     info->set_node_id(n.id);
     info->set_address(n.address);
+    info->set_identity(n.identity);
     *info->mutable_profile() = n.profile;
     info->set_rtt_ms(n.rtt_ms);
     info->set_sessions(n.sessions);
@@ -246,15 +261,21 @@ absl::Status Coordinator::ApplyPlan(const ClusterPlan& plan, uint64_t epoch,
     req.set_layer_first(st.layer_first);
     req.set_layer_last(st.layer_last);
     req.set_next_hop(i + 1 < plan.stages.size() ? plan.stages[i + 1].node.address : "");
+    req.set_next_hop_identity(i + 1 < plan.stages.size() ? plan.stages[i + 1].node.identity : "");
+    // The first stage takes frames from the coordinator, every other from the one before.
+    req.set_upstream_identity(i == 0 ? LocalIdentity() : plan.stages[i - 1].node.identity);
     req.set_wire_dtype(options_.wire_dtype);
     req.set_n_ctx(n_ctx_);
     req.set_node_id(st.node.id);
     req.set_lockstep_batching(lockstep);
     // A node without the model file fetches what it lacks: first from peers that hold some
-    // of these layers (the coordinator is its last resort).
+    // of these layers (the coordinator is its last resort). With certificates, only from
+    // the coordinator: a peer's certificate identity is not passed along yet.
     constexpr int kMaxWeightSources = 4;
     for (const NodeRecord& peer : alive) {
-      if (st.node.held.all || req.weight_sources_size() >= kMaxWeightSources) break;
+      if (LinksSecure() || st.node.held.all || req.weight_sources_size() >= kMaxWeightSources) {
+        break;
+      }
       if (peer.id != st.node.id && peer.held.Overlaps(st.layer_first, st.layer_last)) {
         req.add_weight_sources(peer.address);
       }
@@ -265,7 +286,8 @@ absl::Status Coordinator::ApplyPlan(const ClusterPlan& plan, uint64_t epoch,
       const std::optional<NodeRecord> n = registry_.Find(id);
       return n && n->alive && options_.now() - n->last_seen <= options_.node_timeout;
     };
-    absl::StatusOr<v1::ConfigureResponse> resp = link_->Configure(st.node.address, req, beating);
+    absl::StatusOr<v1::ConfigureResponse> resp =
+        link_->Configure(st.node.address, st.node.identity, req, beating);
     if (!resp.ok() || !resp->ok()) {
       *failed_node = st.node.id;
       if (!resp.ok()) return resp.status();
@@ -310,7 +332,7 @@ std::vector<std::string> Coordinator::RefusingSilentNodes() {
     auto [last, first] = probed_.try_emplace(n.id, now);
     if (!first && now - last->second < options_.heartbeat_interval) continue;
     last->second = now;
-    if (link_->Refused(n.address)) gone.push_back(n.id);
+    if (link_->Refused(n.address, n.identity)) gone.push_back(n.id);
   }
   return gone;
 }
@@ -394,8 +416,10 @@ void Coordinator::ReplanIfNeeded() {
   }
   std::string failed_node;
   absl::Status applied = ApplyPlan(*plan, epoch, &failed_node);
-  std::shared_ptr<FrameSink> head =
-      applied.ok() ? link_->OpenFrameStream(plan->stages.front().node.address) : nullptr;
+  std::shared_ptr<FrameSink> head = applied.ok()
+                                        ? link_->OpenFrameStream(plan->stages.front().node.address,
+                                                                 plan->stages.front().node.identity)
+                                        : nullptr;
   std::vector<v1::ActivationFrame> replay;
   std::shared_ptr<FrameSink> old_head;
   {
@@ -725,19 +749,30 @@ void Coordinator::CancelSession(uint64_t id) {
   if (epoch != 0) Send({EndSessionFrame(id, epoch)}, head);
 }
 
-absl::Status Coordinator::OnResult(const v1::StepResult& r) {
+absl::Status Coordinator::OnResult(const v1::StepResult& r, const std::string& identity) {
   std::shared_ptr<Session> s;
   std::vector<v1::ActivationFrame> frames;
   std::shared_ptr<FrameSink> head;
   SessionEvent event;
   {
     std::lock_guard<std::mutex> lock(mutex_);
+    // With certificates, only the stages of the plan report (the last samples tokens):
+    // another member cannot speak for them, whatever session it names.
+    if (!identity.empty() &&
+        std::none_of(plan_.stages.begin(), plan_.stages.end(),
+                     [&](const StagePlan& st) { return st.node.identity == identity; })) {
+      return absl::PermissionDeniedError(absl::StrCat(identity, " is not a stage of the plan"));
+    }
     auto it = sessions_.find(r.session_id());
     // A session that ended (cancelled, failed) may still have results on their way.
     if (it == sessions_.end()) return absl::OkStatus();
     s = it->second;
     // From a plan that was replaced.
     if (r.plan_epoch() != s->plan_epoch) return absl::OkStatus();
+    if (!identity.empty() && r.code() == 0 && plan_.stages.back().node.identity != identity) {
+      return absl::PermissionDeniedError(
+          absl::StrCat(identity, " is not the last stage and may not report tokens"));
+    }
     head = head_;
     if (r.code() != 0 && r.plan_epoch() < attempted_epoch_) {
       // A newer plan is being applied (or failed to apply): stages already on it refuse

@@ -75,13 +75,20 @@ class Coordinator {
                                                              std::unique_ptr<NodeLink> link);
   ~Coordinator();
 
-  // Node-facing. Register measures the node's round trip (a second at most); the others
-  // never block.
-  v1::RegisterResponse Register(const v1::RegisterRequest& request);
-  v1::HeartbeatResponse Heartbeat(const v1::HeartbeatRequest& request);
+  // Node-facing. `identity` is the caller's certificate name (empty on plaintext links):
+  // a node's record is bound to it, so one node cannot heartbeat or report results for
+  // another. Register measures the node's round trip (a second at most; with an identity,
+  // a node that does not answer at its address with that certificate is refused); the
+  // others never block.
+  v1::RegisterResponse Register(const v1::RegisterRequest& request,
+                                const std::string& identity = "");
+  v1::HeartbeatResponse Heartbeat(const v1::HeartbeatRequest& request,
+                                  const std::string& identity = "");
   // A result for a session's next position is applied; results for sessions or plans
-  // that ended are ignored; a result for any other position is refused with an error.
-  absl::Status OnResult(const v1::StepResult& result);
+  // that ended are ignored; a result for any other position is refused with an error, and
+  // so is one (with an identity) from a node that is not the stage it claims to be, or a
+  // token from any but the last stage (PERMISSION_DENIED).
+  absl::Status OnResult(const v1::StepResult& result, const std::string& identity = "");
   v1::StatusResponse Status();
 
   // Client-facing: checks the request and starts a session (it waits for the cluster when

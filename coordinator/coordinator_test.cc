@@ -43,7 +43,7 @@ class FakeNodes : public NodeLink {
     std::string address_;
   };
 
-  absl::StatusOr<v1::ConfigureResponse> Configure(const std::string& address,
+  absl::StatusOr<v1::ConfigureResponse> Configure(const std::string& address, const std::string&,
                                                   const v1::ConfigureRequest& request,
                                                   const std::function<bool()>&) override {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -54,8 +54,8 @@ class FakeNodes : public NodeLink {
     r.set_ok(true);
     return r;
   }
-  double MeasureRttMs(const std::string&) override { return 0.1; }
-  bool Refused(const std::string& address) override {
+  double MeasureRttMs(const std::string&, const std::string&) override { return 0.1; }
+  bool Refused(const std::string& address, const std::string&) override {
     std::lock_guard<std::mutex> lock(mutex_);
     ++probes_;
     return down_.count(address) > 0;
@@ -64,7 +64,8 @@ class FakeNodes : public NodeLink {
     std::lock_guard<std::mutex> lock(mutex_);
     return probes_;
   }
-  std::shared_ptr<FrameSink> OpenFrameStream(const std::string& address) override {
+  std::shared_ptr<FrameSink> OpenFrameStream(const std::string& address,
+                                             const std::string&) override {
     return std::make_shared<Sink>(this, address);
   }
 

@@ -20,21 +20,27 @@ Registry::Registry(RegistryOptions options, Clock now)
     : options_(options), now_(std::move(now)), run_id_(NewRunId()) {}
 
 Registry::Registration Registry::Register(const std::string& address, const std::string& boot_id,
-                                          const v1::NodeProfile& profile) {
+                                          const v1::NodeProfile& profile,
+                                          const std::string& identity) {
   std::lock_guard<std::mutex> lock(mutex_);
   const auto now = now_();
   Registration out;
   for (auto& n : nodes_) {
-    if (n.address != address || !n.alive) continue;
-    if (n.boot_id == boot_id) {
+    if (!n.alive) continue;
+    const bool same_node = identity.empty() ? n.address == address : n.identity == identity;
+    if (same_node && n.boot_id == boot_id) {
       // The same process again (say its earlier registration timed out on its side).
+      n.address = address;
       n.profile = profile;
       n.last_seen = now;
       ++generation_;
       out.id = n.id;
       return out;
     }
-    // Another process at that address: the one registered there is gone.
+    if (!same_node && n.address != address) continue;
+    // Another process at that address, or a restart of the node holding that certificate
+    // (the coordinator checked that the new one answers at its address): the old one is
+    // gone.
     n.alive = false;
     n.died = now;
     out.replaced = n.id;
@@ -43,6 +49,7 @@ Registry::Registration Registry::Register(const std::string& address, const std:
   n.id = absl::StrCat("node-", next_id_++, ".", run_id_);
   n.address = address;
   n.boot_id = boot_id;
+  n.identity = identity;
   n.profile = profile;
   n.registered = n.last_seen = now;
   nodes_.push_back(n);
@@ -51,10 +58,10 @@ Registry::Registration Registry::Register(const std::string& address, const std:
   return out;
 }
 
-bool Registry::Heartbeat(const v1::HeartbeatRequest& r) {
+bool Registry::Heartbeat(const v1::HeartbeatRequest& r, const std::string& identity) {
   std::lock_guard<std::mutex> lock(mutex_);
   for (auto& n : nodes_) {
-    if (n.id == r.node_id() && n.alive && n.boot_id == r.boot_id()) {
+    if (n.id == r.node_id() && n.alive && n.boot_id == r.boot_id() && n.identity == identity) {
       n.last_seen = now_();
       n.serving = r.serving();
       n.sessions = r.sessions();

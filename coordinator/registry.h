@@ -36,6 +36,7 @@ struct NodeRecord {
   std::string id;
   std::string address;
   std::string boot_id;
+  std::string identity;  // its certificate's name; empty on plaintext links
   v1::NodeProfile profile;
   std::chrono::steady_clock::time_point registered;
   std::chrono::steady_clock::time_point last_seen;
@@ -77,15 +78,17 @@ class Registry {
 
   struct Registration {
     std::string id;
-    std::string replaced;  // the record this one replaced at the same address, if any
+    std::string replaced;  // the record this one replaced, if any
   };
-  // Adds a node. The same process registering again (same address and boot id) keeps its
-  // id; another process at that address replaces the old record.
+  // Adds a node. The same process registering again (same boot id, and the same identity,
+  // or on plaintext links the same address) keeps its id. Another process at that address,
+  // or with that identity, replaces the old record: it is gone. `identity` is the
+  // certificate's name, empty on plaintext links.
   Registration Register(const std::string& address, const std::string& boot_id,
-                        const v1::NodeProfile& profile);
-  // Records a heartbeat. False when the id is unknown, was declared dead, or belongs to
-  // another boot of the node: the node must register again.
-  bool Heartbeat(const v1::HeartbeatRequest& request);
+                        const v1::NodeProfile& profile, const std::string& identity = "");
+  // Records a heartbeat. False when the id is unknown, was declared dead, belongs to
+  // another boot of the node or to another identity: the node must register again.
+  bool Heartbeat(const v1::HeartbeatRequest& request, const std::string& identity = "");
 
   struct Expired {
     std::vector<std::string> dead;    // silent for longer than the timeout

@@ -8,16 +8,57 @@
 #include <new>
 #include <optional>
 
+#include "absl/strings/str_cat.h"
 #include "net/convert.h"
+#include "net/frames.h"
+#include "net/peer_auth.h"
 
 namespace tandem {
+
+grpc::ServerUnaryReactor* CoordinatorServiceImpl::Join(grpc::CallbackServerContext* context,
+                                                       const v1::JoinRequest* request,
+                                                       v1::JoinResponse* response) {
+  auto* reactor = context->DefaultReactor();
+  if (!issuer_) {
+    reactor->Finish(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                                 "this coordinator runs without --state-dir and takes no joins"));
+    return reactor;
+  }
+  // Signing is quick but not free: off the reactor thread, with the registrations.
+  registrations_.Post([this, reactor, request, response, peer = context->peer()] {
+    absl::StatusOr<security::Issued> issued;
+    if (request->protocol_version() != kProtocolVersion) {
+      issued = absl::FailedPreconditionError(
+          absl::StrCat("protocol version ", request->protocol_version(),
+                       " is not supported; the coordinator speaks ", kProtocolVersion));
+    } else {
+      issued = issuer_->Join(request->secret(), request->csr_pem(), request->role());
+    }
+    if (!issued.ok()) {
+      std::fprintf(stderr, "tandem coordinator: refused a join from %s: %s\n", peer.c_str(),
+                   std::string(issued.status().message()).c_str());
+      reactor->Finish(ToGrpcStatus(issued.status()));
+      return;
+    }
+    std::fprintf(stderr, "tandem coordinator: %s joined from %s\n", issued->identity.c_str(),
+                 peer.c_str());
+    response->set_identity(issued->identity);
+    response->set_cert_chain_pem(issued->cert_chain_pem);
+    reactor->Finish(grpc::Status::OK);
+  });
+  return reactor;
+}
 
 grpc::ServerUnaryReactor* CoordinatorServiceImpl::Register(grpc::CallbackServerContext* context,
                                                            const v1::RegisterRequest* request,
                                                            v1::RegisterResponse* response) {
   auto* reactor = context->DefaultReactor();
-  registrations_.Post([this, reactor, request, response] {
-    *response = c_.Register(*request);
+  if (grpc::Status s = AuthorizePeer(*context, "Register", kRoleNode); !s.ok()) {
+    reactor->Finish(s);
+    return reactor;
+  }
+  registrations_.Post([this, reactor, request, response, identity = PeerIdentity(*context)] {
+    *response = c_.Register(*request, identity);
     reactor->Finish(grpc::Status::OK);
   });
   return reactor;
@@ -26,18 +67,20 @@ grpc::ServerUnaryReactor* CoordinatorServiceImpl::Register(grpc::CallbackServerC
 grpc::ServerUnaryReactor* CoordinatorServiceImpl::Heartbeat(grpc::CallbackServerContext* context,
                                                             const v1::HeartbeatRequest* request,
                                                             v1::HeartbeatResponse* response) {
-  *response = c_.Heartbeat(*request);
   auto* reactor = context->DefaultReactor();
-  reactor->Finish(grpc::Status::OK);
+  grpc::Status s = AuthorizePeer(*context, "Heartbeat", kRoleNode);
+  if (s.ok()) *response = c_.Heartbeat(*request, PeerIdentity(*context));
+  reactor->Finish(s);
   return reactor;
 }
 
 grpc::ServerUnaryReactor* CoordinatorServiceImpl::Status(grpc::CallbackServerContext* context,
                                                          const v1::StatusRequest*,
                                                          v1::StatusResponse* response) {
-  *response = c_.Status();
   auto* reactor = context->DefaultReactor();
-  reactor->Finish(grpc::Status::OK);
+  grpc::Status s = AuthorizePeer(*context, "Status", kRoleAnyMember);
+  if (s.ok()) *response = c_.Status();
+  reactor->Finish(s);
   return reactor;
 }
 
@@ -49,7 +92,13 @@ namespace {
 // peer. (A node's ResultsClient reopens its stream on its next result.)
 class ResultsReactor : public grpc::ServerReadReactor<v1::StepResult> {
  public:
-  ResultsReactor(Coordinator& c, std::string peer) : c_(c), peer_(std::move(peer)) {
+  ResultsReactor(Coordinator& c, std::string peer, std::string identity,
+                 const grpc::Status& authorized)
+      : c_(c), peer_(std::move(peer)), identity_(std::move(identity)) {
+    if (!authorized.ok()) {
+      Finish(authorized);
+      return;
+    }
     StartRead(&result_);
   }
   void OnReadDone(bool ok) override {
@@ -59,7 +108,7 @@ class ResultsReactor : public grpc::ServerReadReactor<v1::StepResult> {
     }
     absl::Status s;
     try {
-      s = c_.OnResult(result_);
+      s = c_.OnResult(result_, identity_);
     } catch (const std::bad_alloc&) {
       s = absl::ResourceExhaustedError("the coordinator is out of memory for results");
     }
@@ -77,6 +126,7 @@ class ResultsReactor : public grpc::ServerReadReactor<v1::StepResult> {
  private:
   Coordinator& c_;
   const std::string peer_;
+  const std::string identity_;
   v1::StepResult result_;
 };
 
@@ -91,8 +141,14 @@ class GenerateReactor : public grpc::ServerWriteReactor<v1::GenerateReply> {
     std::deque<SessionEvent> early;  // events before the reactor was ready for them
   };
 
-  GenerateReactor(Coordinator& c, const v1::GenerateRequest& request)
+  GenerateReactor(Coordinator& c, const v1::GenerateRequest& request,
+                  const grpc::Status& authorized)
       : c_(c), mailbox_(std::make_shared<Mailbox>()) {
+    if (!authorized.ok()) {
+      finished_ = true;
+      Finish(authorized);
+      return;
+    }
     std::weak_ptr<Mailbox> weak = mailbox_;
     absl::StatusOr<std::shared_ptr<Session>> session;
     try {
@@ -217,12 +273,13 @@ class GenerateReactor : public grpc::ServerWriteReactor<v1::GenerateReply> {
 
 grpc::ServerReadReactor<v1::StepResult>* CoordinatorServiceImpl::Results(
     grpc::CallbackServerContext* context, v1::ResultsAck*) {
-  return new ResultsReactor(c_, context->peer());
+  return new ResultsReactor(c_, context->peer(), PeerIdentity(*context),
+                            AuthorizePeer(*context, "Results", kRoleNode));
 }
 
 grpc::ServerWriteReactor<v1::GenerateReply>* ClientServiceImpl::Generate(
-    grpc::CallbackServerContext*, const v1::GenerateRequest* request) {
-  return new GenerateReactor(c_, *request);
+    grpc::CallbackServerContext* context, const v1::GenerateRequest* request) {
+  return new GenerateReactor(c_, *request, AuthorizePeer(*context, "Generate", kRoleAnyMember));
 }
 
 }  // namespace tandem

@@ -7,13 +7,22 @@
 
 #include "base/work_queue.h"
 #include "coordinator/coordinator.h"
+#include "security/join_issuer.h"
 #include "tandem.grpc.pb.h"
 
 namespace tandem {
 
+// Every handler authorizes its caller first (net/peer_auth.h): Join needs only the token's
+// secret; Register, Heartbeat and Results a node certificate (bound to the node's record);
+// Status and Generate any member's or client's certificate.
 class CoordinatorServiceImpl final : public v1::Coordinator::CallbackService {
  public:
-  explicit CoordinatorServiceImpl(Coordinator& c) : c_(c) {}
+  // `issuer` signs joiners' certificates; null: the coordinator takes no joins (plaintext).
+  CoordinatorServiceImpl(Coordinator& c, const security::JoinIssuer* issuer)
+      : c_(c), issuer_(issuer) {}
+  grpc::ServerUnaryReactor* Join(grpc::CallbackServerContext* context,
+                                 const v1::JoinRequest* request,
+                                 v1::JoinResponse* response) override;
   grpc::ServerUnaryReactor* Register(grpc::CallbackServerContext* context,
                                      const v1::RegisterRequest* request,
                                      v1::RegisterResponse* response) override;
@@ -28,6 +37,7 @@ class CoordinatorServiceImpl final : public v1::Coordinator::CallbackService {
 
  private:
   Coordinator& c_;
+  const security::JoinIssuer* issuer_;
   WorkQueue registrations_;
 };
 

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Fuzzes Tandem's decoders with libFuzzer (tests/fuzz): the GGUF reader, frame admission on
-# a stage, the tokenizers, the node-profiles JSON and the LAN discovery datagrams. Builds them in build-fuzz/ with
+# a stage, the tokenizers, the node-profiles JSON, the LAN discovery datagrams and the join
+# handshake (JoinRequest, join tokens, certificate requests). Builds them in build-fuzz/ with
 # Debian's clang (libFuzzer + AddressSanitizer + UBSan), then runs each target:
 #
 #   deploy/fuzz.sh --smoke            every target for a short budget (the test command)
 #   deploy/fuzz.sh --long SECONDS     every target for SECONDS each (niced); the corpus
 #                                     grows in build-fuzz/corpus/<target>
 #   deploy/fuzz.sh ... TARGET...      only these targets (gguf tokenizer frame_admission
-#                                     node_profiles discovery_datagram)
+#                                     node_profiles discovery_datagram join)
 #
 # Prints the executions per target. A crash, leak or timeout fails the script and leaves
 # the input in build-fuzz/artifacts/<target>/; copy it into tests/fuzz/<target>/regressions/
@@ -21,11 +22,11 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --smoke) mode=smoke; shift ;;
     --long) mode=long; seconds=${2:?--long takes SECONDS}; shift 2 ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
     *) targets+=("$1"); shift ;;
   esac
 done
-[ ${#targets[@]} -eq 0 ] && targets=(gguf tokenizer frame_admission node_profiles discovery_datagram)
+[ ${#targets[@]} -eq 0 ] && targets=(gguf tokenizer frame_admission node_profiles discovery_datagram join)
 
 bash "$root/deploy/setup.sh"
 build="$root/build-fuzz"

@@ -6,6 +6,8 @@
 #include "net/convert.h"
 #include "net/forward_client.h"
 #include "net/frames.h"
+#include "net/link_security.h"
+#include "security/pki.h"
 
 namespace tandem::fetch {
 namespace {
@@ -23,7 +25,10 @@ absl::Status WithAddress(const std::string& address, const grpc::Status& s) {
 }  // namespace
 
 BlobClient::BlobClient(std::string address)
-    : address_(std::move(address)), stub_(v1::Tensors::NewStub(MakeChannel(address_))) {}
+    // With certificates nodes fetch only from the coordinator (coordinator.cc lists no
+    // peers then), so that is the identity to expect.
+    : address_(std::move(address)),
+      stub_(v1::Tensors::NewStub(MakeChannel(address_, security::kCoordinatorIdentity))) {}
 
 absl::StatusOr<v1::ManifestResponse> BlobClient::GetManifest() {
   grpc::ClientContext ctx;

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "net/convert.h"
 #include "net/frames.h"
+#include "net/peer_auth.h"
 
 namespace tandem::fetch {
 namespace {
@@ -49,6 +50,11 @@ grpc::ServerUnaryReactor* TensorService::Manifest(grpc::CallbackServerContext* c
                                                   const v1::ManifestRequest* request,
                                                   v1::ManifestResponse* response) {
   auto* reactor = context->DefaultReactor();
+  // The weights go to members that run them: nodes (and the coordinator).
+  if (grpc::Status s = AuthorizePeer(*context, "Manifest", kRoleNode | kRoleCoordinator); !s.ok()) {
+    reactor->Finish(s);
+    return reactor;
+  }
   if (request->protocol_version() != kProtocolVersion) {
     reactor->Finish(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
                                  absl::StrCat("protocol version ", request->protocol_version(),
@@ -68,7 +74,13 @@ grpc::ServerUnaryReactor* TensorService::Manifest(grpc::CallbackServerContext* c
 // One Fetch stream: the blob's bytes from the asked offset, a chunk per write.
 class FetchReactor : public grpc::ServerWriteReactor<v1::BlobChunk> {
  public:
-  FetchReactor(TensorService* service, const v1::FetchRequest& request) : service_(service) {
+  FetchReactor(TensorService* service, const v1::FetchRequest& request,
+               const grpc::Status& authorized)
+      : service_(service) {
+    if (!authorized.ok()) {
+      Finish(authorized);
+      return;
+    }
     if (++service_->streams_ > service_->options_.max_streams) {
       --service_->streams_;
       Finish(grpc::Status(
@@ -148,9 +160,10 @@ class FetchReactor : public grpc::ServerWriteReactor<v1::BlobChunk> {
   v1::BlobChunk chunk_;
 };
 
-grpc::ServerWriteReactor<v1::BlobChunk>* TensorService::Fetch(grpc::CallbackServerContext*,
+grpc::ServerWriteReactor<v1::BlobChunk>* TensorService::Fetch(grpc::CallbackServerContext* context,
                                                               const v1::FetchRequest* request) {
-  return new FetchReactor(this, *request);
+  return new FetchReactor(this, *request,
+                          AuthorizePeer(*context, "Fetch", kRoleNode | kRoleCoordinator));
 }
 
 }  // namespace tandem::fetch

@@ -3,7 +3,8 @@
 #include <grpcpp/grpcpp.h>
 
 #include "net/convert.h"
-#include "net/forward_client.h"
+#include "net/link_security.h"
+#include "security/pki.h"
 #include "tandem.grpc.pb.h"
 
 namespace tandem {
@@ -11,7 +12,7 @@ namespace tandem {
 absl::StatusOr<RemoteGeneration> RemoteGenerate(
     const std::string& address, const v1::GenerateRequest& request,
     const std::function<void(int32_t, const std::string&)>& on_piece) {
-  auto stub = v1::Client::NewStub(MakeChannel(address));
+  auto stub = v1::Client::NewStub(MakeChannel(address, security::kCoordinatorIdentity));
   grpc::ClientContext ctx;
   auto reader = stub->Generate(&ctx, request);
   RemoteGeneration out;
@@ -52,7 +53,7 @@ absl::StatusOr<RemoteGeneration> RemoteGenerate(
 }
 
 absl::StatusOr<v1::StatusResponse> RemoteStatus(const std::string& address, int timeout_ms) {
-  auto stub = v1::Coordinator::NewStub(MakeChannel(address));
+  auto stub = v1::Coordinator::NewStub(MakeChannel(address, security::kCoordinatorIdentity));
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(timeout_ms));
   v1::StatusResponse resp;

@@ -1,12 +1,14 @@
 #include "net/coordinator_client.h"
 
 #include "net/convert.h"
-#include "net/forward_client.h"
+#include "net/link_security.h"
+#include "security/pki.h"
 
 namespace tandem {
 
 CoordinatorClient::CoordinatorClient(const std::string& address)
-    : channel_(MakeChannel(address)), stub_(v1::Coordinator::NewStub(channel_)) {}
+    : channel_(MakeChannel(address, security::kCoordinatorIdentity)),
+      stub_(v1::Coordinator::NewStub(channel_)) {}
 
 void CoordinatorClient::Failed() {
   // The next call connects at once: a restarted coordinator is found within a heartbeat,

@@ -4,23 +4,12 @@
 
 namespace tandem {
 
-std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address) {
-  grpc::ChannelArguments args;
-  args.SetMaxReceiveMessageSize(kMaxMessageBytes);
-  args.SetMaxSendMessageSize(kMaxMessageBytes);
-  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 10000);
-  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5000);
-  // Separate channels for separate links: do not share a subchannel with other clients.
-  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
-}
-
-ForwardClient::ForwardClient(std::string address, ReplyHandler on_reply,
+ForwardClient::ForwardClient(std::string address, std::string identity, ReplyHandler on_reply,
                              std::chrono::milliseconds write_timeout)
     : address_(std::move(address)),
       on_reply_(std::move(on_reply)),
       write_timeout_(write_timeout),
-      channel_(MakeChannel(address_)),
+      channel_(MakeChannel(address_, identity)),
       stub_(v1::Node::NewStub(channel_)) {}
 
 ForwardClient::~ForwardClient() {

@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "absl/status/status.h"
+#include "net/link_security.h"
 #include "net/node_link.h"
 #include "net/write_deadline.h"
 #include "tandem.grpc.pb.h"
@@ -24,7 +25,8 @@ namespace tandem {
 class ForwardClient : public FrameSink {
  public:
   using ReplyHandler = std::function<void(const v1::FrameReply&)>;
-  ForwardClient(std::string address, ReplyHandler on_reply,
+  // `identity`: the certificate the stage at `address` must present.
+  ForwardClient(std::string address, std::string identity, ReplyHandler on_reply,
                 std::chrono::milliseconds write_timeout = kDefaultWriteTimeout);
   ~ForwardClient();
   ForwardClient(const ForwardClient&) = delete;
@@ -59,9 +61,5 @@ class ForwardClient : public FrameSink {
   grpc::ClientContext* live_context_ = nullptr;
   bool aborted_ = false;
 };
-
-// Channel arguments for Tandem's links: frames up to a few MiB, keepalives.
-std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address);
-inline constexpr int kMaxMessageBytes = 8 << 20;
 
 }  // namespace tandem

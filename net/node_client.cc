@@ -28,9 +28,10 @@ constexpr auto kProbeDeadline = std::chrono::milliseconds(300);
 class GrpcNodeLink : public NodeLink {
  public:
   absl::StatusOr<v1::ConfigureResponse> Configure(const std::string& address,
+                                                  const std::string& identity,
                                                   const v1::ConfigureRequest& request,
                                                   const std::function<bool()>& alive) override {
-    auto stub = v1::Node::NewStub(MakeChannel(address));
+    auto stub = v1::Node::NewStub(MakeChannel(address, identity));
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + kConfigureDeadline);
     v1::ConfigureResponse response;
@@ -63,8 +64,8 @@ class GrpcNodeLink : public NodeLink {
     return response;
   }
 
-  double MeasureRttMs(const std::string& address) override {
-    auto stub = v1::Node::NewStub(MakeChannel(address));
+  double MeasureRttMs(const std::string& address, const std::string& identity) override {
+    auto stub = v1::Node::NewStub(MakeChannel(address, identity));
     std::vector<double> samples;
     const auto deadline = std::chrono::system_clock::now() + kPingBudget;
     for (int i = 0; i < kPings && std::chrono::system_clock::now() < deadline; ++i) {
@@ -82,8 +83,8 @@ class GrpcNodeLink : public NodeLink {
     return samples[samples.size() / 2];
   }
 
-  bool Refused(const std::string& address) override {
-    auto stub = v1::Node::NewStub(MakeChannel(address));
+  bool Refused(const std::string& address, const std::string& identity) override {
+    auto stub = v1::Node::NewStub(MakeChannel(address, identity));
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + kProbeDeadline);
     v1::PingReply reply;
@@ -91,8 +92,9 @@ class GrpcNodeLink : public NodeLink {
            grpc::StatusCode::UNAVAILABLE;
   }
 
-  std::shared_ptr<FrameSink> OpenFrameStream(const std::string& address) override {
-    return std::make_shared<ForwardClient>(address, nullptr);
+  std::shared_ptr<FrameSink> OpenFrameStream(const std::string& address,
+                                             const std::string& identity) override {
+    return std::make_shared<ForwardClient>(address, identity, nullptr);
   }
 };
 

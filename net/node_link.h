@@ -22,23 +22,27 @@ class FrameSink {
   virtual void Abort() {}
 };
 
+// Each call names the node by its address and by the identity its certificate must show
+// (net/link_security.h; empty on plaintext links).
 class NodeLink {
  public:
   virtual ~NodeLink() = default;
   // The node's answer, or UNAVAILABLE when it cannot be reached. Loading a shard may take
   // minutes; the call gives up early once `alive` (asked every 100 ms) turns false.
   virtual absl::StatusOr<v1::ConfigureResponse> Configure(const std::string& address,
+                                                          const std::string& identity,
                                                           const v1::ConfigureRequest& request,
                                                           const std::function<bool()>& alive) = 0;
   // Median round trip in milliseconds, within about a second; 0 when the node does not
   // answer.
-  virtual double MeasureRttMs(const std::string& address) = 0;
+  virtual double MeasureRttMs(const std::string& address, const std::string& identity) = 0;
   // A long-lived frame stream to the node at `address`.
-  virtual std::shared_ptr<FrameSink> OpenFrameStream(const std::string& address) = 0;
+  virtual std::shared_ptr<FrameSink> OpenFrameStream(const std::string& address,
+                                                     const std::string& identity) = 0;
   // True when the node's address refuses a connection: its process is gone. False when it
   // answers, and when no answer comes in time (a slow or unreachable host is left to the
   // heartbeat timeout).
-  virtual bool Refused(const std::string& address) = 0;
+  virtual bool Refused(const std::string& address, const std::string& identity) = 0;
 };
 
 std::unique_ptr<NodeLink> NewGrpcNodeLink();

@@ -1,7 +1,8 @@
 #include "net/results_client.h"
 
 #include "absl/strings/str_cat.h"
-#include "net/forward_client.h"
+#include "net/link_security.h"
+#include "security/pki.h"
 
 namespace tandem {
 
@@ -9,7 +10,7 @@ ResultsClient::ResultsClient(std::string coordinator_address,
                              std::chrono::milliseconds write_timeout)
     : address_(std::move(coordinator_address)),
       write_timeout_(write_timeout),
-      channel_(MakeChannel(address_)),
+      channel_(MakeChannel(address_, security::kCoordinatorIdentity)),
       stub_(v1::Coordinator::NewStub(channel_)) {}
 
 ResultsClient::~ResultsClient() {

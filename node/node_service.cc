@@ -11,6 +11,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "net/convert.h"
+#include "net/peer_auth.h"
 
 namespace tandem {
 namespace {
@@ -77,8 +78,15 @@ namespace {
 class ForwardReactor : public grpc::ServerBidiReactor<v1::ActivationFrame, v1::FrameReply>,
                        public ReplyChannel::Target {
  public:
-  explicit ForwardReactor(NodeService* node) : node_(node) {
+  ForwardReactor(NodeService* node, const grpc::Status& authorized, std::string peer_identity)
+      : node_(node), peer_identity_(std::move(peer_identity)) {
     channel_ = std::make_shared<ReplyChannel>(this);
+    if (!authorized.ok()) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      finished_ = true;
+      Finish(authorized);
+      return;
+    }
     if (!node_->AcquireStream()) {
       std::lock_guard<std::mutex> lock(mutex_);
       finished_ = true;
@@ -92,6 +100,8 @@ class ForwardReactor : public grpc::ServerBidiReactor<v1::ActivationFrame, v1::F
   }
 
   void OnReadDone(bool ok) override {
+    // Asked before this stream's lock is taken: the node's lock is never taken under it.
+    const bool from_upstream = ok && node_->IsUpstream(peer_identity_);
     std::unique_lock<std::mutex> lock(mutex_);
     if (!ok) {
       reads_done_ = true;
@@ -100,6 +110,19 @@ class ForwardReactor : public grpc::ServerBidiReactor<v1::ActivationFrame, v1::F
     }
     size_t bytes = frame_.ByteSizeLong();
     absl::Status refusal;
+    if (!from_upstream) {
+      // The plan moved on: this peer is no longer the stage before this one. Its frames
+      // are refused (not run, not reported to the coordinator); the stream stays open.
+      v1::FrameReply reply;
+      reply.set_session_id(frame_.session_id());
+      reply.set_position(frame_.position());
+      reply.set_code(grpc::StatusCode::PERMISSION_DENIED);
+      reply.set_message(absl::StrCat(peer_identity_, " is not this stage's upstream"));
+      ReplyLocked(std::move(reply));
+      frame_.Clear();
+      StartRead(&frame_);
+      return;
+    }
     if (bytes > kMaxFrameBytes + kMaxFrameOverheadBytes) {
       // Refused before it is queued: only a small stand-in keeps its place in the stream's
       // order, so the refusal reaches the sender after those of earlier frames.
@@ -181,6 +204,7 @@ class ForwardReactor : public grpc::ServerBidiReactor<v1::ActivationFrame, v1::F
   static constexpr size_t kMaxQueuedReplies = 4096;
   static constexpr size_t kStandInBytes = 1024;  // what a refused frame counts in the queue
   NodeService* node_;
+  const std::string peer_identity_;
   std::shared_ptr<ReplyChannel> channel_;
   v1::ActivationFrame frame_;
   std::mutex mutex_;
@@ -213,8 +237,24 @@ NodeService::~NodeService() {
 }
 
 grpc::ServerBidiReactor<v1::ActivationFrame, v1::FrameReply>* NodeService::Forward(
-    grpc::CallbackServerContext*) {
-  return new ForwardReactor(this);
+    grpc::CallbackServerContext* context) {
+  std::string upstream;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    upstream = upstream_identity_;
+  }
+  grpc::Status authorized;
+  if (LinksSecure() && upstream.empty()) {
+    authorized = AuthorizePeer(*context, "Forward", 0);  // not configured: nobody may send
+  } else {
+    authorized = AuthorizePeer(*context, "Forward", kRoleCoordinator | kRoleNode, upstream);
+  }
+  return new ForwardReactor(this, authorized, PeerIdentity(*context));
+}
+
+bool NodeService::IsUpstream(const std::string& identity) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return identity == upstream_identity_;
 }
 
 void NodeService::MeasureNextHop() {
@@ -238,9 +278,10 @@ void NodeService::MeasureNextHop() {
 
 grpc::ServerUnaryReactor* NodeService::Ping(grpc::CallbackServerContext* context,
                                             const v1::PingRequest* request, v1::PingReply* reply) {
-  reply->set_payload(request->payload());
   auto* reactor = context->DefaultReactor();
-  reactor->Finish(grpc::Status::OK);
+  grpc::Status authorized = AuthorizePeer(*context, "Ping", kRoleCoordinator | kRoleNode);
+  if (authorized.ok()) reply->set_payload(request->payload());
+  reactor->Finish(authorized);
   return reactor;
 }
 
@@ -308,6 +349,7 @@ void NodeService::Release(uint64_t plan_epoch, const std::string& node_id) {
       downstream = std::move(downstream_);
       next_hop_.reset();
       stage_node_id_.clear();
+      upstream_identity_.clear();
     }
     if (downstream) downstream->Abort();
     epoch_ = 0;
@@ -355,12 +397,13 @@ absl::Status NodeService::LoadShard(const v1::ConfigureRequest& r, uint64_t* wei
   std::shared_ptr<ForwardClient> downstream;
   std::shared_ptr<v1::Node::Stub> next_hop;
   if (!(*stage)->is_last()) {
-    next_hop = v1::Node::NewStub(MakeChannel(r.next_hop()));
-    downstream = std::make_shared<ForwardClient>(r.next_hop(), [](const v1::FrameReply& reply) {
-      // The stage that rejected the frame reports it to the coordinator itself.
-      std::fprintf(stderr, "tandem node: next stage rejected a frame: %s\n",
-                   reply.message().c_str());
-    });
+    next_hop = v1::Node::NewStub(MakeChannel(r.next_hop(), r.next_hop_identity()));
+    downstream = std::make_shared<ForwardClient>(
+        r.next_hop(), r.next_hop_identity(), [](const v1::FrameReply& reply) {
+          // The stage that rejected the frame reports it to the coordinator itself.
+          std::fprintf(stderr, "tandem node: next stage rejected a frame: %s\n",
+                       reply.message().c_str());
+        });
   }
   std::shared_ptr<Stage> old;
   std::shared_ptr<ForwardClient> old_downstream;
@@ -373,6 +416,7 @@ absl::Status NodeService::LoadShard(const v1::ConfigureRequest& r, uint64_t* wei
     next_hop_ = std::move(next_hop);
     stage_node_id_ = r.node_id();
     sessions_ = 0;
+    upstream_identity_ = r.upstream_identity();
   }
   // The old stream carries the old epoch's frames: a write blocked on it (a hung next
   // stage) returns now rather than at its deadline.
@@ -385,6 +429,10 @@ grpc::ServerUnaryReactor* NodeService::Configure(grpc::CallbackServerContext* co
                                                  const v1::ConfigureRequest* request,
                                                  v1::ConfigureResponse* response) {
   auto* reactor = context->DefaultReactor();
+  if (grpc::Status s = AuthorizePeer(*context, "Configure", kRoleCoordinator); !s.ok()) {
+    reactor->Finish(s);
+    return reactor;
+  }
   configure_worker_.Post(
       [this, call = ConfigureCall{reactor, request, response}] { RunConfigure(call); });
   return reactor;

@@ -94,6 +94,9 @@ class NodeService final : public v1::Node::CallbackService {
   const NodeOptions& options() const { return options_; }
   // Forward streams open now; false when the limit is reached (the stream is refused).
   bool AcquireStream();
+  // True when `identity` is the configured stage before this one (the coordinator for the
+  // first stage); always on plaintext links, where every identity is empty.
+  bool IsUpstream(const std::string& identity);
   void ReleaseStream() { --streams_; }
 
  private:
@@ -158,6 +161,7 @@ class NodeService final : public v1::Node::CallbackService {
   std::shared_ptr<ForwardClient> downstream_;
   std::shared_ptr<v1::Node::Stub> next_hop_;  // for Ping; null on the last stage
   std::string stage_node_id_;                 // the node id the stage was configured for
+  std::string upstream_identity_;             // who may Forward to this stage
   bool stop_ = false;
   size_t last_batch_sessions_ = 0;
   std::chrono::steady_clock::duration gather_window_{0};

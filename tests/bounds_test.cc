@@ -89,7 +89,7 @@ TEST(BoundsTest, TwoHundredStreamsBeyondTheReservationGetResourceExhausted) {
   ASSERT_EQ(::kill(node, SIGSTOP), 0);
 
   constexpr int kStreams = 200;
-  auto stub = v1::Client::NewStub(MakeChannel(cluster.address()));
+  auto stub = v1::Client::NewStub(MakeChannel(cluster.address(), ""));
   struct Call {
     grpc::ClientContext context;
     std::unique_ptr<grpc::ClientReader<v1::GenerateReply>> reader;
@@ -163,7 +163,7 @@ TEST(BoundsTest, FrameFloodIsRefusedAndNodeMemoryStaysBounded) {
   }
   ASSERT_NE(first_pid, 0);
   const uint64_t rss_before = ResidentBytes(first_pid);
-  auto stub = v1::Node::NewStub(MakeChannel(status.stages(0).address()));
+  auto stub = v1::Node::NewStub(MakeChannel(status.stages(0).address(), ""));
 
   {  // The long frame: 20000 token ids in one frame.
     grpc::ClientContext ctx;
@@ -293,7 +293,7 @@ TEST(BoundsTest, ResultsSprayNeverReachesAUsersAnswer) {
   std::atomic<bool> stop{false};
   std::atomic<int64_t> sprayed{0};
   std::thread sprayer([&] {
-    auto stub = v1::Coordinator::NewStub(MakeChannel(cluster.address()));
+    auto stub = v1::Coordinator::NewStub(MakeChannel(cluster.address(), ""));
     std::mt19937_64 rng(7);
     while (!stop) {
       grpc::ClientContext ctx;

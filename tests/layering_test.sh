@@ -3,10 +3,11 @@
 #
 #   cli, tests, bench ──▶ everything
 #   api         ──▶ coordinator, net, partition, model, telemetry, base, proto (never node)
-#   coordinator ──▶ net, partition, model, telemetry, base, proto  (never node or api)
-#   node        ──▶ net, model, telemetry, base, proto             (never coordinator)
-#   net         ──▶ base, proto                              (never node or coordinator)
-#   fetch       ──▶ net, model, base, proto                  (tensors for nodes without the file)
+#   coordinator ──▶ net, security, partition, model, telemetry, base, proto (never node or api)
+#   node        ──▶ net, security, model, telemetry, base, proto   (never coordinator)
+#   net         ──▶ security, base, proto                    (never node or coordinator)
+#   security    ──▶ base                                     (PKI, tokens: OpenSSL only)
+#   fetch       ──▶ net, security, model, base, proto        (tensors for nodes without the file)
 #   partition   ──▶ base                                     (pure: no I/O, no model files)
 #   model       ──▶ base
 #   telemetry   ──▶ base                                     (events, Prometheus text)
@@ -21,15 +22,16 @@ declare -A allowed=(
   [base]="base"
   [model]="model base"
   [partition]="partition base"
-  [net]="net base proto"
-  [fetch]="fetch net model base proto"
+  [net]="net security base proto"
+  [security]="security base"
+  [fetch]="fetch net security model base proto"
   [telemetry]="telemetry base"
   [discovery]="discovery model base"
-  [node]="node net model telemetry base proto"
-  [coordinator]="coordinator net partition model telemetry base proto"
-  [api]="api coordinator net partition model telemetry base proto"
+  [node]="node net security model telemetry base proto"
+  [coordinator]="coordinator net security partition model telemetry base proto"
+  [api]="api coordinator net security partition model telemetry base proto"
 )
-ours="base model partition telemetry discovery net fetch node coordinator api cli tests bench proto"
+ours="base model partition telemetry security discovery net fetch node coordinator api cli tests bench proto"
 
 status=0
 for folder in "${!allowed[@]}"; do

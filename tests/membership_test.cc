@@ -209,6 +209,53 @@ TEST(MembershipTest, CoordinatorRestartReformsWithinTwoHeartbeats) {
   EXPECT_TRUE(NoSessionLeft(cluster)) << StatusOf(cluster).DebugString();
 }
 
+// The same restart under mutual TLS (`tandem run --tls`): the CA persists in the
+// coordinator's --state-dir, so the nodes register again with the certificates they
+// joined with (no second join), get new ids under the same identities, and the cluster
+// answers as before.
+TEST(MembershipTest, CoordinatorRestartUnderTlsKeepsTheNodesCertificates) {
+  LocalCluster cluster;
+  ClusterOptions o = Options(2);
+  o.tls = true;
+  ASSERT_TRUE(cluster.Start(o).ok());
+  const auto request = SamplingRequest("Once upon a time", 24, 0.0f, 1);
+  auto baseline = RemoteGenerate(cluster.address(), request, nullptr);
+  ASSERT_TRUE(baseline.ok()) << baseline.status();
+  const v1::StatusResponse before = StatusOf(cluster);
+  ASSERT_EQ(before.nodes_size(), 2);
+
+  ASSERT_TRUE(cluster.RestartCoordinator().ok());
+  v1::StatusResponse s;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        s = StatusOf(cluster);
+        return s.ready() && s.n_nodes() == 2;
+      },
+      std::chrono::seconds(20)))
+      << s.DebugString() << Logs(cluster);
+  for (const auto& n : s.nodes()) {
+    EXPECT_FALSE(n.identity().empty()) << n.DebugString();
+    bool same_certificate = false;
+    for (const auto& old : before.nodes()) {
+      EXPECT_NE(n.node_id(), old.node_id());
+      if (old.identity() == n.identity() && old.address() == n.address()) same_certificate = true;
+    }
+    EXPECT_TRUE(same_certificate) << n.DebugString() << before.DebugString();
+  }
+  for (size_t i = 0; i < cluster.node_pids().size(); ++i) {
+    const std::string log = cluster.NodeLog(i);
+    size_t joins = 0;
+    for (size_t at = log.find("joined the cluster"); at != std::string::npos;
+         at = log.find("joined the cluster", at + 1)) {
+      ++joins;
+    }
+    EXPECT_EQ(joins, 1u) << log;
+  }
+  auto again = RemoteGenerate(cluster.address(), request, nullptr);
+  ASSERT_TRUE(again.ok()) << again.status() << Logs(cluster);
+  EXPECT_EQ(again->ids, baseline->ids);
+}
+
 // A hung node (SIGSTOP) in the middle of the pipeline: detected, fenced and routed around
 // within 5 s, the session replayed with identical tokens; once it runs again it comes
 // back after its backoff.

@@ -155,7 +155,7 @@ TEST(PipelineTest, MalformedFramesGetTheirCodesAndGoodSessionsContinue) {
   const v1::StatusResponse status = cluster.status();
   const v1::PlanStage& stage = status.stages(1);
   const uint64_t epoch = status.plan_epoch();
-  auto stub = v1::Node::NewStub(MakeChannel(stage.address()));
+  auto stub = v1::Node::NewStub(MakeChannel(stage.address(), ""));
   grpc::ClientContext ctx;
   auto stream = stub->Forward(&ctx);
   const size_t row = 64 * sizeof(float);
@@ -292,7 +292,7 @@ TEST(PipelineTest, ProtocolVersionMismatchIsRefusedWithAReason) {
   LocalCluster cluster;
   ASSERT_TRUE(cluster.Start(Options(1)).ok());
 
-  auto coordinator = v1::Coordinator::NewStub(MakeChannel(cluster.address()));
+  auto coordinator = v1::Coordinator::NewStub(MakeChannel(cluster.address(), ""));
   v1::RegisterRequest reg;
   reg.set_protocol_version(kProtocolVersion + 98);
   reg.set_address("127.0.0.1:1");
@@ -302,7 +302,7 @@ TEST(PipelineTest, ProtocolVersionMismatchIsRefusedWithAReason) {
   EXPECT_FALSE(reg_resp.accepted());
   EXPECT_THAT(reg_resp.reason(), HasSubstr("protocol version 99 is not supported"));
 
-  auto node = v1::Node::NewStub(MakeChannel(cluster.status().stages(0).address()));
+  auto node = v1::Node::NewStub(MakeChannel(cluster.status().stages(0).address(), ""));
   v1::ConfigureRequest conf;
   conf.set_protocol_version(kProtocolVersion + 98);
   conf.set_layer_first(0);
@@ -323,7 +323,7 @@ namespace {
 // grpc.health.v1 Check for the node's service, by hand-encoded protobuf (the health
 // stubs are not in Debian's headers): HealthCheckRequest{service = 1}.
 int HealthStatus(const std::string& address) {
-  grpc::GenericStub stub(MakeChannel(address));
+  grpc::GenericStub stub(MakeChannel(address, ""));
   const std::string service = "tandem.v1.Node";
   std::string request_bytes = std::string("\x0a", 1) + static_cast<char>(service.size()) + service;
   grpc::Slice slice(request_bytes);

@@ -1,0 +1,15 @@
+// The first step of joining: a TLS handshake with the coordinator that reads the
+// certificate chain it presents and keeps the CA certificate whose SHA-256 the join token
+// names. Nothing is trusted before that match; the gRPC links then verify against it.
+#pragma once
+
+#include <string>
+
+#include "absl/status/statusor.h"
+
+namespace tandem::security {
+
+absl::StatusOr<std::string> FetchCaCertificate(const std::string& address,
+                                               const std::string& ca_sha256);
+
+}  // namespace tandem::security
