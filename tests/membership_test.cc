@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "net/client.h"
+#include "net/link_security.h"
 #include "tests/golden_support.h"
 #include "tests/local_cluster.h"
 
@@ -214,6 +215,11 @@ TEST(MembershipTest, CoordinatorRestartReformsWithinTwoHeartbeats) {
 // joined with (no second join), get new ids under the same identities, and the cluster
 // answers as before.
 TEST(MembershipTest, CoordinatorRestartUnderTlsKeepsTheNodesCertificates) {
+  // The cluster installs this process's certificate as a client; the other tests of this
+  // binary run plaintext clusters, so it goes again at the end.
+  struct PlaintextAfter {
+    ~PlaintextAfter() { InstallLinkCredentials({}); }
+  } plaintext_after;
   LocalCluster cluster;
   ClusterOptions o = Options(2);
   o.tls = true;
