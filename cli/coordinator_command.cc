@@ -48,6 +48,7 @@ struct CoordinatorCommandOptions {
   std::string api_key_file;
   int http_max_sessions = 0;  // 0: --sessions
   std::string chat_template;
+  double stall_timeout_s = 3;
   std::string state_dir;  // the cluster's CA, certificates and join token; empty: plaintext
   bool rotate_token = false;
   bool insecure = false;
@@ -164,6 +165,7 @@ int RunCoordinator(const CoordinatorCommandOptions& o) {
   options.min_nodes = o.min_nodes;
   options.n_ctx = o.ctx_size;
   options.planning.requirements.sessions = o.sessions;
+  options.stall_timeout = std::chrono::milliseconds(static_cast<int64_t>(o.stall_timeout_s * 1000));
   if (o.batching == "auto") {
     options.batching = BatchingMode::kAuto;
   } else if (o.batching == "lockstep") {
@@ -284,6 +286,11 @@ void RegisterCoordinatorCommand(CLI::App& app, RunState& state) {
   cmd->add_option("--chat-template", o->chat_template,
                   "Jinja chat template file replacing the model's (default: the model's, else "
                   "ChatML)");
+  cmd->add_option("--stall-timeout", o->stall_timeout_s,
+                  "Seconds a session may wait for a token before the stage holding it up is "
+                  "fenced and its layers move (raise it for models whose one batch takes longer)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   cmd->add_option("--state-dir", o->state_dir,
                   "Cluster state: CA, certificates, DIR/join-token (made on first use). Every "
                   "link is then mutual TLS and joining takes the token");

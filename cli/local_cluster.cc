@@ -1,7 +1,9 @@
 #include "cli/local_cluster.h"
 
+#include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -51,7 +53,54 @@ pid_t LocalCluster::StartNode(const std::string& model, int threads,
   args.insert(args.end(), more.begin(), more.end());
   pid_t pid = group_->Spawn(name, args, absl::StrCat(dir_, "/", name, ".log"));
   node_pids_.push_back(pid);
+  node_argv_.push_back(args);
   return pid;
+}
+
+std::string LocalCluster::NodeAddress(size_t index) const {
+  const std::string log = NodeLog(index);
+  const std::string key = " serving at ";
+  const size_t at = log.rfind(key);
+  if (at == std::string::npos) return "";
+  const size_t begin = at + key.size();
+  return log.substr(begin, log.find(' ', begin) - begin);
+}
+
+int LocalCluster::WaitNodeExit(size_t index, int timeout_ms) {
+  return group_->WaitExit(node_pids_.at(index), timeout_ms);
+}
+
+pid_t LocalCluster::RestartNode(size_t index) {
+  const std::string address = NodeAddress(index);
+  if (WaitNodeExit(index, 0) == -1) {
+    ::kill(node_pids_[index], SIGKILL);
+    WaitNodeExit(index, 10000);
+  }
+  const std::string name = absl::StrCat("node", index);
+  // The same command, listening where it listened before.
+  std::vector<std::string> args = node_argv_[index];
+  auto listen = std::find(args.begin(), args.end(), "--listen");
+  if (listen != args.end() && listen + 1 != args.end()) {
+    *(listen + 1) = address;
+  } else {
+    args.insert(args.end(), {"--listen", address});
+  }
+  node_pids_[index] = group_->Spawn(name, args, absl::StrCat(dir_, "/", name, ".log"));
+  return node_pids_[index];
+}
+
+absl::Status LocalCluster::RestartCoordinator() {
+  ::kill(coordinator_pid_, SIGKILL);
+  if (group_->WaitExit(coordinator_pid_, 10000) == -1) {
+    return absl::DeadlineExceededError("the coordinator did not die");
+  }
+  std::vector<std::string> args = coordinator_argv_;
+  for (size_t i = 0; i + 1 < args.size(); ++i) {
+    if (args[i] == "--listen") args[i + 1] = address_;
+  }
+  coordinator_pid_ = group_->Spawn("coordinator", args, dir_ + "/coordinator.log");
+  return coordinator_pid_ > 0 ? absl::OkStatus()
+                              : absl::InternalError("cannot start the coordinator");
 }
 
 std::string LocalCluster::NodeLog(size_t index) const {
@@ -123,6 +172,7 @@ absl::Status LocalCluster::StartCoordinator(const LocalClusterOptions& o) {
   if (!o.split.empty()) args.insert(args.end(), {"--split", o.split});
   if (tls_) args.insert(args.end(), {"--state-dir", state_dir()});
   args.insert(args.end(), o.coordinator_args.begin(), o.coordinator_args.end());
+  coordinator_argv_ = args;
   coordinator_pid_ = group_->Spawn("coordinator", args, dir_ + "/coordinator.log");
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
   while (address_.empty()) {

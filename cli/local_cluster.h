@@ -48,6 +48,17 @@ class LocalCluster {
   // then needs --cache-dir among `args`) with more flags `args`.
   pid_t StartNode(const std::string& model, int threads = 1,
                   const std::vector<std::string>& args = {});
+  // The address node `index` serves at, from its log ("" until it registered).
+  std::string NodeAddress(size_t index) const;
+  // Waits up to `timeout_ms` for node `index` to exit: its wait status, or -1.
+  int WaitNodeExit(size_t index, int timeout_ms);
+  // Starts node `index` again at the address it served at, after its process exited
+  // (it is killed with SIGKILL when it still runs). Its log goes on in the same file.
+  pid_t RestartNode(size_t index);
+  // Kills the coordinator (SIGKILL) and starts it again on the same port.
+  absl::Status RestartCoordinator();
+  // Every process the cluster ever started, exited ones included.
+  std::vector<pid_t> all_pids() const { return group_->pids(); }
   absl::Status WaitReady(int timeout_ms = 120000);
 
   const std::string& address() const { return address_; }
@@ -78,6 +89,8 @@ class LocalCluster {
   std::vector<pid_t> node_pids_;
   v1::StatusResponse status_;
   std::vector<std::string> node_args_;
+  std::vector<std::string> coordinator_argv_;
+  std::vector<std::vector<std::string>> node_argv_;  // each node's command
   std::function<void(const std::string&)> on_progress_;
   bool keep_logs_ = false;
   bool tls_ = false;

@@ -38,6 +38,7 @@ struct NodeCommandOptions {
   uint64_t memory_limit = 0;
   std::string metrics;  // HOST:PORT for /metrics; empty: none
   double session_idle_timeout_s = 300;
+  double drain_timeout_s = 30;
   std::string token;
   std::string token_file;
   bool insecure = false;
@@ -120,6 +121,7 @@ int RunNode(NodeCommandOptions o) {
   }
   v1::RegisterRequest req;
   req.set_protocol_version(kProtocolVersion);
+  req.set_boot_id(NewBootId());
   auto weights = OpenNodeWeights({.model = o.model,
                                   .cache_dir = o.cache_dir,
                                   .coordinator = o.coordinator,
@@ -183,12 +185,19 @@ int RunNode(NodeCommandOptions o) {
   std::string address = !o.advertise.empty() ? o.advertise : absl::StrCat(host, ":", port);
   req.set_address(address);
 
-  Membership membership(std::make_shared<CoordinatorClient>(o.coordinator), req, [&service] {
-    service.MeasureNextHop();
-    return Membership::State{service.plan_epoch(),         service.serving(),
-                             service.metrics().Counters(), service.layers_loaded(),
-                             service.layers_to_load(),     service.sessions()};
-  });
+  Membership membership(
+      std::make_shared<CoordinatorClient>(o.coordinator), req,
+      [&service] {
+        service.MeasureNextHop();
+        return Membership::State{service.plan_epoch(),         service.serving(),
+                                 service.metrics().Counters(), service.layers_loaded(),
+                                 service.layers_to_load(),     service.sessions(),
+                                 service.pending_frames(),     service.stalled_ms()};
+      },
+      {},
+      [&service](const v1::HeartbeatResponse& r, const std::string& node_id) {
+        if (!r.in_plan()) service.Release(r.plan_epoch(), node_id);
+      });
   auto registered = membership.Join();
   if (!registered.ok()) {
     server->Shutdown();
@@ -199,6 +208,16 @@ int RunNode(NodeCommandOptions o) {
                registered->node_id().c_str(), address.c_str(), threads,
                req.profile().bandwidth_gbs(), req.profile().gflops());
   WaitForTermination();
+  // Drain: NOT_SERVING at once, then wait until the coordinator's plan has moved this
+  // node's layers elsewhere (its sessions replay there), and only then stop serving.
+  std::fprintf(stderr, "tandem node: draining\n");
+  server->GetHealthCheckService()->SetServingStatus("tandem.v1.Node", false);
+  server->GetHealthCheckService()->SetServingStatus("", false);
+  const bool drained =
+      membership.Drain(std::chrono::milliseconds(static_cast<int64_t>(o.drain_timeout_s * 1000)));
+  std::fprintf(stderr, "tandem node: %s; stopping\n",
+               drained ? "drained: the plan no longer holds this node"
+                       : "the drain timed out (no plan without this node)");
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
   return 0;
 }
@@ -227,6 +246,11 @@ void RegisterNodeCommand(CLI::App& app, RunState& state) {
   cmd->add_option("--session-idle-timeout", o->session_idle_timeout_s,
                   "Seconds after which a silent session's KV cache is freed")
       ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_option("--drain-timeout", o->drain_timeout_s,
+                  "On SIGTERM, seconds to wait for the coordinator to move this node's layers "
+                  "before stopping anyway")
+      ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   cmd->add_option("--token-file", o->token_file,
                   "The cluster's join token, in a file (the coordinator's STATE_DIR/join-token)");

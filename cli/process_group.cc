@@ -110,6 +110,30 @@ std::string ProcessGroup::CheckExited() {
   return "";
 }
 
+int ProcessGroup::WaitExit(pid_t pid, int timeout_ms) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  for (auto& c : children_) {
+    if (c.pid != pid || c.exited) continue;
+    for (;;) {
+      int status = 0;
+      if (::waitpid(c.pid, &status, WNOHANG) == c.pid) {
+        c.exited = true;
+        Untrack(c.pid);
+        return status;
+      }
+      if (std::chrono::steady_clock::now() > deadline) return -1;
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  }
+  return -1;
+}
+
+std::vector<pid_t> ProcessGroup::pids() const {
+  std::vector<pid_t> out;
+  for (const auto& c : children_) out.push_back(c.pid);
+  return out;
+}
+
 void ProcessGroup::StopAll(int grace_ms) {
   for (auto& c : children_) {
     if (!c.exited) ::kill(c.pid, SIGTERM);

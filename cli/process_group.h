@@ -22,6 +22,12 @@ class ProcessGroup {
               const std::string& log_path);
   // The name and exit description of a child that has exited, or "" when all run.
   std::string CheckExited();
+  // Waits up to `timeout_ms` for child `pid` to exit and reaps it: its wait status, or -1
+  // when it still runs (or is not a child of this group). A reaped child no longer counts
+  // for CheckExited.
+  int WaitExit(pid_t pid, int timeout_ms);
+  // Every child ever spawned, in order (exited ones included).
+  std::vector<pid_t> pids() const;
   // SIGTERM to all, then SIGKILL to any still alive after the grace period.
   void StopAll(int grace_ms = 3000);
 

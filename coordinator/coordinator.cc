@@ -17,7 +17,7 @@ namespace tandem {
 Coordinator::Coordinator(CoordinatorOptions options, std::unique_ptr<NodeLink> link)
     : options_(std::move(options)),
       link_(std::move(link)),
-      registry_(options_.node_timeout, options_.now),
+      registry_({.timeout = options_.node_timeout}, options_.now),
       telemetry_({.suspect_after = options_.heartbeat_interval * 3}, options_.now) {}
 
 absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(CoordinatorOptions options,
@@ -120,8 +120,17 @@ v1::RegisterResponse Coordinator::Register(const v1::RegisterRequest& r,
     return resp;
   }
   resp.set_accepted(true);
-  resp.set_node_id(registry_.Register(r.address(), r.profile(), identity));
+  const Registry::Registration reg =
+      registry_.Register(r.address(), r.boot_id(), r.profile(), identity);
+  resp.set_node_id(reg.id);
   registry_.SetHeld(resp.node_id(), std::move(held));
+  if (!reg.replaced.empty()) {
+    // A node restarted (at the same address, or with the same certificate): the old
+    // process and its state are gone.
+    std::fprintf(stderr, "tandem coordinator: %s restarted at %s; it is now %s\n",
+                 reg.replaced.c_str(), r.address().c_str(), reg.id.c_str());
+    telemetry_.NodeDied(reg.replaced);
+  }
   registry_.SetRtt(resp.node_id(), rtt_ms);
   telemetry_.NodeJoined(resp.node_id(), r.address());
   resp.set_heartbeat_interval_ms(static_cast<uint32_t>(options_.heartbeat_interval.count()));
@@ -132,10 +141,38 @@ v1::RegisterResponse Coordinator::Register(const v1::RegisterRequest& r,
   return resp;
 }
 
-bool Coordinator::Heartbeat(const v1::HeartbeatRequest& r, const std::string& identity) {
-  if (!registry_.Heartbeat(r.node_id(), r.serving(), r.sessions(), identity)) return false;
+v1::HeartbeatResponse Coordinator::Heartbeat(const v1::HeartbeatRequest& r,
+                                             const std::string& identity) {
+  v1::HeartbeatResponse resp;
+  if (r.draining()) {
+    const std::optional<NodeRecord> n = registry_.Find(r.node_id());
+    if (n && n->alive && !n->draining && n->boot_id == r.boot_id() && n->identity == identity) {
+      std::fprintf(stderr, "tandem coordinator: %s is draining\n", n->id.c_str());
+      telemetry_.NodeDraining(n->id);
+    }
+  }
+  if (!registry_.Heartbeat(r, identity)) return resp;
+  resp.set_known(true);
   telemetry_.Heartbeat(r);
-  return true;
+  std::lock_guard<std::mutex> lock(mutex_);
+  resp.set_plan_epoch(epoch_);
+  bool in_plan = false;
+  for (const auto& st : plan_.stages) in_plan |= st.node.id == r.node_id();
+  resp.set_in_plan(in_plan);
+  // A plan node whose heartbeats keep disagreeing with the plan (another epoch, or not
+  // serving: it restarted, or lost a Configure) gets the plan applied again. One
+  // disagreement is allowed: a heartbeat may have been measured before its Configure.
+  if (in_plan && ready_ && !applying_) {
+    int& n = disagreements_[r.node_id()];
+    n = (r.plan_epoch() != epoch_ || !r.serving()) ? n + 1 : 0;
+    if (n >= 2 && !reapply_) {
+      reapply_ = true;
+      reapply_reason_ =
+          absl::StrCat(r.node_id(), " reports epoch ", r.plan_epoch(),
+                       r.serving() ? "" : " and does not serve", "; the plan is epoch ", epoch_);
+    }
+  }
+  return resp;
 }
 
 void Coordinator::set_http_address(std::string address) {
@@ -189,6 +226,9 @@ v1::StatusResponse Coordinator::Status() {
 
 namespace {
 std::string HostOf(const std::string& address) { return address.substr(0, address.rfind(':')); }
+long long ToMs(std::chrono::steady_clock::duration d) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
+}
 }  // namespace
 
 bool Coordinator::UseLockstep(const ClusterPlan& plan) const {
@@ -207,7 +247,8 @@ bool Coordinator::UseLockstep(const ClusterPlan& plan) const {
   return true;
 }
 
-absl::Status Coordinator::ApplyPlan(const ClusterPlan& plan, uint64_t epoch) {
+absl::Status Coordinator::ApplyPlan(const ClusterPlan& plan, uint64_t epoch,
+                                    std::string* failed_node) {
   const bool lockstep = UseLockstep(plan);
   const int n_layers = static_cast<int>(profile_.layers.size());
   const std::vector<NodeRecord> alive = registry_.Alive();
@@ -239,12 +280,20 @@ absl::Status Coordinator::ApplyPlan(const ClusterPlan& plan, uint64_t epoch) {
         req.add_weight_sources(peer.address);
       }
     }
-    TANDEM_ASSIGN_OR_RETURN(v1::ConfigureResponse resp,
-                            link_->Configure(st.node.address, st.node.identity, req));
-    if (!resp.ok()) {
+    // Loading (or fetching) may take minutes; a node that stops beating meanwhile is not
+    // waited for.
+    auto beating = [this, id = st.node.id] {
+      const std::optional<NodeRecord> n = registry_.Find(id);
+      return n && n->alive && options_.now() - n->last_seen <= options_.node_timeout;
+    };
+    absl::StatusOr<v1::ConfigureResponse> resp =
+        link_->Configure(st.node.address, st.node.identity, req, beating);
+    if (!resp.ok() || !resp->ok()) {
+      *failed_node = st.node.id;
+      if (!resp.ok()) return resp.status();
       return absl::FailedPreconditionError(absl::StrCat(st.node.id, " refused layers [",
                                                         st.layer_first, ", ", st.layer_last,
-                                                        "): ", resp.reason()));
+                                                        "): ", resp->reason()));
     }
     registry_.AddHeldStage(st.node.id, st.layer_first, st.layer_last, n_layers);
   }
@@ -253,6 +302,7 @@ absl::Status Coordinator::ApplyPlan(const ClusterPlan& plan, uint64_t epoch) {
 
 void Coordinator::Tick() {
   ReplanIfNeeded();
+  CheckProgress();
   FailStalledSessions();
   std::lock_guard<std::mutex> lock(mutex_);
   RecordGaugesLocked();
@@ -263,6 +313,14 @@ void Coordinator::RecordGaugesLocked() {
   for (const auto& [id, s] : sessions_) queued += s->plan_epoch == 0 ? 1 : 0;
   telemetry_.SetSessions(static_cast<int64_t>(sessions_.size()) - queued, queued);
   telemetry_.SetNodes(registry_.All());
+}
+
+void Coordinator::FenceNode(const std::string& id, const std::string& why) {
+  const std::chrono::milliseconds backoff = registry_.Fence(id);
+  std::fprintf(stderr, "tandem coordinator: fenced %s for %.1f s: %s\n", id.c_str(),
+               backoff.count() / 1e3, why.c_str());
+  telemetry_.NodeFenced(id,
+                        absl::StrCat(why, "; left out of plans for ", backoff.count() / 1e3, " s"));
 }
 
 std::vector<std::string> Coordinator::RefusingSilentNodes() {
@@ -280,39 +338,57 @@ std::vector<std::string> Coordinator::RefusingSilentNodes() {
 }
 
 void Coordinator::ReplanIfNeeded() {
-  std::vector<std::string> dead = registry_.Expire(RefusingSilentNodes());
-  for (const auto& id : dead) probed_.erase(id);
-  std::vector<NodeRecord> alive = registry_.Alive();
+  const Registry::Expired expired = registry_.Expire(RefusingSilentNodes());
+  for (const auto& id : expired.pruned) {
+    telemetry_.Forget(id);
+    probed_.erase(id);
+  }
+  for (const auto& id : expired.dead) probed_.erase(id);  // a node that comes back is probed anew
+  std::vector<NodeRecord> plannable = registry_.Plannable();
+  std::vector<std::string> plannable_ids;
+  for (const auto& n : plannable) plannable_ids.push_back(n.id);
+  std::sort(plannable_ids.begin(), plannable_ids.end());
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    for (const auto& id : dead) {
+    for (const auto& id : expired.dead) {
       std::fprintf(stderr, "tandem coordinator: %s stopped answering\n", id.c_str());
       telemetry_.NodeDied(id);
-      for (const auto& st : plan_.stages) {
-        if (st.node.id == id && ready_) {
-          ready_ = false;
-          not_ready_reason_ = absl::StrCat(id, " died; re-planning");
-        }
-      }
     }
-    // A node joined (or re-registered) since the plan: the optimal planner may use it,
-    // but only when it is clearly better (re-planning moves layers and replays sessions).
-    if (ready_ && (options_.planning.policy != PlanPolicy::kOptimal ||
-                   registry_.generation() == planned_generation_)) {
-      return;
+    // The plan in force needs every one of its nodes: alive (and the same process),
+    // not draining, not fenced.
+    for (const auto& st : plan_.stages) {
+      if (!ready_ || registry_.IsPlannable(st.node.id)) continue;
+      const std::optional<NodeRecord> n = registry_.Find(st.node.id);
+      ready_ = false;
+      not_ready_reason_ = absl::StrCat(st.node.id,
+                                       !n || !n->alive ? " is gone"
+                                       : n->draining   ? " is draining"
+                                                       : " was fenced",
+                                       "; re-planning");
+      std::fprintf(stderr, "tandem coordinator: %s\n", not_ready_reason_.c_str());
     }
+    if (ready_ && reapply_) {
+      ready_ = false;
+      not_ready_reason_ = absl::StrCat(reapply_reason_, "; applying the plan again");
+      std::fprintf(stderr, "tandem coordinator: %s\n", not_ready_reason_.c_str());
+    }
+    reapply_ = false;
+    // The nodes that may be planned changed since the plan (one joined, came back from a
+    // fence, or left): the planner decides whether the plan changes. The optimal planner
+    // keeps it unless a clearly better one exists (re-planning moves layers and replays
+    // sessions); the even split uses every node.
+    if (ready_ && plannable_ids == planned_nodes_) return;
     // min_nodes gates the first plan; after a loss, the survivors carry on.
-    const int needed = epoch_ == 0 ? options_.min_nodes : 1;
-    if (static_cast<int>(alive.size()) < needed) {
-      not_ready_reason_ = absl::StrCat("waiting for nodes: ", alive.size(), " of ", needed);
+    const int needed = plan_.stages.empty() ? options_.min_nodes : 1;
+    if (static_cast<int>(plannable.size()) < needed) {
+      not_ready_reason_ = absl::StrCat("waiting for nodes: ", plannable.size(), " of ", needed);
       return;
     }
   }
   PlanningOptions planning = options_.planning;
-  if (planning.policy == PlanPolicy::kManual && planning.layer_counts.size() != alive.size()) {
+  if (planning.policy == PlanPolicy::kManual && planning.layer_counts.size() != plannable.size()) {
     planning.policy = PlanPolicy::kEven;  // the given split no longer fits the nodes left
   }
-  const uint64_t generation = registry_.generation();
   ClusterPlan previous;
   bool was_ready;
   uint64_t epoch;
@@ -322,7 +398,8 @@ void Coordinator::ReplanIfNeeded() {
     was_ready = ready_;
     epoch = epoch_ + 1;
   }
-  auto plan = MakeClusterPlan(profile_, alive, planning, epoch > 1 ? &previous : nullptr);
+  auto plan =
+      MakeClusterPlan(profile_, plannable, planning, previous.stages.empty() ? nullptr : &previous);
   if (!plan.ok()) {
     std::lock_guard<std::mutex> lock(mutex_);
     not_ready_reason_ = std::string(plan.status().message());
@@ -330,45 +407,143 @@ void Coordinator::ReplanIfNeeded() {
   }
   if (was_ready && !plan->changed) {
     std::lock_guard<std::mutex> lock(mutex_);
-    planned_generation_ = generation;  // keep the plan in force
+    planned_nodes_ = plannable_ids;  // keep the plan in force
     return;
   }
-  absl::Status applied = ApplyPlan(*plan, epoch);
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    applying_ = true;
+    attempted_epoch_ = epoch;
+  }
+  std::string failed_node;
+  absl::Status applied = ApplyPlan(*plan, epoch, &failed_node);
   std::shared_ptr<FrameSink> head = applied.ok()
                                         ? link_->OpenFrameStream(plan->stages.front().node.address,
                                                                  plan->stages.front().node.identity)
                                         : nullptr;
   std::vector<v1::ActivationFrame> replay;
+  std::shared_ptr<FrameSink> old_head;
   {
     std::lock_guard<std::mutex> lock(mutex_);
+    applying_ = false;
     if (!applied.ok()) {
+      // Some stages may serve the new epoch already: the number is used up, so that no
+      // two plans ever share an epoch.
+      epoch_ = epoch;
+      current_epoch_ = epoch;
+      ready_ = false;
       not_ready_reason_ = std::string(applied.message());
       std::fprintf(stderr, "tandem coordinator: %s\n", not_ready_reason_.c_str());
       telemetry_.PlanFailed(not_ready_reason_);
+    } else {
+      epoch_ = epoch;
+      current_epoch_ = epoch;
+      plan_ = *plan;
+      planned_nodes_ = plannable_ids;
+      disagreements_.clear();
+      unreachable_.clear();
+      if (!plan->reason.empty()) {
+        std::fprintf(stderr, "tandem coordinator: re-plan: %s\n", plan->reason.c_str());
+      }
+      old_head = std::move(head_);
+      head_ = head;
+      ready_ = true;
+      std::fprintf(stderr, "tandem coordinator: plan epoch %llu ready with %zu stages\n",
+                   static_cast<unsigned long long>(epoch_), plan_.stages.size());
+      telemetry_.Planned(epoch_, plan_);
+      // Sessions in flight (and those waiting for a first plan) continue on the new plan:
+      // their history is replayed from the start, and the next token is sampled exactly
+      // as it would have been.
+      const auto now = options_.now();
+      for (auto& [id, s] : sessions_) {
+        s->plan_epoch = epoch_;
+        s->last_progress = now;
+        auto frames = StepFrames(*s, 0);
+        replay.insert(replay.end(), frames.begin(), frames.end());
+      }
+      if (epoch_ > 1) telemetry_.SessionsRecovered(epoch_, sessions_.size());
+    }
+  }
+  // A node that could not be configured sits out its backoff: the next tick plans
+  // without it rather than retrying it every tick.
+  if (!applied.ok() && !failed_node.empty()) FenceNode(failed_node, applied.ToString());
+  // The old head's stream carries only frames of the old epoch: end it now, so a write
+  // blocked on a hung node cannot hold the sender.
+  if (old_head) old_head->Abort();
+  Send(std::move(replay), head);
+}
+
+void Coordinator::CheckProgress() {
+  const auto now = options_.now();
+  std::vector<std::pair<std::string, std::string>> suspects;  // id, why
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!ready_ || plan_.stages.empty()) return;
+    // A stage that could not reach its next one in this epoch names the culprit at once.
+    for (const auto& id : unreachable_) {
+      suspects.emplace_back(id, "the stage before it could not reach it");
+    }
+    unreachable_.clear();
+    // The session that has waited longest for its next token in this plan.
+    std::chrono::steady_clock::duration waited{0};
+    std::chrono::steady_clock::time_point since = now;
+    size_t waiting = 0;
+    for (const auto& [id, s] : sessions_) {
+      if (s->plan_epoch != epoch_) continue;
+      const auto w = now - s->last_progress;
+      if (w >= options_.stall_timeout) ++waiting;
+      if (w > waited) {
+        waited = w;
+        since = s->last_progress;
+      }
+    }
+    // Heartbeats come from their own thread: one late by four intervals while a session
+    // waits as long is strong evidence (hung, stopped, cut off), taken before the stall
+    // timeout. A report of stalled work, or lost work, waits for the stall timeout.
+    const auto late = std::min<std::chrono::steady_clock::duration>(4 * options_.heartbeat_interval,
+                                                                    options_.stall_timeout);
+    if (suspects.empty() &&
+        (waited < late || now - last_fence_ < std::max<std::chrono::steady_clock::duration>(
+                                                  late, options_.heartbeat_interval))) {
       return;
     }
-    epoch_ = epoch;
-    plan_ = *plan;
-    planned_generation_ = generation;
-    if (!plan->reason.empty()) {
-      std::fprintf(stderr, "tandem coordinator: re-plan: %s\n", plan->reason.c_str());
+    if (suspects.empty()) {
+      // Who holds the sessions up: a stage whose heartbeats are late, or one that reports
+      // work it has not progressed for the stall timeout.
+      bool all_idle = true;
+      for (const auto& st : plan_.stages) {
+        const std::optional<NodeRecord> n = registry_.Find(st.node.id);
+        if (!n) continue;
+        const auto silent = now - n->last_seen;
+        if (silent > late) {
+          suspects.emplace_back(
+              n->id, absl::StrCat("no heartbeat for ", ToMs(silent), " ms while a session waited ",
+                                  ToMs(waited), " ms for a token"));
+        } else if (n->stalled_ms >= options_.stall_timeout.count()) {
+          suspects.emplace_back(
+              n->id, absl::StrCat("it held work without progress for ", n->stalled_ms, " ms"));
+        }
+        // An idle report counts only when measured after the session's last progress.
+        if (n->pending_frames > 0 || n->last_seen < since + options_.heartbeat_interval) {
+          all_idle = false;
+        }
+      }
+      if (suspects.empty()) {
+        // The stages are busy (slow, not stuck), or the stall timeout has not passed.
+        if (!all_idle || waited < options_.stall_timeout) return;
+        // Every stage idle, yet a session waits: its frame or result was lost on the way.
+        last_fence_ = now;
+        reapply_ = true;
+        reapply_reason_ = absl::StrCat(waiting, " session(s) made no progress for ", ToMs(waited),
+                                       " ms while every stage was idle");
+        return;
+      }
     }
-    head_ = head;
-    ready_ = true;
-    std::fprintf(stderr, "tandem coordinator: plan epoch %llu ready with %zu stages\n",
-                 static_cast<unsigned long long>(epoch_), plan_.stages.size());
-    telemetry_.Planned(epoch_, plan_);
-    // Sessions in flight (and those waiting for a first plan) continue on the new plan:
-    // their history is replayed from the start, and the next token is sampled exactly as
-    // it would have been.
-    for (auto& [id, s] : sessions_) {
-      s->plan_epoch = epoch_;
-      auto frames = StepFrames(*s, 0);
-      replay.insert(replay.end(), frames.begin(), frames.end());
-    }
-    if (epoch_ > 1) telemetry_.SessionsRecovered(epoch_, sessions_.size());
+    last_fence_ = now;
   }
-  Send(std::move(replay), head);
+  for (const auto& [id, why] : suspects) {
+    if (registry_.IsPlannable(id)) FenceNode(id, why);
+  }
 }
 
 void Coordinator::FailStalledSessions() {
@@ -420,9 +595,17 @@ void Coordinator::SenderLoop() {
       outbox_.pop_front();
       ++sending_;
     }
-    absl::Status s = out.head->Send(out.frame);
-    // An unreachable first stage is a dead node: the session waits for the re-plan.
-    if (!s.ok() && s.code() != absl::StatusCode::kUnavailable && !out.frame.end_session()) {
+    // Frames of a plan that was replaced are not sent: the new plan replayed their
+    // sessions, and the old first stage may be the hung node.
+    absl::Status s = out.frame.plan_epoch() == current_epoch_.load() ? out.head->Send(out.frame)
+                                                                     : absl::OkStatus();
+    if (!s.ok() && s.code() == absl::StatusCode::kUnavailable) {
+      // An unreachable first stage: it is suspect, and the session waits for the re-plan.
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (out.frame.plan_epoch() == epoch_ && !plan_.stages.empty()) {
+        unreachable_.push_back(plan_.stages.front().node.id);
+      }
+    } else if (!s.ok() && !out.frame.end_session()) {
       FailSession(out.frame.session_id(), s);
     }
     {
@@ -592,11 +775,24 @@ absl::Status Coordinator::OnResult(const v1::StepResult& r, const std::string& i
           absl::StrCat(identity, " is not the last stage and may not report tokens"));
     }
     head = head_;
+    if (r.code() != 0 && r.plan_epoch() < attempted_epoch_) {
+      // A newer plan is being applied (or failed to apply): stages already on it refuse
+      // this epoch's frames. The session is replayed on the new plan.
+      return absl::OkStatus();
+    }
     if (r.code() == static_cast<int>(absl::StatusCode::kUnavailable)) {
-      // A stage could not reach the next one: it died or is dying. The session waits for
-      // the re-plan, which replays its history.
-      std::fprintf(stderr, "tandem coordinator: session %llu waits for a re-plan: %s\n",
-                   static_cast<unsigned long long>(r.session_id()), r.message().c_str());
+      // A stage could not reach the next one (or had no stage): that one is suspect, and
+      // the session waits for the re-plan, which replays its history.
+      std::fprintf(stderr, "tandem coordinator: session %llu waits for a re-plan: %s: %s\n",
+                   static_cast<unsigned long long>(r.session_id()), r.node_id().c_str(),
+                   r.message().c_str());
+      if (r.plan_epoch() == epoch_) {
+        for (size_t i = 0; i + 1 < plan_.stages.size(); ++i) {
+          if (plan_.stages[i].node.id == r.node_id()) {
+            unreachable_.push_back(plan_.stages[i + 1].node.id);
+          }
+        }
+      }
       return absl::OkStatus();
     }
     if (r.code() != 0) {

@@ -48,6 +48,14 @@ struct CoordinatorOptions {
   BatchingMode batching = BatchingMode::kAuto;
   std::chrono::milliseconds heartbeat_interval{500};
   std::chrono::milliseconds node_timeout{3000};
+  // Liveness by progress: a session of the plan in force that has had no token for this
+  // long makes the coordinator look for the stage that holds it up (a node that reports
+  // work it has not progressed for this long; a heartbeat late by four intervals is
+  // enough sooner, once a session has waited as long). That node is fenced:
+  // left out of plans for a backoff (2 s, doubling, at most a minute) and its layers move.
+  // With no stage to blame while every stage is idle, the work was lost on the way: the
+  // plan is applied again under a new epoch. Either way the sessions replay.
+  std::chrono::milliseconds stall_timeout{3000};
   // A request waits this long for a cluster that is not ready yet...
   std::chrono::milliseconds ready_wait{30000};
   // ...and a running session this long for its next token (through re-plans).
@@ -69,12 +77,13 @@ class Coordinator {
 
   // Node-facing. `identity` is the caller's certificate name (empty on plaintext links):
   // a node's record is bound to it, so one node cannot heartbeat or report results for
-  // another. Register measures the node's round trip, so it may take a while (with an
-  // identity, a node that does not answer at its address with that certificate is
-  // refused); the others never block.
+  // another. Register measures the node's round trip (a second at most; with an identity,
+  // a node that does not answer at its address with that certificate is refused); the
+  // others never block.
   v1::RegisterResponse Register(const v1::RegisterRequest& request,
                                 const std::string& identity = "");
-  bool Heartbeat(const v1::HeartbeatRequest& request, const std::string& identity = "");
+  v1::HeartbeatResponse Heartbeat(const v1::HeartbeatRequest& request,
+                                  const std::string& identity = "");
   // A result for a session's next position is applied; results for sessions or plans
   // that ended are ignored; a result for any other position is refused with an error, and
   // so is one (with an identity) from a node that is not the stage it claims to be, or a
@@ -125,7 +134,8 @@ class Coordinator {
     v1::ActivationFrame frame;
   };
   Coordinator(CoordinatorOptions options, std::unique_ptr<NodeLink> link);
-  absl::Status ApplyPlan(const ClusterPlan& plan, uint64_t epoch);
+  // Configures every stage; on failure `failed_node` names the node that failed.
+  absl::Status ApplyPlan(const ClusterPlan& plan, uint64_t epoch, std::string* failed_node);
   // Frames that feed history[from, end) to the first stage, the last one sampling.
   std::vector<v1::ActivationFrame> StepFrames(const Session& s, int64_t from) const;
   // Hands frames to the sender thread: a reader thread never blocks on a write.
@@ -135,6 +145,11 @@ class Coordinator {
   void FailSession(uint64_t id, const absl::Status& status);
   void FailStalledSessions();
   void ReplanIfNeeded();
+  // Liveness by progress (CoordinatorOptions::stall_timeout): fences the stages that hold
+  // up sessions, or asks for the plan to be applied again.
+  void CheckProgress();
+  // Leaves a node out of plans for its backoff. Called without mutex_.
+  void FenceNode(const std::string& id, const std::string& why);
   // Nodes silent for more than a heartbeat and a half whose address refuses a connection:
   // their process is gone, and they are dead now rather than at the heartbeat timeout.
   std::vector<std::string> RefusingSilentNodes();
@@ -162,8 +177,18 @@ class Coordinator {
   bool ready_ = false;
   std::string not_ready_reason_ = "waiting for nodes";
   uint64_t epoch_ = 0;
-  uint64_t planned_generation_ = 0;  // the registry's generation the plan was made for
+  std::vector<std::string> planned_nodes_;  // the plannable node ids the plan was made for
   ClusterPlan plan_;
+  bool applying_ = false;         // a plan is being configured
+  uint64_t attempted_epoch_ = 0;  // the newest epoch handed to any node
+  bool reapply_ = false;          // apply the plan again under a new epoch (fence)
+  std::string reapply_reason_;
+  // Heartbeats in a row from a plan node that disagreed with the plan (epoch, serving).
+  absl::flat_hash_map<std::string, int> disagreements_;
+  // Nodes named by a stage that could not reach them in the current epoch.
+  std::vector<std::string> unreachable_;
+  std::chrono::steady_clock::time_point last_fence_{};
+  std::atomic<uint64_t> current_epoch_{0};  // epoch_, for the sender thread
   std::shared_ptr<FrameSink> head_;
   absl::flat_hash_map<uint64_t, std::shared_ptr<Session>> sessions_;
   uint64_t cancelled_sessions_ = 0;

@@ -44,7 +44,8 @@ class FakeNodes : public NodeLink {
   };
 
   absl::StatusOr<v1::ConfigureResponse> Configure(const std::string& address, const std::string&,
-                                                  const v1::ConfigureRequest& request) override {
+                                                  const v1::ConfigureRequest& request,
+                                                  const std::function<bool()>&) override {
     std::lock_guard<std::mutex> lock(mutex_);
     if (down_.count(address)) return absl::UnavailableError(address + " is down");
     configured_[address] = request;
@@ -134,7 +135,8 @@ class CoordinatorTest : public ::testing::Test {
     fingerprint_ = ModelFingerprint(**file);
   }
 
-  void Start(PlanPolicy policy, int min_nodes) {
+  void Start(PlanPolicy policy, int min_nodes,
+             const std::function<void(CoordinatorOptions&)>& tweak = nullptr) {
     CoordinatorOptions o;
     o.model_path = kModel;
     o.min_nodes = min_nodes;
@@ -143,6 +145,7 @@ class CoordinatorTest : public ::testing::Test {
     o.n_ctx = 128;
     o.background_planner = false;
     o.now = [this] { return now_; };
+    if (tweak) tweak(o);
     auto nodes = std::make_unique<FakeNodes>();
     nodes_ = nodes.get();
     auto c = Coordinator::Create(o, std::move(nodes));
@@ -150,10 +153,12 @@ class CoordinatorTest : public ::testing::Test {
     c_ = std::move(*c);
   }
 
-  std::string Join(const std::string& address, double bandwidth_gbs = 10) {
+  std::string Join(const std::string& address, double bandwidth_gbs = 10,
+                   const std::string& boot_id = "boot-1") {
     v1::RegisterRequest r;
     r.set_protocol_version(kProtocolVersion);
     r.set_address(address);
+    r.set_boot_id(boot_id);
     r.set_model_fingerprint(fingerprint_);
     r.mutable_profile()->set_memory_bytes(1ull << 30);
     r.mutable_profile()->set_bandwidth_gbs(bandwidth_gbs);
@@ -163,10 +168,16 @@ class CoordinatorTest : public ::testing::Test {
     EXPECT_TRUE(resp.accepted()) << resp.reason();
     return resp.node_id();
   }
-  void Beat(const std::string& id) {
+  // A heartbeat from a healthy node serving the plan in force.
+  v1::HeartbeatResponse Beat(const std::string& id, const std::string& boot_id = "boot-1") {
     v1::HeartbeatRequest hb;
     hb.set_node_id(id);
-    EXPECT_TRUE(c_->Heartbeat(hb));
+    hb.set_boot_id(boot_id);
+    hb.set_plan_epoch(c_->Status().plan_epoch());
+    hb.set_serving(true);
+    v1::HeartbeatResponse r = c_->Heartbeat(hb);
+    EXPECT_TRUE(r.known()) << id;
+    return r;
   }
 
   struct Collected {
@@ -521,6 +532,226 @@ TEST_F(CoordinatorTest, PromptsAreMeasuredFirstAndTheirSpecialTokensArePlainText
     EXPECT_NE(ids[i], eos);
     EXPECT_NE(ids[i], bos);
   }
+}
+
+// Identity survives restarts: ids carry this coordinator run's suffix, a heartbeat counts
+// only from the boot that registered, and a new process at the same address replaces the
+// old record (the plan moves off it at once, without waiting for the heartbeat timeout).
+TEST_F(CoordinatorTest, ANodeRestartedAtTheSameAddressIsANewNode) {
+  Start(PlanPolicy::kEven, 2);
+  const std::string a = Join("10.0.0.1:1");
+  const std::string b = Join("10.0.0.2:1", 10, "boot-b1");
+  EXPECT_NE(a, b);
+  EXPECT_THAT(a, ::testing::MatchesRegex("node-[0-9]+\\.[0-9a-f]{6}"));
+  c_->Tick();
+  ASSERT_TRUE(c_->Status().ready());
+  auto out = Generate(8);
+  nodes_->Answer(*c_);
+  // The same process registering again keeps its id.
+  EXPECT_EQ(Join("10.0.0.2:1", 10, "boot-b1"), b);
+  // Another process at that address is another node.
+  const std::string b2 = Join("10.0.0.2:1", 10, "boot-b2");
+  EXPECT_NE(b2, b);
+  v1::HeartbeatRequest stale;
+  stale.set_node_id(b);
+  stale.set_boot_id("boot-b1");
+  EXPECT_FALSE(c_->Heartbeat(stale).known());
+  v1::HeartbeatRequest impostor;
+  impostor.set_node_id(b2);
+  impostor.set_boot_id("boot-b1");
+  EXPECT_FALSE(c_->Heartbeat(impostor).known());
+  c_->Tick();
+  v1::StatusResponse s = c_->Status();
+  ASSERT_TRUE(s.ready()) << s.reason();
+  EXPECT_EQ(s.plan_epoch(), 2u);
+  ASSERT_EQ(s.stages_size(), 2);
+  EXPECT_EQ(s.stages(1).node_id(), b2);
+  EXPECT_EQ(s.n_nodes(), 2);
+  nodes_->AnswerAll(*c_);
+  EXPECT_TRUE(out->done);
+  EXPECT_EQ(out->tokens, Expected(8));
+  // A coordinator run of its own gives other ids.
+  Registry other({}, [] { return Clock::now(); });
+  EXPECT_NE(other.Register("10.0.0.1:1", "boot-1", {}).id, a);
+}
+
+TEST_F(CoordinatorTest, HeartbeatsDisagreeingWithThePlanGetItAppliedAgain) {
+  Start(PlanPolicy::kEven, 1);
+  const std::string a = Join("10.0.0.1:1");
+  c_->Tick();
+  ASSERT_EQ(c_->Status().plan_epoch(), 1u);
+  v1::HeartbeatRequest hb;
+  hb.set_node_id(a);
+  hb.set_boot_id("boot-1");
+  hb.set_plan_epoch(0);  // lost its shard: it serves nothing
+  hb.set_serving(false);
+  EXPECT_TRUE(c_->Heartbeat(hb).in_plan());
+  c_->Tick();
+  EXPECT_EQ(c_->Status().plan_epoch(), 1u) << "one disagreement may be a heartbeat in flight";
+  c_->Heartbeat(hb);
+  c_->Tick();
+  v1::StatusResponse s = c_->Status();
+  ASSERT_TRUE(s.ready()) << s.reason();
+  EXPECT_EQ(s.plan_epoch(), 2u);
+  EXPECT_EQ(nodes_->configured()["10.0.0.1:1"].plan_epoch(), 2u);
+}
+
+// Liveness by progress: a session without a token for the stall timeout while a stage's
+// heartbeats are late (but not yet timed out) fences that stage; the plan moves off it,
+// the session replays with identical tokens, and the node returns after its backoff.
+TEST_F(CoordinatorTest, AStageHoldingSessionsUpIsFencedAndComesBackAfterItsBackoff) {
+  Start(PlanPolicy::kEven, 2,
+        [](CoordinatorOptions& o) { o.stall_timeout = std::chrono::seconds(2); });
+  const std::string a = Join("10.0.0.1:1");
+  const std::string b = Join("10.0.0.2:1");
+  c_->Tick();
+  auto out = Generate(10);
+  for (int i = 0; i < 3; ++i) nodes_->Answer(*c_);
+  c_->Flush();
+  now_ += std::chrono::milliseconds(1100);
+  Beat(a);
+  now_ += std::chrono::milliseconds(1100);
+  Beat(a);     // b silent for 2.2 s: late, not dead (3 s)
+  c_->Tick();  // fences b
+  c_->Tick();  // plans without it
+  v1::StatusResponse s = c_->Status();
+  ASSERT_TRUE(s.ready()) << s.reason();
+  EXPECT_EQ(s.plan_epoch(), 2u);
+  ASSERT_EQ(s.stages_size(), 1);
+  EXPECT_EQ(s.stages(0).node_id(), a);
+  bool fenced = false;
+  for (const auto& e : s.events()) fenced |= e.kind() == "fenced";
+  EXPECT_TRUE(fenced);
+  // b, running again, is told it is out of the plan (it frees its shard).
+  EXPECT_FALSE(Beat(b).in_plan());
+  nodes_->AnswerAll(*c_);
+  EXPECT_TRUE(out->done);
+  EXPECT_EQ(out->tokens, Expected(10));
+  // After its 2 s backoff it is planned again.
+  now_ += std::chrono::milliseconds(2100);
+  Beat(a);
+  Beat(b);
+  c_->Tick();
+  s = c_->Status();
+  EXPECT_EQ(s.plan_epoch(), 3u);
+  EXPECT_EQ(s.stages_size(), 2);
+  EXPECT_THAT(c_->metrics_text(), ::testing::HasSubstr("tandem_fenced_nodes_total 1"));
+}
+
+// A frame or result lost on the way: every stage reports itself idle, yet the session
+// waits. The plan is applied again under a new epoch and the session replays.
+TEST_F(CoordinatorTest, ASessionStuckWhileEveryStageIsIdleIsReplayedUnderANewEpoch) {
+  Start(PlanPolicy::kEven, 2);
+  const std::string a = Join("10.0.0.1:1");
+  const std::string b = Join("10.0.0.2:1");
+  c_->Tick();
+  auto out = Generate(6);
+  nodes_->Answer(*c_);
+  c_->Flush();
+  (void)nodes_->all_sent();
+  // The next frame is "lost": never answered.
+  for (int i = 0; i < 7; ++i) {
+    now_ += std::chrono::milliseconds(500);
+    Beat(a);
+    Beat(b);
+    c_->Tick();
+  }
+  v1::StatusResponse s = c_->Status();
+  EXPECT_EQ(s.plan_epoch(), 2u) << s.reason();
+  EXPECT_EQ(s.stages_size(), 2);
+  // The lost frame is dropped (its epoch is over): answering everything now finishes the
+  // session from the replay, with the same tokens.
+  nodes_->AnswerAll(*c_);
+  EXPECT_TRUE(out->done);
+  EXPECT_EQ(out->tokens, Expected(6));
+}
+
+// A stage that could not reach the next one names it: that one is fenced at once.
+TEST_F(CoordinatorTest, AnUnreachableNextStageIsFencedAtOnce) {
+  Start(PlanPolicy::kEven, 3);
+  const std::string a = Join("10.0.0.1:1");
+  const std::string b = Join("10.0.0.2:1");
+  const std::string c = Join("10.0.0.3:1");
+  c_->Tick();
+  std::shared_ptr<Session> session;
+  auto out = Generate(6, &session);
+  c_->Flush();
+  const v1::StatusResponse before = c_->Status();
+  v1::StepResult r;
+  r.set_session_id(session->id());
+  r.set_plan_epoch(1);
+  r.set_node_id(before.stages(0).node_id());
+  r.set_code(static_cast<int>(absl::StatusCode::kUnavailable));
+  r.set_message("the stage at ... is unreachable");
+  EXPECT_TRUE(c_->OnResult(r).ok());
+  c_->Tick();  // fences stage 1's node
+  c_->Tick();  // plans without it
+  v1::StatusResponse s = c_->Status();
+  ASSERT_TRUE(s.ready()) << s.reason();
+  EXPECT_EQ(s.plan_epoch(), 2u);
+  EXPECT_EQ(s.stages_size(), 2);
+  for (const auto& st : s.stages()) EXPECT_NE(st.node_id(), before.stages(1).node_id());
+  nodes_->AnswerAll(*c_);
+  EXPECT_EQ(out->tokens, Expected(6));
+}
+
+// SIGTERM on a node: its heartbeats say draining; the plan moves off it and its next
+// heartbeat says it is out (it may exit).
+TEST_F(CoordinatorTest, ADrainingNodeIsPlannedOutAndToldSo) {
+  Start(PlanPolicy::kEven, 2);
+  const std::string a = Join("10.0.0.1:1");
+  const std::string b = Join("10.0.0.2:1");
+  c_->Tick();
+  auto out = Generate(8);
+  nodes_->Answer(*c_);
+  v1::HeartbeatRequest hb;
+  hb.set_node_id(b);
+  hb.set_boot_id("boot-1");
+  hb.set_plan_epoch(1);
+  hb.set_serving(true);
+  hb.set_draining(true);
+  EXPECT_TRUE(c_->Heartbeat(hb).in_plan());
+  c_->Tick();
+  v1::StatusResponse s = c_->Status();
+  ASSERT_TRUE(s.ready()) << s.reason();
+  EXPECT_EQ(s.plan_epoch(), 2u);
+  ASSERT_EQ(s.stages_size(), 1);
+  EXPECT_EQ(s.stages(0).node_id(), a);
+  EXPECT_FALSE(c_->Heartbeat(hb).in_plan());
+  nodes_->AnswerAll(*c_);
+  EXPECT_EQ(out->tokens, Expected(8));
+}
+
+TEST(RegistryTest, DeadRecordsArePrunedAfterTheirRetentionAndBeyondTheCap) {
+  Clock::time_point now = Clock::now();
+  Registry r({.timeout = std::chrono::seconds(3),
+              .dead_retention = std::chrono::seconds(60),
+              .max_dead = 2},
+             [&] { return now; });
+  for (int i = 0; i < 4; ++i) r.Register("10.0.0." + std::to_string(i) + ":1", "boot", {});
+  now += std::chrono::seconds(4);
+  Registry::Expired e = r.Expire();
+  EXPECT_EQ(e.dead.size(), 4u);
+  EXPECT_EQ(e.pruned.size(), 2u);  // beyond the cap of 2
+  EXPECT_EQ(r.All().size(), 2u);
+  now += std::chrono::seconds(61);
+  e = r.Expire();
+  EXPECT_EQ(e.pruned.size(), 2u);  // past the retention
+  EXPECT_TRUE(r.All().empty());
+}
+
+TEST(RegistryTest, FenceBackoffDoublesAndIsForgiven) {
+  Clock::time_point now = Clock::now();
+  Registry r({}, [&] { return now; });
+  const std::string id = r.Register("10.0.0.1:1", "boot", {}).id;
+  EXPECT_EQ(r.Fence(id), std::chrono::milliseconds(2000));
+  EXPECT_FALSE(r.IsPlannable(id));
+  now += std::chrono::milliseconds(2001);
+  EXPECT_TRUE(r.IsPlannable(id));
+  EXPECT_EQ(r.Fence(id), std::chrono::milliseconds(4000));
+  EXPECT_EQ(r.Fence(id), std::chrono::milliseconds(8000));
+  now += std::chrono::minutes(3);  // well behaved for long: strikes forgiven
+  EXPECT_EQ(r.Fence(id), std::chrono::milliseconds(2000));
 }
 
 }  // namespace

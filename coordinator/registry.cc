@@ -1,70 +1,115 @@
 #include "coordinator/registry.h"
 
 #include <algorithm>
+#include <random>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 
 namespace tandem {
+namespace {
 
-std::string Registry::Register(const std::string& address, const v1::NodeProfile& profile,
-                               const std::string& identity) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  for (auto& n : nodes_) {
-    if (!n.alive) continue;
-    const bool same = identity.empty() ? n.address == address : n.identity == identity;
-    if (same) {
-      n.address = address;
-      n.profile = profile;
-      n.last_seen = now_();
-      ++generation_;
-      return n.id;
-    }
-    if (n.address == address) {
-      // A node restarted with a new certificate; the coordinator checked that the new one
-      // answers at the address, so the old record is gone.
-      n.alive = false;
-      n.died = now_();
-    }
-  }
-  NodeRecord n;
-  n.id = absl::StrCat("node-", next_id_++);
-  n.address = address;
-  n.identity = identity;
-  n.profile = profile;
-  n.last_seen = now_();
-  nodes_.push_back(n);
-  ++generation_;
-  return n.id;
+std::string NewRunId() {
+  std::random_device rd;
+  return absl::StrFormat("%06x", rd() & 0xffffff);
 }
 
-bool Registry::Heartbeat(const std::string& id, bool serving, uint32_t sessions,
-                         const std::string& identity) {
+}  // namespace
+
+Registry::Registry(RegistryOptions options, Clock now)
+    : options_(options), now_(std::move(now)), run_id_(NewRunId()) {}
+
+Registry::Registration Registry::Register(const std::string& address, const std::string& boot_id,
+                                          const v1::NodeProfile& profile,
+                                          const std::string& identity) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  const auto now = now_();
+  Registration out;
+  for (auto& n : nodes_) {
+    if (!n.alive) continue;
+    const bool same_node = identity.empty() ? n.address == address : n.identity == identity;
+    if (same_node && n.boot_id == boot_id) {
+      // The same process again (say its earlier registration timed out on its side).
+      n.address = address;
+      n.profile = profile;
+      n.last_seen = now;
+      ++generation_;
+      out.id = n.id;
+      return out;
+    }
+    if (!same_node && n.address != address) continue;
+    // Another process at that address, or a restart of the node holding that certificate
+    // (the coordinator checked that the new one answers at its address): the old one is
+    // gone.
+    n.alive = false;
+    n.died = now;
+    out.replaced = n.id;
+  }
+  NodeRecord n;
+  n.id = absl::StrCat("node-", next_id_++, ".", run_id_);
+  n.address = address;
+  n.boot_id = boot_id;
+  n.identity = identity;
+  n.profile = profile;
+  n.registered = n.last_seen = now;
+  nodes_.push_back(n);
+  ++generation_;
+  out.id = n.id;
+  return out;
+}
+
+bool Registry::Heartbeat(const v1::HeartbeatRequest& r, const std::string& identity) {
   std::lock_guard<std::mutex> lock(mutex_);
   for (auto& n : nodes_) {
-    if (n.id == id && n.alive && n.identity == identity) {
+    if (n.id == r.node_id() && n.alive && n.boot_id == r.boot_id() && n.identity == identity) {
       n.last_seen = now_();
-      n.serving = serving;
-      n.sessions = sessions;
+      n.serving = r.serving();
+      n.sessions = r.sessions();
+      n.plan_epoch = r.plan_epoch();
+      n.pending_frames = r.pending_frames();
+      n.stalled_ms = r.stalled_ms();
+      if (r.draining() && !n.draining) ++generation_;
+      n.draining = r.draining();
       return true;
     }
   }
   return false;
 }
 
-std::vector<std::string> Registry::Expire(const std::vector<std::string>& unreachable) {
+Registry::Expired Registry::Expire(const std::vector<std::string>& unreachable) {
   std::lock_guard<std::mutex> lock(mutex_);
-  std::vector<std::string> dead;
+  Expired out;
   const auto now = now_();
   for (auto& n : nodes_) {
     const bool gone = std::find(unreachable.begin(), unreachable.end(), n.id) != unreachable.end();
-    if (n.alive && (gone || now - n.last_seen > timeout_)) {
+    if (n.alive && (gone || now - n.last_seen > options_.timeout)) {
       n.alive = false;
       n.died = now;
-      dead.push_back(n.id);
+      out.dead.push_back(n.id);
     }
   }
-  if (!dead.empty()) ++generation_;
-  return dead;
+  if (!out.dead.empty()) ++generation_;
+  // Forget dead records past their retention, and the oldest beyond max_dead.
+  std::vector<const NodeRecord*> dead;
+  for (const auto& n : nodes_) {
+    if (!n.alive) dead.push_back(&n);
+  }
+  std::sort(dead.begin(), dead.end(),
+            [](const NodeRecord* a, const NodeRecord* b) { return a->died > b->died; });
+  for (size_t i = 0; i < dead.size(); ++i) {
+    if (i >= options_.max_dead || now - dead[i]->died > options_.dead_retention) {
+      out.pruned.push_back(dead[i]->id);
+    }
+  }
+  if (!out.pruned.empty()) {
+    nodes_.erase(std::remove_if(nodes_.begin(), nodes_.end(),
+                                [&](const NodeRecord& n) {
+                                  return std::find(out.pruned.begin(), out.pruned.end(), n.id) !=
+                                         out.pruned.end();
+                                }),
+                 nodes_.end());
+  }
+  return out;
 }
 
 std::vector<NodeRecord> Registry::Alive() const {
@@ -76,9 +121,59 @@ std::vector<NodeRecord> Registry::Alive() const {
   return out;
 }
 
+bool Registry::PlannableLocked(const NodeRecord& n,
+                               std::chrono::steady_clock::time_point now) const {
+  return n.alive && !n.draining && now >= n.fenced_until;
+}
+
+std::vector<NodeRecord> Registry::Plannable() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  const auto now = now_();
+  std::vector<NodeRecord> out;
+  for (const auto& n : nodes_) {
+    if (PlannableLocked(n, now)) out.push_back(n);
+  }
+  return out;
+}
+
+bool Registry::IsPlannable(const std::string& id) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  const auto now = now_();
+  for (const auto& n : nodes_) {
+    if (n.id == id) return PlannableLocked(n, now);
+  }
+  return false;
+}
+
+std::optional<NodeRecord> Registry::Find(const std::string& id) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (const auto& n : nodes_) {
+    if (n.id == id) return n;
+  }
+  return std::nullopt;
+}
+
 std::vector<NodeRecord> Registry::All() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return nodes_;
+}
+
+std::chrono::milliseconds Registry::Fence(const std::string& id) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  const auto now = now_();
+  for (auto& n : nodes_) {
+    if (n.id != id) continue;
+    if (n.strikes > 0 && now - n.last_fenced > options_.forgive) n.strikes = 0;
+    ++n.strikes;
+    auto backoff = options_.fence_base;
+    for (int i = 1; i < n.strikes && backoff < options_.fence_max; ++i) backoff *= 2;
+    backoff = std::min(backoff, options_.fence_max);
+    n.fenced_until = now + backoff;
+    n.last_fenced = now;
+    ++generation_;
+    return backoff;
+  }
+  return std::chrono::milliseconds(0);
 }
 
 void Registry::SetRtt(const std::string& id, double rtt_ms) {

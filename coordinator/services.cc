@@ -69,7 +69,7 @@ grpc::ServerUnaryReactor* CoordinatorServiceImpl::Heartbeat(grpc::CallbackServer
                                                             v1::HeartbeatResponse* response) {
   auto* reactor = context->DefaultReactor();
   grpc::Status s = AuthorizePeer(*context, "Heartbeat", kRoleNode);
-  if (s.ok()) response->set_known(c_.Heartbeat(*request, PeerIdentity(*context)));
+  if (s.ok()) *response = c_.Heartbeat(*request, PeerIdentity(*context));
   reactor->Finish(s);
   return reactor;
 }

@@ -42,6 +42,10 @@ absl::string_view NodeStateName(NodeState state) {
       return "suspect";
     case NodeState::kDead:
       return "dead";
+    case NodeState::kDraining:
+      return "draining";
+    case NodeState::kFenced:
+      return "fenced";
   }
   return "dead";
 }
@@ -93,6 +97,11 @@ ClusterTelemetry::ClusterTelemetry(TelemetryOptions options, Clock now)
                       .Help("Sessions in flight replayed onto a new plan")
                       .Register(*registry_)
                       .Add({})),
+      fenced_(BuildCounter()
+                  .Name("tandem_fenced_nodes_total")
+                  .Help("Nodes left out of plans for holding sessions up (hung, cut off)")
+                  .Register(*registry_)
+                  .Add({})),
       refused_(BuildCounter()
                    .Name("tandem_refused_requests_total")
                    .Help("Requests refused, by reason")
@@ -121,8 +130,8 @@ ClusterTelemetry::ClusterTelemetry(TelemetryOptions options, Clock now)
                        .Name("tandem_hop_latency_seconds")
                        .Help("One-way latency from a node to its next stage (half a Ping)")
                        .Register(*registry_)) {
-  for (NodeState s :
-       {NodeState::kServing, NodeState::kJoining, NodeState::kSuspect, NodeState::kDead}) {
+  for (NodeState s : {NodeState::kServing, NodeState::kJoining, NodeState::kSuspect,
+                      NodeState::kDead, NodeState::kDraining, NodeState::kFenced}) {
     nodes_.Add({{"state", std::string(NodeStateName(s))}}).Set(0);
   }
   sessions_.Add({{"state", "active"}}).Set(0);
@@ -137,6 +146,31 @@ void ClusterTelemetry::NodeDied(const std::string& id) {
   events_.Add("died", absl::StrCat(id, " stopped answering"));
   std::lock_guard<std::mutex> lock(mutex_);
   if (auto it = stages_.find(id); it != stages_.end()) it->second.has_last = false;
+}
+
+void ClusterTelemetry::NodeFenced(const std::string& id, absl::string_view why) {
+  events_.Add("fenced", absl::StrCat(id, ": ", why));
+  fenced_.Increment();
+}
+
+void ClusterTelemetry::NodeDraining(const std::string& id) {
+  events_.Add("draining", absl::StrCat(id, " is draining: its layers move"));
+}
+
+void ClusterTelemetry::Forget(const std::string& id) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto it = stages_.find(id);
+  if (it == stages_.end()) return;
+  StageRates& r = it->second;
+  if (r.compute_seconds) {
+    stage_compute_.Remove(r.compute_seconds);
+    stage_queue_.Remove(r.queue_seconds);
+    stage_tokens_.Remove(r.tokens);
+    stage_frames_.Remove(r.frames);
+    hop_bytes_.Remove(r.hop_bytes);
+    hop_latency_.Remove(r.hop_latency);
+  }
+  stages_.erase(it);
 }
 
 void ClusterTelemetry::Planned(uint64_t epoch, const ClusterPlan& plan) {
@@ -250,19 +284,22 @@ void ClusterTelemetry::Heartbeat(const v1::HeartbeatRequest& request) {
 
 NodeState ClusterTelemetry::StateOf(const NodeRecord& node) const {
   if (!node.alive) return NodeState::kDead;
-  if (now_() - node.last_seen > options_.suspect_after) return NodeState::kSuspect;
+  const auto now = now_();
+  if (now - node.last_seen > options_.suspect_after) return NodeState::kSuspect;
+  if (node.draining) return NodeState::kDraining;
+  if (now < node.fenced_until) return NodeState::kFenced;
   return node.serving ? NodeState::kServing : NodeState::kJoining;
 }
 
 void ClusterTelemetry::SetNodes(const std::vector<NodeRecord>& nodes) {
   const auto now = now_();
-  int64_t counts[4] = {0, 0, 0, 0};
+  int64_t counts[6] = {0, 0, 0, 0, 0, 0};
   for (const NodeRecord& n : nodes) {
     if (!n.alive && now - n.died > options_.dead_retention) continue;
     ++counts[static_cast<int>(StateOf(n))];
   }
-  for (NodeState s :
-       {NodeState::kServing, NodeState::kJoining, NodeState::kSuspect, NodeState::kDead}) {
+  for (NodeState s : {NodeState::kServing, NodeState::kJoining, NodeState::kSuspect,
+                      NodeState::kDead, NodeState::kDraining, NodeState::kFenced}) {
     nodes_.Add({{"state", std::string(NodeStateName(s))}})
         .Set(static_cast<double>(counts[static_cast<int>(s)]));
   }

@@ -28,7 +28,8 @@
 
 namespace tandem {
 
-enum class NodeState { kServing, kJoining, kSuspect, kDead };
+// Fenced: left out of plans for a backoff (it held sessions up); draining: stopping.
+enum class NodeState { kServing, kJoining, kSuspect, kDead, kDraining, kFenced };
 absl::string_view NodeStateName(NodeState state);
 
 struct TelemetryOptions {
@@ -52,6 +53,11 @@ class ClusterTelemetry {
   // What happens in the cluster.
   void NodeJoined(const std::string& id, const std::string& address);
   void NodeDied(const std::string& id);
+  // Left out of plans for a backoff (it held sessions up), and why.
+  void NodeFenced(const std::string& id, absl::string_view why);
+  void NodeDraining(const std::string& id);
+  // A dead node's record was pruned: its per-node series go too.
+  void Forget(const std::string& id);
   void Planned(uint64_t epoch, const ClusterPlan& plan);
   void PlanFailed(absl::string_view reason);
   // Sessions in flight replayed onto a new plan after a node was lost.
@@ -110,6 +116,7 @@ class ClusterTelemetry {
   prometheus::Gauge& plan_epoch_;
   prometheus::Counter& replans_;
   prometheus::Counter& recoveries_;
+  prometheus::Counter& fenced_;
   prometheus::Family<prometheus::Counter>& refused_;
   prometheus::Family<prometheus::Counter>& stage_compute_;
   prometheus::Family<prometheus::Counter>& stage_queue_;

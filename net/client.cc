@@ -40,6 +40,13 @@ absl::StatusOr<RemoteGeneration> RemoteGenerate(
       return absl::UnavailableError("cannot reach the coordinator at " + address + ": " +
                                     s.error_message());
     }
+    if (s.error_code() == grpc::StatusCode::UNAVAILABLE) {
+      // The coordinator holds the sessions' histories in memory only: its crash or restart
+      // loses the answers in flight. The request can be sent again as it was.
+      return absl::UnavailableError(
+          "the coordinator at " + address + " went away mid-answer (" + s.error_message() +
+          "): this request was lost with it; send it again once the cluster is back");
+    }
     return FromGrpcStatus(s);
   }
   return out;

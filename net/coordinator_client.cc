@@ -7,7 +7,14 @@
 namespace tandem {
 
 CoordinatorClient::CoordinatorClient(const std::string& address)
-    : stub_(v1::Coordinator::NewStub(MakeChannel(address, security::kCoordinatorIdentity))) {}
+    : channel_(MakeChannel(address, security::kCoordinatorIdentity)),
+      stub_(v1::Coordinator::NewStub(channel_)) {}
+
+void CoordinatorClient::Failed() {
+  // The next call connects at once: a restarted coordinator is found within a heartbeat,
+  // not after gRPC's reconnect backoff (which grows to minutes).
+  grpc::experimental::ChannelResetConnectionBackoff(channel_.get());
+}
 
 absl::StatusOr<v1::RegisterResponse> CoordinatorClient::Register(
     const v1::RegisterRequest& request, std::chrono::milliseconds deadline) {
@@ -15,7 +22,10 @@ absl::StatusOr<v1::RegisterResponse> CoordinatorClient::Register(
   ctx.set_deadline(std::chrono::system_clock::now() + deadline);
   v1::RegisterResponse response;
   grpc::Status s = stub_->Register(&ctx, request, &response);
-  if (!s.ok()) return FromGrpcStatus(s);
+  if (!s.ok()) {
+    Failed();
+    return FromGrpcStatus(s);
+  }
   return response;
 }
 
@@ -25,7 +35,10 @@ absl::StatusOr<v1::HeartbeatResponse> CoordinatorClient::Heartbeat(
   ctx.set_deadline(std::chrono::system_clock::now() + deadline);
   v1::HeartbeatResponse response;
   grpc::Status s = stub_->Heartbeat(&ctx, request, &response);
-  if (!s.ok()) return FromGrpcStatus(s);
+  if (!s.ok()) {
+    Failed();
+    return FromGrpcStatus(s);
+  }
   return response;
 }
 

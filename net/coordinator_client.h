@@ -22,6 +22,8 @@ class CoordinatorClient {
                                                   std::chrono::milliseconds deadline);
 
  private:
+  void Failed();
+  std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::Coordinator::Stub> stub_;
 };
 

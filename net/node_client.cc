@@ -3,6 +3,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -16,7 +18,9 @@ namespace {
 
 // Loading a shard maps and checks its weights: minutes for a large model on a slow disk.
 constexpr auto kConfigureDeadline = std::chrono::minutes(10);
-constexpr auto kPingDeadline = std::chrono::seconds(2);
+// Registration waits for the round trip: all pings together take a second at most, and
+// an address that does not answer the first ends the measurement.
+constexpr auto kPingBudget = std::chrono::seconds(1);
 constexpr int kPings = 7;
 // A refused connection comes back at once; a host that does not answer is not judged here.
 constexpr auto kProbeDeadline = std::chrono::milliseconds(300);
@@ -25,12 +29,34 @@ class GrpcNodeLink : public NodeLink {
  public:
   absl::StatusOr<v1::ConfigureResponse> Configure(const std::string& address,
                                                   const std::string& identity,
-                                                  const v1::ConfigureRequest& request) override {
+                                                  const v1::ConfigureRequest& request,
+                                                  const std::function<bool()>& alive) override {
     auto stub = v1::Node::NewStub(MakeChannel(address, identity));
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + kConfigureDeadline);
     v1::ConfigureResponse response;
-    grpc::Status s = stub->Configure(&ctx, request, &response);
+    std::mutex mutex;
+    std::condition_variable cv;
+    bool done = false;
+    grpc::Status s;
+    stub->async()->Configure(&ctx, &request, &response, [&](grpc::Status status) {
+      std::lock_guard<std::mutex> lock(mutex);
+      s = std::move(status);
+      done = true;
+      cv.notify_all();
+    });
+    std::unique_lock<std::mutex> lock(mutex);
+    bool cancelled = false;
+    while (!cv.wait_for(lock, std::chrono::milliseconds(100), [&] { return done; })) {
+      if (!cancelled && alive && !alive()) {
+        ctx.TryCancel();  // the callback still comes; wait for it
+        cancelled = true;
+      }
+    }
+    if (cancelled) {
+      return absl::UnavailableError(
+          absl::StrCat("configuring the node at ", address, " was abandoned: the node is gone"));
+    }
     if (!s.ok()) {
       return absl::UnavailableError(
           absl::StrCat("configuring the node at ", address, " failed: ", s.error_message()));
@@ -41,12 +67,13 @@ class GrpcNodeLink : public NodeLink {
   double MeasureRttMs(const std::string& address, const std::string& identity) override {
     auto stub = v1::Node::NewStub(MakeChannel(address, identity));
     std::vector<double> samples;
-    for (int i = 0; i < kPings; ++i) {
+    const auto deadline = std::chrono::system_clock::now() + kPingBudget;
+    for (int i = 0; i < kPings && std::chrono::system_clock::now() < deadline; ++i) {
       grpc::ClientContext ctx;
-      ctx.set_deadline(std::chrono::system_clock::now() + kPingDeadline);
+      ctx.set_deadline(deadline);
       v1::PingReply reply;
       const auto t0 = std::chrono::steady_clock::now();
-      if (!stub->Ping(&ctx, v1::PingRequest(), &reply).ok()) continue;
+      if (!stub->Ping(&ctx, v1::PingRequest(), &reply).ok()) break;
       samples.push_back(
           std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
     }

@@ -3,6 +3,7 @@
 // drives it in tests (coordinator/coordinator_test.cc); NewGrpcNodeLink is the real one.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -17,6 +18,8 @@ class FrameSink {
  public:
   virtual ~FrameSink() = default;
   virtual absl::Status Send(const v1::ActivationFrame& frame) = 0;
+  // Ends the stream at once: a write blocked in Send returns, later ones fail.
+  virtual void Abort() {}
 };
 
 // Each call names the node by its address and by the identity its certificate must show
@@ -24,11 +27,14 @@ class FrameSink {
 class NodeLink {
  public:
   virtual ~NodeLink() = default;
-  // The node's answer, or UNAVAILABLE when it cannot be reached.
+  // The node's answer, or UNAVAILABLE when it cannot be reached. Loading a shard may take
+  // minutes; the call gives up early once `alive` (asked every 100 ms) turns false.
   virtual absl::StatusOr<v1::ConfigureResponse> Configure(const std::string& address,
                                                           const std::string& identity,
-                                                          const v1::ConfigureRequest& request) = 0;
-  // Median round trip in milliseconds; 0 when the node does not answer.
+                                                          const v1::ConfigureRequest& request,
+                                                          const std::function<bool()>& alive) = 0;
+  // Median round trip in milliseconds, within about a second; 0 when the node does not
+  // answer.
   virtual double MeasureRttMs(const std::string& address, const std::string& identity) = 0;
   // A long-lived frame stream to the node at `address`.
   virtual std::shared_ptr<FrameSink> OpenFrameStream(const std::string& address,

@@ -2,17 +2,27 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <random>
 
 #include "absl/strings/str_cat.h"
 
 namespace tandem {
 
+std::string NewBootId() {
+  std::random_device rd;
+  std::string id;
+  for (int i = 0; i < 4; ++i) absl::StrAppend(&id, absl::Hex(rd(), absl::kZeroPad8));
+  return id;
+}
+
 Membership::Membership(std::shared_ptr<CoordinatorClient> client, v1::RegisterRequest request,
-                       std::function<State()> state, MembershipOptions options)
+                       std::function<State()> state, MembershipOptions options,
+                       ReplyHandler on_reply)
     : client_(std::move(client)),
       request_(std::move(request)),
       state_(std::move(state)),
-      options_(options) {}
+      options_(options),
+      on_reply_(std::move(on_reply)) {}
 
 Membership::~Membership() {
   {
@@ -64,15 +74,34 @@ absl::StatusOr<v1::RegisterResponse> Membership::Join() {
   return r;
 }
 
+bool Membership::Drain(std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  draining_ = true;
+  beat_now_ = true;
+  cv_.notify_all();
+  return cv_.wait_for(lock, timeout, [&] { return drained_ || stop_; }) && drained_;
+}
+
 void Membership::HeartbeatLoop(std::chrono::milliseconds interval) {
   for (;;) {
+    bool draining;
     {
       std::unique_lock<std::mutex> lock(mutex_);
-      if (cv_.wait_for(lock, interval, [&] { return stop_; })) return;
+      // While draining, beat often: the node exits as soon as the plan lets it go.
+      const auto wait =
+          draining_ ? std::min<std::chrono::milliseconds>(interval, std::chrono::milliseconds(100))
+                    : interval;
+      if (cv_.wait_for(lock, wait, [&] { return stop_ || beat_now_; }) && stop_) return;
+      beat_now_ = false;
+      draining = draining_;
     }
     const State state = state_();
     v1::HeartbeatRequest hb;
     hb.set_node_id(node_id());
+    hb.set_boot_id(request_.boot_id());
+    hb.set_pending_frames(state.pending_frames);
+    hb.set_stalled_ms(state.stalled_ms);
+    hb.set_draining(draining);
     hb.set_plan_epoch(state.plan_epoch);
     hb.set_serving(state.serving);
     *hb.mutable_stage() = state.stage;
@@ -80,6 +109,15 @@ void Membership::HeartbeatLoop(std::chrono::milliseconds interval) {
     hb.set_layers_to_load(state.layers_to_load);
     hb.set_sessions(state.sessions);
     absl::StatusOr<v1::HeartbeatResponse> r = client_->Heartbeat(hb, options_.call_deadline);
+    if (r.ok() && r->known() && on_reply_) on_reply_(*r, hb.node_id());
+    if (draining && (!r.ok() || !r->known() || !r->in_plan())) {
+      // Out of the plan, forgotten, or no coordinator to drain for (its sessions went
+      // with it): nothing here is needed any more.
+      std::lock_guard<std::mutex> lock(mutex_);
+      drained_ = true;
+      cv_.notify_all();
+      continue;
+    }
     if (r.ok() && !r->known()) {
       absl::StatusOr<v1::RegisterResponse> again = RegisterWithRetry();
       if (!again.ok() && again.status().code() != absl::StatusCode::kCancelled) {

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <functional>
+#include <limits>
 #include <new>
 
 #include "absl/container/flat_hash_set.h"
@@ -298,6 +299,8 @@ void NodeService::Enqueue(v1::ActivationFrame frame, std::shared_ptr<ReplyChanne
   try {
     std::lock_guard<std::mutex> lock(mutex_);
     queue_.push_back(std::move(p));
+    // Work for an idle worker: the stall clock starts now.
+    if (queued_++ == 0 && running_ == 0) Progressed();
   } catch (const std::bad_alloc&) {
     v1::FrameReply r;
     r.set_code(grpc::StatusCode::RESOURCE_EXHAUSTED);
@@ -309,6 +312,53 @@ void NodeService::Enqueue(v1::ActivationFrame frame, std::shared_ptr<ReplyChanne
     return;
   }
   cv_.notify_one();
+}
+
+void NodeService::Progressed() {
+  last_progress_ns_ = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                          std::chrono::steady_clock::now().time_since_epoch())
+                          .count();
+}
+
+uint32_t NodeService::pending_frames() const { return queued_ + running_; }
+
+uint32_t NodeService::stalled_ms() const {
+  if (writing_ || pending_frames() == 0) return 0;
+  const int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                          std::chrono::steady_clock::now().time_since_epoch())
+                          .count();
+  return static_cast<uint32_t>(std::clamp<int64_t>((now - last_progress_ns_) / 1000000, 0,
+                                                   std::numeric_limits<uint32_t>::max()));
+}
+
+void NodeService::Release(uint64_t plan_epoch, const std::string& node_id) {
+  configure_worker_.Post([this, plan_epoch, node_id] {
+    std::shared_ptr<ForwardClient> downstream;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (!stage_ || (stage_->config().plan_epoch > plan_epoch && stage_node_id_ == node_id)) {
+        return;  // no stage, or one configured after the coordinator's view was taken
+      }
+      std::fprintf(stderr,
+                   "tandem node: not in the coordinator's plan (epoch %llu): freeing the shard of "
+                   "epoch %llu and its %zu session(s)\n",
+                   static_cast<unsigned long long>(plan_epoch),
+                   static_cast<unsigned long long>(stage_->config().plan_epoch),
+                   stage_->n_sessions());
+      stage_.reset();
+      downstream = std::move(downstream_);
+      next_hop_.reset();
+      stage_node_id_.clear();
+      upstream_identity_.clear();
+    }
+    if (downstream) downstream->Abort();
+    epoch_ = 0;
+    serving_ = false;
+    sessions_ = 0;
+    metrics_.SetSessions(0);
+    metrics_.SetShard(0, 0, 0, false);
+    if (options_.set_serving) options_.set_serving(false);
+  });
 }
 
 void NodeService::Done(const Pending& p) {
@@ -356,14 +406,21 @@ absl::Status NodeService::LoadShard(const v1::ConfigureRequest& r, uint64_t* wei
         });
   }
   std::shared_ptr<Stage> old;
+  std::shared_ptr<ForwardClient> old_downstream;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     old = std::move(stage_);
     stage_ = std::move(*stage);
+    old_downstream = std::move(downstream_);
     downstream_ = std::move(downstream);
     next_hop_ = std::move(next_hop);
+    stage_node_id_ = r.node_id();
+    sessions_ = 0;
     upstream_identity_ = r.upstream_identity();
   }
+  // The old stream carries the old epoch's frames: a write blocked on it (a hung next
+  // stage) returns now rather than at its deadline.
+  if (old_downstream) old_downstream->Abort();
   epoch_ = r.plan_epoch();
   return absl::OkStatus();
 }
@@ -411,6 +468,30 @@ void NodeService::RunConfigure(const ConfigureCall& call) {
 }
 
 void NodeService::Reject(const Pending& p, const absl::Status& status) {
+  // Frames of a replaced plan, or for a next stage that is gone, are expected while the
+  // cluster re-plans; anything else (a position gap, an unknown session, a bad frame) is
+  // worth a line in the log.
+  if (status.code() != absl::StatusCode::kFailedPrecondition &&
+      status.code() != absl::StatusCode::kUnavailable) {
+    // At most a few lines a second: a peer sending garbage cannot flood the log.
+    const auto now = std::chrono::steady_clock::now();
+    if (now - refusal_log_window_ > std::chrono::seconds(1)) {
+      if (refusals_unlogged_ > 0) {
+        std::fprintf(stderr, "tandem node: refused a frame: %llu more in the last second\n",
+                     static_cast<unsigned long long>(refusals_unlogged_));
+      }
+      refusal_log_window_ = now;
+      refusals_logged_ = 0;
+      refusals_unlogged_ = 0;
+    }
+    if (refusals_logged_ < kRefusalsLoggedPerSecond) {
+      ++refusals_logged_;
+      std::fprintf(stderr, "tandem node: refused a frame: %s\n",
+                   std::string(status.message()).c_str());
+    } else {
+      ++refusals_unlogged_;
+    }
+  }
   v1::FrameReply reply;
   reply.set_session_id(p.frame.session_id());
   reply.set_position(p.frame.position());
@@ -429,8 +510,14 @@ void NodeService::Reject(const Pending& p, const absl::Status& status) {
 void NodeService::ReportResult(const v1::StepResult& result) {
   if (!results_) return;
   v1::StepResult r = result;
-  r.set_node_id(options_.node_id);
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    r.set_node_id(stage_node_id_.empty() ? options_.node_id : stage_node_id_);
+  }
+  writing_ = true;
   absl::Status s = results_->Send(r);
+  writing_ = false;
+  Progressed();
   if (!s.ok()) std::fprintf(stderr, "tandem node: %s\n", std::string(s.message()).c_str());
 }
 
@@ -461,6 +548,8 @@ bool NodeService::Gather(std::unique_lock<std::mutex>& lock) {
       next_expiry_ = now + expiry_period;
       if (const size_t n = stage_->ExpireIdle(now); n > 0) {
         std::fprintf(stderr, "tandem node: forgot %zu idle session(s)\n", n);
+        sessions_ = static_cast<uint32_t>(stage_->n_sessions());
+        metrics_.SetSessions(stage_->n_sessions());
       }
     }
     if (stop_) return false;
@@ -534,7 +623,12 @@ void NodeService::Dispatch(Batch& batch) {
     Done(p);
   }
   for (auto& p : batch.ends) {
-    if (batch.downstream) (void)batch.downstream->Send(p.frame);
+    if (batch.downstream) {
+      writing_ = true;
+      (void)batch.downstream->Send(p.frame);
+      writing_ = false;
+      Progressed();
+    }
     Done(p);
   }
   if (batch.frames.empty()) return;
@@ -565,6 +659,7 @@ void NodeService::Dispatch(Batch& batch) {
     }
     return;
   }
+  Progressed();
   {
     const auto took = std::chrono::steady_clock::now() - batch_start;
     metrics_.Ran(batch.frames.size(), tokens, took);
@@ -577,7 +672,10 @@ void NodeService::Dispatch(Batch& batch) {
   for (size_t i = 0; i < batch.frames.size(); ++i) {
     const auto& f = batch.frames[i].frame;
     if (!batch.stage->is_last()) {
+      writing_ = true;
       absl::Status s = batch.downstream->Send(outputs[i].frame);
+      writing_ = false;
+      Progressed();
       if (!s.ok()) Reject(batch.frames[i], s);
       if (s.ok()) metrics_.Sent(outputs[i].frame.ByteSizeLong());
     } else if (outputs[i].has_token) {
@@ -608,8 +706,14 @@ void NodeService::WorkerLoop() {
       if (!Gather(lock)) return;
       batch = TakeBatch();
       sessions_ = batch.stage ? static_cast<uint32_t>(batch.stage->n_sessions()) : 0;
+      queued_ = static_cast<uint32_t>(queue_.size());
+      running_ =
+          static_cast<uint32_t>(batch.frames.size() + batch.rejected.size() + batch.ends.size());
+      metrics_.SetSessions(sessions_);
     }
+    Progressed();
     Dispatch(batch);
+    running_ = 0;
   }
 }
 

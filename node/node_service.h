@@ -75,6 +75,15 @@ class NodeService final : public v1::Node::CallbackService {
   void MeasureNextHop();
   // Sessions the stage holds state for, as of the last batch taken.
   uint32_t sessions() const { return sessions_.load(); }
+  // Liveness by progress, for the heartbeat: frames queued or running, and how long the
+  // worker has held work without finishing any (0 while idle or while it waits on a write:
+  // a slow next stage or coordinator is theirs to answer for, not this node's).
+  uint32_t pending_frames() const;
+  uint32_t stalled_ms() const;
+  // The coordinator's view (from a heartbeat reply): when this node has no stage in its
+  // plan, a shard of an epoch up to `plan_epoch`, or one configured for another node id
+  // (an earlier registration, a coordinator that restarted), is freed with its sessions.
+  void Release(uint64_t plan_epoch, const std::string& node_id);
 
   // Frames from a Forward stream (or a test) enter here. `bytes` is what the frame counts
   // against its stream's queue budget (given back through ReplyChannel::Processed).
@@ -125,6 +134,8 @@ class NodeService final : public v1::Node::CallbackService {
   // Tells the frame's stream it was handled (its bytes leave the stream's budget).
   static void Done(const Pending& p);
   void ReportResult(const v1::StepResult& result);
+  // The worker made progress (finished a batch or a write) or took on work when idle.
+  void Progressed();
   absl::Status LoadShard(const v1::ConfigureRequest& request, uint64_t* weight_bytes);
 
   std::shared_ptr<const GgufFile> file_;
@@ -138,6 +149,10 @@ class NodeService final : public v1::Node::CallbackService {
   std::atomic<uint32_t> layers_to_load_{0};
   std::atomic<int> streams_{0};
   std::atomic<uint32_t> sessions_{0};
+  std::atomic<uint32_t> queued_{0};   // frames in queue_
+  std::atomic<uint32_t> running_{0};  // frames of the batch being run and dispatched
+  std::atomic<bool> writing_{false};  // the worker waits on a write to a peer
+  std::atomic<int64_t> last_progress_ns_{0};
 
   std::mutex mutex_;  // guards everything below
   std::condition_variable cv_;
@@ -145,12 +160,18 @@ class NodeService final : public v1::Node::CallbackService {
   std::shared_ptr<Stage> stage_;
   std::shared_ptr<ForwardClient> downstream_;
   std::shared_ptr<v1::Node::Stub> next_hop_;  // for Ping; null on the last stage
+  std::string stage_node_id_;                 // the node id the stage was configured for
   std::string upstream_identity_;             // who may Forward to this stage
   bool stop_ = false;
   size_t last_batch_sessions_ = 0;
   std::chrono::steady_clock::duration gather_window_{0};
   std::chrono::steady_clock::time_point next_expiry_;
   std::thread worker_;
+  // Refused frames logged in the current second (worker thread only).
+  static constexpr int kRefusalsLoggedPerSecond = 5;
+  std::chrono::steady_clock::time_point refusal_log_window_{};
+  int refusals_logged_ = 0;
+  uint64_t refusals_unlogged_ = 0;
   // Configure calls run one at a time on their own worker: loading a shard takes long and
   // must not hold a gRPC thread. Last, so it stops first.
   WorkQueue configure_worker_;

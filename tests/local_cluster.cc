@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <thread>
 
 namespace tandem::testing {
 
@@ -39,6 +40,31 @@ uint64_t ResidentBytes(pid_t pid) {
     in.ignore(1 << 20, '\n');
   }
   return 0;
+}
+
+v1::GenerateRequest SamplingRequest(const std::string& prompt, int n, float temperature,
+                                    uint64_t seed) {
+  v1::GenerateRequest r;
+  r.set_prompt(prompt);
+  r.set_n_predict(n);
+  auto* s = r.mutable_sampling();
+  s->set_temperature(temperature);
+  s->set_top_k(40);
+  s->set_top_p(0.95f);
+  s->set_min_p(0.05f);
+  s->set_repeat_penalty(1.0f);
+  s->set_repeat_last_n(64);
+  s->set_seed(seed);
+  return r;
+}
+
+bool WaitFor(const std::function<bool()>& done, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    if (done()) return true;
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
 }
 
 }  // namespace tandem::testing

@@ -34,18 +34,7 @@ using testing::SharedPath;
 const std::string kModel = SharedPath("models/stories260K-f32.gguf");
 
 v1::GenerateRequest Request(const std::string& prompt, int n, float temperature, uint64_t seed) {
-  v1::GenerateRequest r;
-  r.set_prompt(prompt);
-  r.set_n_predict(n);
-  auto* s = r.mutable_sampling();
-  s->set_temperature(temperature);
-  s->set_top_k(40);
-  s->set_top_p(0.95f);
-  s->set_min_p(0.05f);
-  s->set_repeat_penalty(1.0f);
-  s->set_repeat_last_n(64);
-  s->set_seed(seed);
-  return r;
+  return testing::SamplingRequest(prompt, n, temperature, seed);
 }
 
 // The single-process engine's tokens for the same request.
