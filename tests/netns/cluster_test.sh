@@ -157,8 +157,6 @@ case $scenario in
     bash "$netns" heal 1
     start_coordinator --split 2,2,1
     log "coordinator restarted"
-    # KNOWN (issue 10 item 3): with node ids restarting at node-1, a live node's heartbeat
-    # can keep a dead id alive and the cluster may wait forever; the fix is in membership.
     wait_for 30 "the cluster re-formed with 3 stages" "$all_nodes"
     same "greedy after the restart" -n 24 --temp 0
     ;;
