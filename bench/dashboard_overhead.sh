@@ -3,16 +3,21 @@
 # alternating rounds, quiet and watched. Watched is a poller fetching GET /v1/cluster and
 # GET /metrics every POLL_S seconds (what a dashboard and a Prometheus scraper do), or with
 # WATCHER=browser the dashboard itself open in headless Chromium (which polls every 500 ms;
-# it needs tests/dashboard/node_modules, installed by tests/dashboard/run.sh). Each round is
-# one `tandem generate --coordinator` of N_PREDICT greedy tokens; rounds alternate so drift
-# of the machine hits both sides alike. Prints each round and the medians; never passes or
-# fails on time.
+# it needs tests/dashboard/node_modules, installed by tests/dashboard/run.sh). The watcher
+# starts once and is paused (SIGSTOP) during the quiet rounds. Each round is one `tandem
+# generate --coordinator` of N_PREDICT greedy tokens; rounds alternate so drift of the
+# machine hits both sides alike; the watcher's own CPU in the watched rounds is printed (on
+# this machine it competes with the cluster for the cores; in use it runs elsewhere). Prints each round and the medians, then the direct
+# cost: the coordinator's CPU time per GET /v1/cluster and per GET /metrics (REQUESTS of
+# each, back to back), and what one poll a second takes of a core. Never passes or fails on
+# time.
 #
 #   bench/dashboard_overhead.sh [MODEL.gguf]
 #
 # Without MODEL a mid-sized random-weight model (about 10 ms a token on one core) is made
 # once into /tmp. Environment: TANDEM (the binary, default build/cli/tandem), NODES (2),
-# THREADS (1 per node), ROUNDS (8 of each), N_PREDICT (200), POLL_S (1), WATCHER (poller).
+# THREADS (1 per node), ROUNDS (8 of each), N_PREDICT (200), POLL_S (1), WATCHER (poller),
+# REQUESTS (2000).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -23,6 +28,7 @@ rounds="${ROUNDS:-8}"
 n_predict="${N_PREDICT:-200}"
 poll_s="${POLL_S:-1}"
 watcher="${WATCHER:-poller}"
+requests="${REQUESTS:-2000}"
 model="${1:-}"
 
 [[ -x "$tandem" ]] || { echo "dashboard_overhead: no tandem binary at $tandem (set TANDEM)" >&2; exit 1; }
@@ -90,6 +96,45 @@ start_watcher() {
   fi
 }
 
+# CPU clock ticks used so far by process $1 and its descendants (with children reaped).
+tree_ticks() {
+  local total=0 pid
+  for pid in $1 $(descendants "$1"); do
+    [[ -r "/proc/$pid/stat" ]] || continue
+    total=$((total + $(awk '{print $14 + $15 + $16 + $17}' "/proc/$pid/stat" 2>/dev/null || echo 0)))
+  done
+  echo "$total"
+}
+descendants() {
+  local kid
+  for kid in $(pgrep -P "$1"); do
+    echo "$kid"
+    descendants "$kid"
+  done
+}
+hz=$(getconf CLK_TCK)
+
+# The watcher runs for the whole benchmark and is paused (SIGSTOP to its every process)
+# during the quiet rounds, so its start-up never falls into a round.
+signal_watcher() {
+  local pid
+  for pid in $watch_pid $(descendants "$watch_pid"); do kill "-$1" "$pid" 2>/dev/null || true; done
+}
+
+# One watched round: tokens/s, and the watcher's own CPU (percent of one core) meanwhile.
+watched_round() {
+  local start end ticks tps
+  signal_watcher CONT
+  ticks=$(( - $(tree_ticks "$watch_pid") ))
+  start=$(date +%s.%N)
+  tps=$(tokens_per_s)
+  ticks=$((ticks + $(tree_ticks "$watch_pid")))
+  end=$(date +%s.%N)
+  signal_watcher STOP
+  awk -v t="$tps" -v k="$ticks" -v hz="$hz" -v s="$start" -v e="$end" \
+    'BEGIN { printf "%s %.1f\n", t, 100 * k / hz / (e - s) }'
+}
+
 tokens_per_s() {
   "$tandem" generate --coordinator "$coordinator" -p "Once upon a time" -n "$n_predict" \
     --temp 0 --json | tail -n 1 |
@@ -101,24 +146,60 @@ median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a
 echo "model $(basename "$model"), $nodes nodes x $threads thread(s), $n_predict tokens a round, watcher: $watcher" \
   "$([[ "$watcher" == poller ]] && echo "(/v1/cluster + /metrics every ${poll_s}s)")"
 tokens_per_s >/dev/null  # warm-up
+start_watcher
+sleep 2  # past the watcher's start-up
+signal_watcher STOP
 quiet=()
 watched=()
-printf "%-6s %14s %14s\n" round "quiet tok/s" "watched tok/s"
+watcher_cpu=()
+printf "%-6s %14s %14s %22s\n" round "quiet tok/s" "watched tok/s" "watcher CPU (% core)"
 for r in $(seq 1 "$rounds"); do
   # Alternate which side goes first, so a trend over the run falls on both.
   if (( r % 2 )); then
-    q=$(tokens_per_s); start_watcher; w=$(tokens_per_s); stop_watcher
+    q=$(tokens_per_s); read -r w c < <(watched_round)
   else
-    start_watcher; w=$(tokens_per_s); stop_watcher; q=$(tokens_per_s)
+    read -r w c < <(watched_round); q=$(tokens_per_s)
   fi
   quiet+=("$q")
   watched+=("$w")
-  printf "%-6s %14s %14s\n" "$r" "$q" "$w"
+  watcher_cpu+=("$c")
+  printf "%-6s %14s %14s %22s\n" "$r" "$q" "$w" "$c"
 done
+signal_watcher CONT
+stop_watcher
 mq=$(printf "%s\n" "${quiet[@]}" | median)
 mw=$(printf "%s\n" "${watched[@]}" | median)
+mc=$(printf "%s\n" "${watcher_cpu[@]}" | median)
 awk -v q="$mq" -v w="$mw" 'BEGIN {
   printf "median  %14.2f %14.2f   watched/quiet %.4f (%+.2f%%)\n", q, w, w / q, 100 * (w - q) / q }'
+echo "the watcher itself (its processes on this machine) used a median ${mc}% of one core"
 # The spread of the quiet rounds alone: a difference smaller than this is noise.
 printf "%s\n" "${quiet[@]}" | sort -g | awk '{a[NR]=$1} END {
   printf "quiet rounds range %.2f .. %.2f (%.2f%% of the median)\n", a[1], a[NR], 100 * (a[NR] - a[1]) / a[int((NR+1)/2)] }'
+
+# The direct cost, free of the noise above: CPU seconds the coordinator spends serving
+# REQUESTS of each endpoint (utime + stime from /proc, in clock ticks).
+coordinator_pid=""
+for pid in $(pgrep -P "$run_pid"); do
+  if tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q " coordinator "; then coordinator_pid=$pid; fi
+done
+[[ -n "$coordinator_pid" ]] || { echo "no coordinator process under $run_pid" >&2; exit 1; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$coordinator_pid/stat"; }
+cost_us() {  # CPU microseconds per request of $1
+  local before after start end
+  before=$(cpu_ticks)
+  start=$(date +%s.%N)
+  curl -sf "$base$1?n=[1-$requests]" >/dev/null
+  end=$(date +%s.%N)
+  after=$(cpu_ticks)
+  awk -v t=$((after - before)) -v hz="$hz" -v n="$requests" -v s="$start" -v e="$end" \
+    'BEGIN { printf "%.1f %.1f\n", 1e6 * t / hz / n, 1e6 * (e - s) / n }'
+}
+read -r cluster_cpu cluster_wall < <(cost_us /v1/cluster)
+read -r metrics_cpu metrics_wall < <(cost_us /metrics)
+printf "GET /v1/cluster: %s us of coordinator CPU, %s us wall each (%s requests)\n" \
+  "$cluster_cpu" "$cluster_wall" "$requests"
+printf "GET /metrics:    %s us of coordinator CPU, %s us wall each\n" "$metrics_cpu" "$metrics_wall"
+awk -v c="$cluster_cpu" -v m="$metrics_cpu" -v p="$poll_s" 'BEGIN {
+  printf "one poll of both every %ss: %.4f%% of one core; a dashboard (/v1/cluster every 0.5 s): %.4f%%\n",
+    p, 100 * (c + m) / 1e6 / p, 100 * c / 1e6 / 0.5 }'

@@ -4,10 +4,11 @@
     failover_client.py URL PROMPT MAX_TOKENS AFTER SIGNAL PID
 
 After AFTER streamed chunks it sends SIGNAL (KILL: death, STOP: a hang, NONE) to PID, then
-prints one JSON line: the gap from the failure to the next token, the median gap between
-tokens before it, the replay length (prompt tokens plus the tokens streamed before the
-failure: the history the new plan recomputes) and the whole text (to compare with a run
-without failure). Uses only the standard library; talks only to URL.
+prints one JSON line: the time from the failure to the first token computed after it (the
+end of the longest stall after the failure: tokens computed before it may still arrive
+first), the median gap between tokens before it, the replay length (the prompt and the
+tokens before that token: the history the new plan recomputes) and the whole text (to
+compare with a run without failure). Uses only the standard library; talks only to URL.
 """
 import json
 import os
@@ -49,17 +50,25 @@ def main():
                     os.kill(pid, getattr(signal, "SIG" + sig))
     if failed_at is None or usage is None:
         raise SystemExit("the answer ended before the failure (%d chunks)" % len(times))
-    before = [b - a for a, b in zip(times[:after - 1], times[1:after])]
-    before.sort()
-    next_token = [t for t in times if t > failed_at]
+    before = sorted(b - a for a, b in zip(times[:after - 1], times[1:after]))
+    # Tokens generated before the failure may still be on their way to this client; the
+    # first token the recovered pipeline computed ends the longest stall after the failure.
+    later = [i for i, t in enumerate(times) if t > failed_at]
+    stall_end, longest = None, -1.0
+    for i in later:
+        gap = times[i] - max(failed_at, times[i - 1] if i > 0 else failed_at)
+        if gap > longest:
+            stall_end, longest = i, gap
     print(json.dumps({
-        "gap_ms": (next_token[0] - failed_at) * 1e3 if next_token else None,
+        # from the failure to the first token computed after it
+        "gap_ms": (times[stall_end] - failed_at) * 1e3 if stall_end is not None else None,
         "median_token_ms": before[len(before) // 2] * 1e3 if before else None,
-        "replay_tokens": usage["prompt_tokens"] + after,
+        # the history the new plan recomputes: the prompt and every token before that one
+        "replay_tokens": usage["prompt_tokens"] + (stall_end if stall_end is not None else after),
         "prompt_tokens": usage["prompt_tokens"],
         "completion_tokens": usage["completion_tokens"],
         "chunks": len(times),
-        # one token per chunk throughout: the replay length is exact, else a lower bound
+        # one token per chunk throughout: the counts are exact, else lower bounds
         "exact": len(times) == usage["completion_tokens"],
         "text": "".join(text),
     }))

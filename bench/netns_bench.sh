@@ -6,7 +6,7 @@
 #  2. failover: the time from a node's death (SIGKILL) or hang (SIGSTOP) mid-answer to the
 #     next token, with the replay length, for each model given.
 #
-#   bench/netns_bench.sh [--tokens N] [--threads T] [--latency-models "A B"] [--failover-models "A B"]
+#   bench/netns_bench.sh [--tokens N] [--threads T] [--repeats R] [--latency-models "A B"] [--failover-models "A B"]
 #
 # Defaults: ../shared/models/stories260K-f32.gguf for both; pass a 1B-shaped file made by
 #   build/cli/tandem make-model --n-embd 2048 --n-layer 16 --n-head 32 --n-head-kv 8 \
@@ -18,6 +18,7 @@ tandem=${TANDEM:-$root/build/cli/tandem}
 small=$root/../shared/models/stories260K-f32.gguf
 tokens=64
 threads=1
+repeats=3
 latency_models=$small
 failover_models=$small
 inner=0
@@ -25,6 +26,7 @@ while [ $# -gt 0 ]; do
   case $1 in
     --tokens) tokens=$2; shift 2 ;;
     --threads) threads=$2; shift 2 ;;
+    --repeats) repeats=$2; shift 2 ;;
     --latency-models) latency_models=$2; shift 2 ;;
     --failover-models) failover_models=$2; shift 2 ;;
     --inner) inner=1; shift ;;
@@ -35,7 +37,7 @@ done
 for m in $latency_models $failover_models; do [ -f "$m" ] || { echo "missing model $m" >&2; exit 2; }; done
 if [ $inner -eq 0 ]; then
   exec bash "$root/deploy/netns.sh" --hosts 4 -- bash "$0" --inner --tokens "$tokens" \
-    --threads "$threads" --latency-models "$latency_models" --failover-models "$failover_models"
+    --threads "$threads" --repeats "$repeats" --latency-models "$latency_models" --failover-models "$failover_models"
 fi
 
 read -ra hosts <<<"$TANDEM_NETNS_HOSTS"
@@ -90,24 +92,32 @@ start_cluster() {
     sleep 0.2
   done
 }
+median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {printf "%.2f", v[int((NR + 1) / 2)]}'; }
 ms_per_token() { jq -r '.timings | if .generated_tokens > 0 then (.decode_ms / .generated_tokens) else "nan" end'; }
 
-echo "# Tandem across network namespaces ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, emulator: $TANDEM_NETNS_EMULATOR, $threads thread(s) per process)"
+echo "# Tandem across network namespaces ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, load average $(cut -d" " -f1 /proc/loadavg), emulator: $TANDEM_NETNS_EMULATOR, $threads thread(s) per process)"
 echo
-echo "## Per-token latency (greedy, $tokens tokens, decode only)"
+echo "## Per-token latency (greedy, $tokens tokens, decode only; median of $repeats runs)"
 echo
 echo "| model | link delay | single process | 1 node | 2 nodes | 3 nodes |"
 echo "|---|---|---|---|---|---|"
 for model in $latency_models; do
-  single=$("$tandem" generate -m "$model" -p "$prompt" -n "$tokens" --temp 0 -t "$threads" --json 2>/dev/null | ms_per_token)
+  runs=()
+  for r in $(seq "$repeats"); do
+    runs+=("$("$tandem" generate -m "$model" -p "$prompt" -n "$tokens" --temp 0 -t "$threads" --json 2>/dev/null | ms_per_token)")
+  done
+  single=$(median "${runs[@]}")
   for delay in 0 2 10; do
     for i in 1 2 3 4; do bash "$TANDEM_NETNS" shape "$i" --delay "$delay"; done
-    row="| $(basename "$model" .gguf) | $delay ms | $(printf %.2f "$single") ms |"
+    row="| $(basename "$model" .gguf) | $delay ms | $single ms |"
     for n in 1 2 3; do
       start_cluster "$model" "$n"
       on 1 "$tandem" generate --coordinator "$coord" "${sec_generate[@]}" -p "$prompt" -n 8 --temp 0 --json >/dev/null 2>&1  # warm
-      ms=$(on 1 "$tandem" generate --coordinator "$coord" "${sec_generate[@]}" -p "$prompt" -n "$tokens" --temp 0 --json 2>/dev/null | ms_per_token)
-      row="$row $(printf %.2f "$ms") ms |"
+      runs=()
+      for r in $(seq "$repeats"); do
+        runs+=("$(on 1 "$tandem" generate --coordinator "$coord" "${sec_generate[@]}" -p "$prompt" -n "$tokens" --temp 0 --json 2>/dev/null | ms_per_token)")
+      done
+      row="$row $(median "${runs[@]}") ms |"
       stop_all
     done
     echo "$row"
@@ -118,29 +128,29 @@ for i in 1 2 3 4; do bash "$TANDEM_NETNS" shape "$i" --delay 0; done
 echo
 echo "## Failover: a node fails mid-answer (3 nodes, 0 ms links; greedy)"
 echo
-echo "| model | failure | node | tokens before | replay length | median token gap before | failure to next token | answer |"
-echo "|---|---|---|---|---|---|---|---|"
+echo "| model | failure | node | replay length | median token gap before | failure to next computed token | answer |"
+echo "|---|---|---|---|---|---|---|"
 for model in $failover_models; do
   ref=""
+  after=$((tokens / 2))
   for failure in KILL STOP; do
-    for victim in 3; do
+    for stage in 2 3; do
       start_cluster "$model" 3 --http "$http"
-      after=$((tokens / 2))
+      if [ -z "$ref" ]; then  # the same request without a failure
+        ref=$(on 1 python3 "$root/bench/failover_client.py" "http://$http" "$prompt" "$tokens" "$after" \
+          NONE 0 | jq -r .text)
+      fi
+      # The host of the stage to fail (stages follow the nodes' join order).
+      victim=$(status | jq -r --argjson s "$stage" '.stages[$s - 1].address | split(":")[0] | split(".")[3]')
       out=$(on 1 python3 "$root/bench/failover_client.py" "http://$http" "$prompt" "$tokens" "$after" \
         "$failure" "${node_pid[$victim]}" 2>"$work/client.err") || {
         echo "failover client failed: $(cat "$work/client.err")" >&2
         out='{}'
       }
       stop_all
-      if [ -z "$ref" ]; then  # the same request without a failure
-        start_cluster "$model" 3 --http "$http"
-        ref=$(on 1 python3 "$root/bench/failover_client.py" "http://$http" "$prompt" "$tokens" "$after" \
-          NONE 0 | jq -r .text)
-        stop_all
-      fi
       same=$(jq -r --arg ref "$ref" 'if .text == $ref then "identical" else "DIFFERS" end' <<<"$out")
-      jq -r --arg m "$(basename "$model" .gguf)" --arg f "$failure" --arg v "stage 2 of 3" --arg same "$same" \
-        '"| \($m) | SIG\($f) | \($v) | \(.replay_tokens - .prompt_tokens) | \(.replay_tokens)\(if .exact then "" else "+" end) tokens | \(.median_token_ms | . * 100 | round / 100) ms | \(.gap_ms | round) ms | \($same) |"' <<<"$out"
+      jq -r --arg m "$(basename "$model" .gguf)" --arg f "$failure" --arg v "stage $stage of 3" --arg same "$same" \
+        '"| \($m) | SIG\($f) | \($v) | \(.replay_tokens)\(if .exact then "" else "+" end) tokens | \(.median_token_ms | . * 100 | round / 100) ms | \(.gap_ms | round) ms | \($same) |"' <<<"$out"
     done
   done
 done

@@ -16,6 +16,7 @@
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "api/server.h"
 #include "cli/chat_backends.h"
 #include "cli/commands.h"
@@ -180,7 +181,11 @@ int RunChat(const ChatOptions& o) {
     if (!reply.ok()) {
       if (wrote) std::fputc('\n', stdout);
       std::fflush(stdout);
-      std::fprintf(stderr, "tandem chat: %s\n", std::string(reply.status().message()).c_str());
+      const std::string why(reply.status().message());
+      // An overlong conversation: the way on is a new one.
+      const bool full = absl::StrContains(why, "context");
+      std::fprintf(stderr, "tandem chat: %s%s\n", why.c_str(),
+                   full ? " (/reset starts a new conversation)" : "");
       history.erase(history.size() - 1);  // the question goes unanswered
       continue;
     }

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "model/fingerprint.h"
 
 namespace tandem::cli {
@@ -97,12 +98,18 @@ void UseFetchedStages(NodeWeights& weights, NodeOptions* options) {
                                       TransferProgress(r.layer_first(), r.layer_last()), &stats);
     if (!file.ok()) return file.status();
     const double moved = stats.bytes_received / kMiB;
+    std::string from;
+    for (const auto& [source, bytes] : stats.bytes_from) {
+      absl::StrAppend(&from, from.empty() ? " from " : ", ", source,
+                      source == fetcher->coordinator() ? " (coordinator)" : "", " ",
+                      absl::StrFormat("%.1f MiB", bytes / kMiB));
+    }
     std::fprintf(stderr,
                  "tandem node: layers [%d, %d): %zu tensors, %zu from the cache, %zu fetched "
-                 "(%.1f MiB received, %.1f MiB resumed, %d fetched again) in %.2f s\n",
+                 "(%.1f MiB received, %.1f MiB resumed, %d fetched again) in %.2f s%s\n",
                  r.layer_first(), r.layer_last(), stats.tensors, stats.tensors_cached,
                  stats.tensors_fetched, moved, stats.bytes_resumed / kMiB, stats.refetched,
-                 stats.seconds);
+                 stats.seconds, from.c_str());
     // Machine-readable, for tests and benchmarks.
     std::fprintf(stderr,
                  "tandem node: fetch bytes_received=%llu bytes_resumed=%llu refetched=%d "

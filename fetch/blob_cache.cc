@@ -140,7 +140,10 @@ absl::Status BlobWriter::Append(const void* data, size_t n) {
   while (left > 0) {
     const ssize_t w = ::write(fd_, p, left);
     if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) return Errno("write", cache_.PartialPath(digest_));
+    if (w <= 0) {
+      failed_ = true;
+      return Errno("write", cache_.PartialPath(digest_));
+    }
     p += w;
     left -= static_cast<size_t>(w);
   }
@@ -168,6 +171,7 @@ absl::Status BlobWriter::Commit() {
   std::error_code ec;
   std::filesystem::rename(partial, cache_.BlobPath(digest_), ec);
   if (ec) {
+    failed_ = true;
     return absl::PermissionDeniedError(
         absl::StrCat(cache_.BlobPath(digest_), ": cannot move into place: ", ec.message()));
   }

@@ -58,6 +58,8 @@ class BlobWriter {
 
   uint64_t offset() const { return offset_; }
   uint64_t resumed_bytes() const { return resumed_; }
+  // Writing to the cache failed (a full or read-only disk): no other source helps.
+  bool failed() const { return failed_; }
   // The next bytes of the blob; more than its size is an error.
   absl::Status Append(const void* data, size_t n);
   // All bytes present and the digest right: the blob is in the cache. A wrong digest
@@ -72,6 +74,7 @@ class BlobWriter {
   uint64_t size_;
   uint64_t offset_ = 0;
   uint64_t resumed_ = 0;
+  bool failed_ = false;
   int fd_ = -1;
   Sha256 hash_;
 };

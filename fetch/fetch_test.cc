@@ -228,6 +228,28 @@ TEST_F(FetchTest, PeersAreTriedFirstAndThoseWithoutTheBlobSkipped) {
   peer->Shutdown();
 }
 
+TEST_F(FetchTest, PeerSendingWrongBytesIsLeftForTheCoordinator) {
+  const std::string coordinator = Serve({});
+  // A peer serving the same model that damages its first chunk.
+  TensorService bad_peer(std::make_shared<ModelFileSource>(model_, digests_), {.corrupt_chunk = 1});
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(&bad_peer);
+  auto peer = builder.BuildAndStart();
+  const std::string peer_address = absl::StrCat("127.0.0.1:", port);
+
+  auto fetcher = Open(coordinator);
+  ASSERT_NE(fetcher, nullptr);
+  FetchStats stats;
+  auto view = fetcher->PrepareStage(0, 1, {peer_address}, nullptr, &stats);
+  ASSERT_TRUE(view.ok()) << view.status();
+  EXPECT_EQ(stats.refetched, 1);
+  EXPECT_GT(stats.bytes_from[coordinator], 0u);
+  ExpectSameTensors(**view, stats.tensors);
+  peer->Shutdown();
+}
+
 TEST(ManifestTest, BoundsAreChecked) {
   v1::ManifestResponse m;
   m.set_fingerprint(std::string(64, 'a'));

@@ -1,5 +1,6 @@
 #include "fetch/model_fetcher.h"
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <map>
@@ -20,7 +21,44 @@ double SecondsSince(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
 }
 
+// Runs fn(k) for every k in [0, n) on up to `threads` threads (this one included).
+void ParallelFor(size_t n, int threads, const std::function<void(size_t)>& fn) {
+  std::atomic<size_t> next{0};
+  auto work = [&] {
+    for (size_t k; (k = next++) < n;) fn(k);
+  };
+  std::vector<std::thread> pool;
+  for (size_t t = 1; t < std::min<size_t>(static_cast<size_t>(threads), n); ++t) {
+    pool.emplace_back(work);
+  }
+  work();
+  for (std::thread& t : pool) t.join();
+}
+
 }  // namespace
+
+// Keeps a transfer under ModelFetcherOptions::max_bytes_per_s: a stream that got ahead of
+// the allowed rate since the transfer began sleeps.
+class ModelFetcher::Pacer {
+ public:
+  explicit Pacer(double bytes_per_s) : rate_(bytes_per_s), start_(Clock::now()) {}
+  void Received(uint64_t n) {
+    if (rate_ <= 0) return;
+    double ahead;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      bytes_ += n;
+      ahead = static_cast<double>(bytes_) / rate_ - SecondsSince(start_);
+    }
+    if (ahead > 0) std::this_thread::sleep_for(std::chrono::duration<double>(ahead));
+  }
+
+ private:
+  const double rate_;
+  const Clock::time_point start_;
+  std::mutex mutex_;
+  uint64_t bytes_ = 0;
+};
 
 absl::StatusOr<std::unique_ptr<ModelFetcher>> ModelFetcher::Open(ModelFetcherOptions options) {
   if (options.coordinator.empty())
@@ -28,21 +66,23 @@ absl::StatusOr<std::unique_ptr<ModelFetcher>> ModelFetcher::Open(ModelFetcherOpt
   if (!(options.max_bytes_per_s >= 0)) {
     return absl::InvalidArgumentError("the fetch rate limit must be >= 0");
   }
+  if (options.streams < 1 || options.streams > 64) {
+    return absl::InvalidArgumentError("fetch streams must be 1 to 64");
+  }
   std::unique_ptr<ModelFetcher> f(new ModelFetcher(std::move(options)));
   TANDEM_ASSIGN_OR_RETURN(f->cache_, BlobCache::Open(f->options_.cache_dir));
-  BlobClient coordinator(f->options_.coordinator);
-  TANDEM_ASSIGN_OR_RETURN(f->manifest_response_, coordinator.GetManifest());
+  TANDEM_ASSIGN_OR_RETURN(f->manifest_response_, f->Client(f->options_.coordinator).GetManifest());
   TANDEM_ASSIGN_OR_RETURN(f->manifest_, ParseManifest(f->manifest_response_));
   FetchStats ignored;
   if (!f->cache_->Has(f->manifest_.header.digest, f->manifest_.header.size)) {
     TANDEM_RETURN_IF_ERROR(
-        f->FetchBlob(f->manifest_.header, {f->options_.coordinator}, nullptr, &ignored));
+        f->FetchBlob(f->manifest_.header, {f->options_.coordinator}, nullptr, nullptr, &ignored));
   }
   auto header = f->cache_->Map(f->manifest_.header.digest, f->manifest_.header.size, true);
   if (!header.ok()) {
     // Damaged in the cache: removed by Map, so fetched once more.
     TANDEM_RETURN_IF_ERROR(
-        f->FetchBlob(f->manifest_.header, {f->options_.coordinator}, nullptr, &ignored));
+        f->FetchBlob(f->manifest_.header, {f->options_.coordinator}, nullptr, nullptr, &ignored));
     header = f->cache_->Map(f->manifest_.header.digest, f->manifest_.header.size, true);
     if (!header.ok()) return header.status();
   }
@@ -55,6 +95,13 @@ absl::StatusOr<std::unique_ptr<ModelFetcher>> ModelFetcher::Open(ModelFetcherOpt
   TANDEM_ASSIGN_OR_RETURN(Hparams h, ReadHparams(*f->header_));
   f->n_layer_ = h.n_layer;
   return f;
+}
+
+BlobClient& ModelFetcher::Client(const std::string& address) {
+  std::lock_guard<std::mutex> lock(clients_mutex_);
+  std::unique_ptr<BlobClient>& client = clients_[address];
+  if (!client) client = std::make_unique<BlobClient>(address);
+  return *client;
 }
 
 BlobRef ModelFetcher::TensorBlob(size_t index) const {
@@ -89,7 +136,7 @@ void ModelFetcher::DescribeCache(v1::RegisterRequest* request) const {
 }
 
 absl::Status ModelFetcher::FetchBlob(const BlobRef& blob, const std::vector<std::string>& sources,
-                                     const std::function<void(uint64_t)>& on_bytes,
+                                     const std::function<void(uint64_t)>& on_bytes, Pacer* pacer,
                                      FetchStats* stats) {
   absl::Status last = absl::NotFoundError("no source to fetch from");
   int wrong = 0;
@@ -102,27 +149,28 @@ absl::Status ModelFetcher::FetchBlob(const BlobRef& blob, const std::vector<std:
       if (on_bytes && writer->resumed_bytes() > 0) on_bytes(writer->resumed_bytes());
       first_try = false;
     }
-    BlobClient client(sources[s]);
-    absl::Status status = client.Fetch(blob, *writer, [&](uint64_t n) {
+    uint64_t& from_source = stats->bytes_from[sources[s]];
+    absl::Status status = Client(sources[s]).Fetch(blob, *writer, [&](uint64_t n) {
       stats->bytes_received += n;
+      from_source += n;
       if (on_bytes) on_bytes(n);
+      if (pacer != nullptr) pacer->Received(n);
     });
     if (status.ok()) status = writer->Commit();
     if (status.ok()) return status;
+    if (writer->failed()) return status;  // our disk: no other source helps
     last = status;
     if (status.code() == absl::StatusCode::kDataLoss) {
-      // Wrong bytes: Commit removed them (or the stream was cut); fetch again.
+      // Wrong bytes: Commit removed them (or the stream was cut). Fetched again, from the
+      // next source when there is one (a peer may be the one sending them wrong).
       ++stats->refetched;
       std::fprintf(stderr, "tandem node: %s; fetching it again\n",
                    std::string(status.message()).c_str());
-      if (++wrong >= options_.attempts) break;
+      if (++wrong >= options_.attempts + static_cast<int>(sources.size()) - 1) break;
+      if (s + 1 < sources.size()) ++s;
       continue;
     }
-    if (status.code() == absl::StatusCode::kResourceExhausted ||
-        status.code() == absl::StatusCode::kPermissionDenied) {
-      return status;  // our disk: no other source helps
-    }
-    ++s;  // this source does not have it or cannot be reached: the next one
+    ++s;  // this source does not have it, cannot be reached or is busy: the next one
   }
   return absl::Status(last.code(), absl::StrCat("cannot fetch blob ", Sha256Hex(blob.digest), " (",
                                                 blob.size, " bytes): ", last.message()));
@@ -145,12 +193,21 @@ absl::StatusOr<std::shared_ptr<const GgufFile>> ModelFetcher::PrepareStage(
   const std::vector<size_t> wanted = StageTensors(*view, n_layer_, layer_first, layer_last);
   stats->tensors = wanted.size();
   std::vector<size_t> missing;
-  uint64_t missing_bytes = 0;
-  for (size_t i : wanted) {
+  // What the cache holds is checked again (a disk can rot), on several cores.
+  std::vector<absl::StatusOr<std::shared_ptr<const MappedFile>>> cached(
+      wanted.size(), absl::NotFoundError("not cached"));
+  ParallelFor(wanted.size(), options_.streams, [&](size_t k) {
+    const BlobRef blob = TensorBlob(wanted[k]);
+    if (cache_->Has(blob.digest, blob.size)) {
+      cached[k] = cache_->Map(blob.digest, blob.size, /*verify=*/true);
+    }
+  });
+  for (size_t k = 0; k < wanted.size(); ++k) {
+    const size_t i = wanted[k];
     const BlobRef blob = TensorBlob(i);
     stats->bytes_needed += blob.size;
-    if (cache_->Has(blob.digest, blob.size)) {
-      auto mapped = cache_->Map(blob.digest, blob.size, /*verify=*/true);
+    if (absl::StatusOr<std::shared_ptr<const MappedFile>>& mapped = cached[k];
+        mapped.status().code() != absl::StatusCode::kNotFound) {
       if (mapped.ok()) {
         TANDEM_RETURN_IF_ERROR(view->AttachTensor(i, *std::move(mapped)));
         ++stats->tensors_cached;
@@ -159,39 +216,70 @@ absl::StatusOr<std::shared_ptr<const GgufFile>> ModelFetcher::PrepareStage(
       std::fprintf(stderr, "tandem node: %s\n", std::string(mapped.status().message()).c_str());
     }
     missing.push_back(i);
-    missing_bytes += blob.size;
   }
 
   std::vector<std::string> sources;
   absl::flat_hash_set<std::string> seen;
+  // Addresses from the wire: a few, of sane length, are tried; the rest are ignored.
+  constexpr size_t kMaxPeers = 8;
+  constexpr size_t kMaxAddressLength = 255;
   for (const std::string& p : peers) {
-    if (!p.empty() && p != options_.coordinator && seen.insert(p).second) sources.push_back(p);
+    if (sources.size() >= kMaxPeers) break;
+    if (!p.empty() && p.size() <= kMaxAddressLength && p != options_.coordinator &&
+        seen.insert(p).second) {
+      sources.push_back(p);
+    }
   }
   sources.push_back(options_.coordinator);
 
-  uint64_t done = 0;
-  if (on_bytes) on_bytes(0, missing_bytes);
-  const auto transfer_start = Clock::now();
-  auto count = [&](uint64_t n) {
-    done += n;
-    if (on_bytes) on_bytes(std::min(done, missing_bytes), missing_bytes);
-    if (options_.max_bytes_per_s > 0) {
-      // Paced: never ahead of the allowed rate since the transfer began.
-      const double ahead =
-          static_cast<double>(done - stats->bytes_resumed) / options_.max_bytes_per_s -
-          SecondsSince(transfer_start);
-      if (ahead > 0) std::this_thread::sleep_for(std::chrono::duration<double>(ahead));
-    }
-  };
+  // Tensors with equal bytes share one blob: fetched once.
+  std::vector<BlobRef> blobs;
+  absl::flat_hash_set<std::string> keys;
   for (size_t i : missing) {
     const BlobRef blob = TensorBlob(i);
-    // Tensors with equal bytes share one blob: fetched once.
-    if (!cache_->Has(blob.digest, blob.size)) {
-      TANDEM_RETURN_IF_ERROR(FetchBlob(blob, sources, count, stats));
-      ++stats->tensors_fetched;
-    } else {
-      count(blob.size);
+    if (keys.insert(std::string(blob.digest.begin(), blob.digest.end())).second) {
+      blobs.push_back(blob);
     }
+  }
+  uint64_t missing_bytes = 0;
+  for (const BlobRef& blob : blobs) missing_bytes += blob.size;
+
+  std::mutex progress_mutex;
+  uint64_t done = 0;
+  if (on_bytes) on_bytes(0, missing_bytes);
+  auto count = [&](uint64_t n) {
+    std::lock_guard<std::mutex> lock(progress_mutex);
+    done += n;
+    if (on_bytes) on_bytes(std::min(done, missing_bytes), missing_bytes);
+  };
+  const auto transfer_start = Clock::now();
+  Pacer pacer(options_.max_bytes_per_s);
+  const int n_workers =
+      static_cast<int>(std::min<size_t>(static_cast<size_t>(options_.streams), blobs.size()));
+  std::vector<FetchStats> blob_stats(blobs.size());
+  std::vector<absl::Status> blob_status(blobs.size());
+  std::atomic<bool> failed{false};
+  ParallelFor(blobs.size(), n_workers, [&](size_t k) {
+    if (failed) return;
+    blob_status[k] = FetchBlob(blobs[k], sources, count, &pacer, &blob_stats[k]);
+    if (blob_status[k].ok()) {
+      ++blob_stats[k].tensors_fetched;
+    } else {
+      failed = true;
+    }
+  });
+  for (size_t k = 0; k < blobs.size(); ++k) {
+    TANDEM_RETURN_IF_ERROR(blob_status[k]);
+    stats->tensors_fetched += blob_stats[k].tensors_fetched;
+    stats->bytes_received += blob_stats[k].bytes_received;
+    stats->bytes_resumed += blob_stats[k].bytes_resumed;
+    stats->refetched += blob_stats[k].refetched;
+    for (const auto& [source, bytes] : blob_stats[k].bytes_from) {
+      if (bytes > 0) stats->bytes_from[source] += bytes;
+    }
+  }
+  for (size_t i : missing) {
+    const BlobRef blob = TensorBlob(i);
     TANDEM_ASSIGN_OR_RETURN(std::shared_ptr<const MappedFile> mapped,
                             cache_->Map(blob.digest, blob.size, /*verify=*/false));
     TANDEM_RETURN_IF_ERROR(view->AttachTensor(i, std::move(mapped)));

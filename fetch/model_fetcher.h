@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -16,6 +17,7 @@
 
 #include "absl/status/statusor.h"
 #include "fetch/blob_cache.h"
+#include "fetch/blob_client.h"
 #include "fetch/manifest.h"
 #include "model/gguf.h"
 #include "tandem.pb.h"
@@ -27,6 +29,9 @@ struct ModelFetcherOptions {
   std::string cache_dir;
   double max_bytes_per_s = 0;  // 0: as fast as the link goes
   int attempts = 3;            // per blob, when the bytes received are wrong
+  // Blobs fetched at once: several streams hide each one's flow-control round trips, and
+  // their digests are checked on several cores.
+  int streams = 4;
 };
 
 // What one PrepareStage moved.
@@ -34,10 +39,11 @@ struct FetchStats {
   size_t tensors = 0;         // the stage reads
   size_t tensors_cached = 0;  // already in the cache (checked)
   size_t tensors_fetched = 0;
-  uint64_t bytes_needed = 0;    // of the stage's tensors
-  uint64_t bytes_received = 0;  // over the wire
-  uint64_t bytes_resumed = 0;   // taken from partial files of earlier transfers
-  int refetched = 0;            // blobs fetched again after a wrong digest
+  uint64_t bytes_needed = 0;                   // of the stage's tensors
+  uint64_t bytes_received = 0;                 // over the wire
+  uint64_t bytes_resumed = 0;                  // taken from partial files of earlier transfers
+  int refetched = 0;                           // blobs fetched again after a wrong digest
+  std::map<std::string, uint64_t> bytes_from;  // received, by source address
   double seconds = 0;           // the whole PrepareStage: checking the cache, fetching
   double transfer_seconds = 0;  // fetching alone
 };
@@ -49,6 +55,7 @@ class ModelFetcher {
   static absl::StatusOr<std::unique_ptr<ModelFetcher>> Open(ModelFetcherOptions options);
 
   const std::string& fingerprint() const { return manifest_.fingerprint; }
+  const std::string& coordinator() const { return options_.coordinator; }
   const v1::ManifestResponse& manifest_response() const { return manifest_response_; }
   std::shared_ptr<const BlobCache> cache() const { return cache_; }
   // The model's header: metadata and tensor table, no tensor data.
@@ -66,10 +73,16 @@ class ModelFetcher {
 
  private:
   explicit ModelFetcher(ModelFetcherOptions options) : options_(std::move(options)) {}
-  // Fetches one blob into the cache from the first source that has it.
+  class Pacer;
+  // Fetches one blob into the cache from the first source that has it. Safe to call from
+  // several threads for different blobs.
   absl::Status FetchBlob(const BlobRef& blob, const std::vector<std::string>& sources,
-                         const std::function<void(uint64_t)>& on_bytes, FetchStats* stats);
+                         const std::function<void(uint64_t)>& on_bytes, Pacer* pacer,
+                         FetchStats* stats);
   BlobRef TensorBlob(size_t index) const;
+  // One client (one connection) per source, kept: a new connection per tensor would start
+  // each transfer with a small flow-control window.
+  BlobClient& Client(const std::string& address);
 
   ModelFetcherOptions options_;
   std::shared_ptr<BlobCache> cache_;
@@ -79,6 +92,8 @@ class ModelFetcher {
   std::shared_ptr<const GgufFile> header_;
   int n_layer_ = 0;
   std::mutex mutex_;  // one PrepareStage at a time
+  std::mutex clients_mutex_;
+  std::map<std::string, std::unique_ptr<BlobClient>> clients_;
 };
 
 }  // namespace tandem::fetch

@@ -142,6 +142,13 @@ test('a chat message streams its answer', async () => {
     }).observe(document.getElementById('chat-log'),
       { childList: true, subtree: true, characterData: true });
   });
+  // A slow link (16 KiB/s, as a phone far away): stories260K answers within a few ms, so on
+  // loopback the whole stream could land in one read and show all at once anyway.
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send('Network.enable');
+  const throttle = (bytesPerSecond) => cdp.send('Network.emulateNetworkConditions',
+    { offline: false, latency: 0, downloadThroughput: bytesPerSecond, uploadThroughput: -1 });
+  await throttle(16 * 1024);
   const response = page.waitForResponse((r) => r.url().endsWith('/v1/chat/completions'));
   await page.fill('#chat-input', 'Tell me a story about a cat');
   await page.click('#chat-send');
@@ -149,7 +156,9 @@ test('a chat message streams its answer', async () => {
   assert.equal(r.status(), 200);
   assert.match(r.headers()['content-type'], /^text\/event-stream/);
   // While it streams the button stops the answer; then it sends again.
-  await page.waitForFunction(() => document.getElementById('chat-send').textContent === 'Send');
+  await page.waitForFunction(() => document.getElementById('chat-send').textContent === 'Send',
+    null, { timeout: 20000 });
+  await throttle(-1);
   const shown = await page.locator('#chat-log .msg.assistant').last().textContent();
   // The page shows exactly what the API streamed.
   let streamed = '';
@@ -160,6 +169,7 @@ test('a chat message streams its answer', async () => {
   assert.ok(shown.length > 0, 'an answer is shown');
   assert.equal(shown, streamed);
   const lengths = new Set(await page.evaluate(() => window.answerLengths.filter((n) => n > 0)));
+  console.log(`the page showed the answer growing in ${lengths.size} steps`);
   assert.ok(lengths.size > 1, `the answer appeared piece by piece, not at once: ${[...lengths]}`);
   assert.equal(await page.locator('#chat-log .msg.user').last().textContent(),
     'Tell me a story about a cat');

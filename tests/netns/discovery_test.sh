@@ -2,7 +2,8 @@
 # Zero-configuration joining across emulated hosts (run under deploy/netns.sh, 3 hosts):
 # the coordinator on host 1 announces itself (--announce); nodes on hosts 2 and 3 are given
 # no address at all (--discover), find it by multicast on the bridge, check it and join;
-# the cluster's answer equals the single process's. A node of another model or another
+# the cluster's answer equals the single process's (one node holds the model file, the
+# other has none and fetches its layers from the cluster it found). A node of another model or another
 # cluster name finds nothing that fits and says what it heard.
 #
 #   tests/netns/discovery_test.sh TANDEM SHARED_DIR
@@ -58,11 +59,14 @@ echo "--announce on loopback: refused with the reason"
 ip netns exec "${hosts[0]}" "$tandem" coordinator -m "$model" --listen "$coord" --min-nodes 2 --planner even --announce \
   "${sec_coordinator[@]}" >"$work/coordinator.log" 2>&1 &
 pids+=($!)
-for i in 2 3; do
-  ip netns exec "${hosts[$((i - 1))]}" "$tandem" node -m "$model" --discover --discover-timeout 20 -t 1 "${sec_node[@]}" \
-    >"$work/node$i.log" 2>&1 &
-  pids+=($!)
-done
+# Host 2's node holds the model file; host 3's has none and fetches its layers from the
+# cluster it found (nothing but --discover and a cache folder).
+ip netns exec "${hosts[1]}" "$tandem" node -m "$model" --discover --discover-timeout 20 -t 1 \
+  "${sec_node[@]}" >"$work/node2.log" 2>&1 &
+pids+=($!)
+ip netns exec "${hosts[2]}" "$tandem" node --cache-dir "$work/cache3" --discover --discover-timeout 20 \
+  -t 1 "${sec_node[@]}" >"$work/node3.log" 2>&1 &
+pids+=($!)
 end=$(($(date +%s) + 40))
 until status | jq -e '.ready == true and (.stages | length) == 2' >/dev/null 2>&1; do
   [ "$(date +%s)" -lt "$end" ] || fail "the discovered nodes did not form a 2-stage plan within 40 s"
@@ -74,7 +78,7 @@ for i in 2 3; do
   grep -q "found the coordinator at 10.77.0.1:7070; serving on 10.77.0.$i:0" "$work/node$i.log" ||
     fail "node $i did not report what it found"
 done
-echo "two nodes found the coordinator by multicast and serve its plan ($addrs)"
+echo "two nodes (one with the model file, one fetching) found the coordinator by multicast and serve its plan ($addrs)"
 
 want=$("$tandem" generate -m "$model" -p "Once upon a time" -n 24 --temp 0 -t 1 --json 2>/dev/null | jq -c .ids)
 got=$(on 1 "$tandem" generate --coordinator "$coord" "${sec_generate[@]}" -p "Once upon a time" -n 24 --temp 0 --json 2>/dev/null | jq -c .ids)
