@@ -36,16 +36,9 @@ using testing::SharedPath;
 
 const std::string kModel = SharedPath("models/stories260K-f32.gguf");
 
+// Greedy: SamplingRequest's other settings do not apply at temperature 0.
 v1::GenerateRequest Greedy(const std::string& prompt, int n) {
-  v1::GenerateRequest r;
-  r.set_prompt(prompt);
-  r.set_n_predict(n);
-  auto* s = r.mutable_sampling();
-  s->set_temperature(0);
-  s->set_top_p(1);
-  s->set_repeat_penalty(1);
-  s->set_seed(1);
-  return r;
+  return testing::SamplingRequest(prompt, n, 0, 1);
 }
 
 class SecurityTest : public ::testing::Test {
