@@ -14,6 +14,7 @@
 #include "cli/model_loading.h"
 #include "cli/node_weights.h"
 #include "cli/signals.h"
+#include "cli/token_options.h"
 #include "model/fingerprint.h"
 #include "model/hparams.h"
 #include "net/cluster_join.h"
@@ -39,8 +40,7 @@ struct NodeCommandOptions {
   std::string metrics;  // HOST:PORT for /metrics; empty: none
   double session_idle_timeout_s = 300;
   double drain_timeout_s = 30;
-  std::string token;
-  std::string token_file;
+  TokenOptions tokens;  // --token / --token-file
   bool insecure = false;
   std::string cache_dir;     // without --model: where fetched tensors live
   double fetch_rate = 0;     // bytes/s; 0: unlimited
@@ -50,7 +50,7 @@ struct NodeCommandOptions {
 // With a token: joins the cluster (its certificate then secures every link). Without one,
 // links are plaintext, allowed on loopback or with --insecure.
 absl::Status SetUpSecurity(const NodeCommandOptions& o) {
-  if (o.token.empty() && o.token_file.empty()) {
+  if (o.tokens.token.empty() && o.tokens.token_file.empty()) {
     const std::string& exposed = !IsLoopbackAddress(o.listen) ? o.listen : o.coordinator;
     if (!IsLoopbackAddress(exposed)) {
       if (!o.insecure) {
@@ -65,7 +65,7 @@ absl::Status SetUpSecurity(const NodeCommandOptions& o) {
     }
     return absl::OkStatus();
   }
-  auto token = security::JoinTokenFromFlags(o.token, o.token_file);
+  auto token = security::JoinTokenFromFlags(o.tokens.token, o.tokens.token_file);
   if (!token.ok()) return token.status();
   absl::Status joined = JoinCluster(o.coordinator, *token, "node");
   if (!joined.ok()) return joined;
@@ -252,10 +252,7 @@ void RegisterNodeCommand(CLI::App& app, RunState& state) {
                   "before stopping anyway")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
-  cmd->add_option("--token-file", o->token_file,
-                  "The cluster's join token, in a file (the coordinator's STATE_DIR/join-token)");
-  cmd->add_option("--token", o->token,
-                  "The cluster's join token; prefer --token-file (command lines are visible)");
+  AddTokenOptions(cmd, &o->tokens);
   cmd->add_flag("--insecure", o->insecure,
                 "Allow plaintext links off loopback, without a token (a trusted network only)");
   AddDiscoverFlags(cmd, o->discovery);
