@@ -64,7 +64,7 @@ void Forward::RunLayers(absl::Span<const SequenceSlice> slices, float* x) {
   for (const auto& s : slices) n += s.n_tokens;
   if (n == 0) return;
   Reserve(n);
-  const int64_t n_embd = h_.n_embd, n_q = h_.n_embd_q(), n_kv = h_.n_embd_kv(), n_ff = h_.n_ff;
+  const int64_t n_embd = h_.n_embd, n_q = h_.n_embd_q(), n_kv = h_.n_embd_kv();
 
   for (int il = shard_.range().layer_first; il < shard_.range().layer_last; ++il) {
     const LayerWeights& w = shard_.layer(il);
@@ -104,27 +104,52 @@ void Forward::RunLayers(absl::Span<const SequenceSlice> slices, float* x) {
     PostNorm(w.attn_post_norm, n, n_embd, h_.rms_eps, proj_.data());  // gemma2
     for (int64_t i = 0; i < n * n_embd; ++i) x[i] += proj_[i];        // residual
 
-    // Feed-forward block: x += W_down (act(W_gate xn) * (W_up xn))
-    for (int64_t i = 0; i < n; ++i) {
-      RmsNorm(x + i * n_embd, w.ffn_norm, n_embd, h_.rms_eps, xn_.data() + i * n_embd);
-    }
-    MatMul(w.w_gate, xn_.data(), n, gate_.data(), pool_);  // (n, n_ff)
-    MatMul(w.w_up, xn_.data(), n, up_.data(), pool_);      // (n, n_ff)
-    for (int64_t i = 0; i < n; ++i) {                      // row by row, as llama.cpp (see SwiGlu)
-      float* g = gate_.data() + i * n_ff;
-      switch (arch_.activation) {
-        case GatedActivation::kSilu:
-          SwiGlu(g, up_.data() + i * n_ff, n_ff, g);
-          break;
-        case GatedActivation::kGeluTanh:
-          GeluTanhGlu(g, up_.data() + i * n_ff, n_ff, g);
-          break;
+    // Feed-forward block. In the model's last layer only the rows whose logits are taken
+    // (the last of each slice) go on, as in llama.cpp (whose last layer keeps only its output
+    // rows): the others are never read again, and an f32 or f16 product of one row takes
+    // llama.cpp's one-token order rather than its batch order.
+    if (il == h_.n_layer - 1 && n > static_cast<int64_t>(slices.size())) {
+      const int64_t n_out = static_cast<int64_t>(slices.size());
+      last_rows_.resize(n_out * n_embd);
+      int64_t end = 0;
+      for (int64_t i = 0; i < n_out; ++i) {
+        end += slices[i].n_tokens;
+        std::copy_n(x + (end - 1) * n_embd, n_embd, last_rows_.data() + i * n_embd);
       }
+      FeedForward(w, n_out, last_rows_.data());
+      end = 0;
+      for (int64_t i = 0; i < n_out; ++i) {
+        end += slices[i].n_tokens;
+        std::copy_n(last_rows_.data() + i * n_embd, n_embd, x + (end - 1) * n_embd);
+      }
+    } else {
+      FeedForward(w, n, x);
     }
-    MatMul(w.w_down, gate_.data(), n, proj_.data(), pool_);          // (n, n_embd)
-    PostNorm(w.ffn_post_norm, n, n_embd, h_.rms_eps, proj_.data());  // gemma2
-    for (int64_t i = 0; i < n * n_embd; ++i) x[i] += proj_[i];
   }
+}
+
+// x += W_down (act(W_gate xn) * (W_up xn)), xn = rmsnorm(x) * ffn_norm, for n rows.
+void Forward::FeedForward(const LayerWeights& w, int64_t n, float* x) {
+  const int64_t n_embd = h_.n_embd, n_ff = h_.n_ff;
+  for (int64_t i = 0; i < n; ++i) {
+    RmsNorm(x + i * n_embd, w.ffn_norm, n_embd, h_.rms_eps, xn_.data() + i * n_embd);
+  }
+  MatMul(w.w_gate, xn_.data(), n, gate_.data(), pool_);  // (n, n_ff)
+  MatMul(w.w_up, xn_.data(), n, up_.data(), pool_);      // (n, n_ff)
+  for (int64_t i = 0; i < n; ++i) {                      // row by row, as llama.cpp (see SwiGlu)
+    float* g = gate_.data() + i * n_ff;
+    switch (arch_.activation) {
+      case GatedActivation::kSilu:
+        SwiGlu(g, up_.data() + i * n_ff, n_ff, g);
+        break;
+      case GatedActivation::kGeluTanh:
+        GeluTanhGlu(g, up_.data() + i * n_ff, n_ff, g);
+        break;
+    }
+  }
+  MatMul(w.w_down, gate_.data(), n, proj_.data(), pool_);          // (n, n_embd)
+  PostNorm(w.ffn_post_norm, n, n_embd, h_.rms_eps, proj_.data());  // gemma2
+  for (int64_t i = 0; i < n * n_embd; ++i) x[i] += proj_[i];
 }
 
 void Forward::Attention(const SequenceSlice& s, int layer, const float* q, float* out,
@@ -154,7 +179,7 @@ void Forward::Attention(const SequenceSlice& s, int layer, const float* q, float
         scores[j] = Dot(qh, keys + j * n_kv + kv_off, head_dim) * scale;  // (pos + 1)
       }
       if (cap > 0) SoftCap(scores.data() + first, n_keys, cap);
-      Softmax(scores.data(), pos + 1, s.n_tokens > 1);
+      Softmax(scores.data(), pos + 1);
       float* o = out + (row0 + t) * n_q + head * head_dim;  // (head_dim)
       WeightedSum(scores.data(), values + kv_off, n_kv, pos + 1, head_dim, s.n_tokens > 1, o);
     }

@@ -47,6 +47,7 @@ class Forward {
 
  private:
   void Attention(const SequenceSlice& slice, int layer, const float* q, float* out, int64_t row0);
+  void FeedForward(const LayerWeights& w, int64_t n, float* x);
   void Reserve(int64_t n_tokens);
 
   const ModelShard& shard_;
@@ -55,14 +56,15 @@ class Forward {
   ThreadPool& pool_;
   Rope rope_;
   // Scratch, grown on demand. Shapes per token row.
-  std::vector<float> xn_;    // (n, n_embd)
-  std::vector<float> q_;     // (n, n_embd_q)
-  std::vector<float> k_;     // (n, n_embd_kv)
-  std::vector<float> v_;     // (n, n_embd_kv)
-  std::vector<float> attn_;  // (n, n_embd_q)
-  std::vector<float> gate_;  // (n, n_ff)
-  std::vector<float> up_;    // (n, n_ff)
-  std::vector<float> proj_;  // (n, n_embd)
+  std::vector<float> xn_;         // (n, n_embd)
+  std::vector<float> q_;          // (n, n_embd_q)
+  std::vector<float> k_;          // (n, n_embd_kv)
+  std::vector<float> v_;          // (n, n_embd_kv)
+  std::vector<float> attn_;       // (n, n_embd_q)
+  std::vector<float> gate_;       // (n, n_ff)
+  std::vector<float> up_;         // (n, n_ff)
+  std::vector<float> proj_;       // (n, n_embd)
+  std::vector<float> last_rows_;  // the last layer's output rows (see RunLayers)
 };
 
 }  // namespace tandem

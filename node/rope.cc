@@ -19,21 +19,24 @@ void Rope::Apply(float* x, int64_t n_heads, int64_t position) const {
   // Pair i's two elements: (2i, 2i + 1) in normal mode, (i, i + half) in NEOX mode.
   const int64_t stride = style_ == RopeStyle::kNeox ? 1 : 2;
   const int64_t other = style_ == RopeStyle::kNeox ? half : 1;
-  // Angles as position * freq_scale times successive float powers of theta_scale (then
-  // / factor): measured against llama.cpp's references this agrees with its logits more
-  // often than ggml's own order (theta starting at the position), which made a q8_0
-  // llama3 prompt part from llama.cpp at a margin of 0.04.
-  const float p = static_cast<float>(position) * freq_scale_;
-  float power = 1.0f;
+  // llama.cpp's arithmetic (ggml_rope_cache_init and rope_f32 as its x86 build compiles
+  // them): theta starts at the position and is multiplied by theta_scale once per pair, the
+  // angle is freq_scale * (theta / factor), and the rotation's products are contracted as
+  // GCC contracts `x0*c - x1*s` and `x0*s + x1*c`: the first product fused with the other,
+  // rounded one. Together with the prompt attention's order (ops.cc) this reproduces
+  // llama.cpp's f32 logits bit for bit on llama3-, qwen2- and phi3-synth (A1, A2 and the
+  // 73-token A4); each part alone does not.
+  float theta = static_cast<float>(position);
   for (int64_t i = 0; i < half; ++i) {
-    const float angle = p * (power / freq_factors_[i]);
-    power *= theta_scale_;
+    const float angle = freq_scale_ * (theta / freq_factors_[i]);
+    theta *= theta_scale_;
     const float c = std::cos(angle), s = std::sin(angle);
     for (int64_t h = 0; h < n_heads; ++h) {
       float* v = x + h * head_dim_ + i * stride;
       const float x0 = v[0], x1 = v[other];
-      v[0] = x0 * c - x1 * s;
-      v[other] = x0 * s + x1 * c;
+      const float x1s = x1 * s, x1c = x1 * c;
+      v[0] = std::fma(x0, c, -x1s);
+      v[other] = std::fma(x0, s, x1c);
     }
   }
 }

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cassert>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -44,7 +45,11 @@ void MatVecPath(const KernelMatrix& m, const float* x, int64_t n_batch, float* y
   const WeightMatrix& w = m.w;
   static thread_local kernels::ActivationBatch activations;
   activations.Prepare(w.type, x, n_batch, w.cols, pool);
-  const kernels::RowsDotFn fn = kernels::LookupKernel(TableFor(isa), w.type);
+  const kernels::KernelTable& table = TableFor(isa);
+  // llama.cpp repacks a Q4_0 matrix of 8k rows and sums each block before its float work.
+  const kernels::RowsDotFn fn = w.type == GgmlType::kQ4_0 && w.rows % 8 == 0 && ExactSums()
+                                    ? table.q4_0_repacked
+                                    : kernels::LookupKernel(table, w.type);
   const int64_t row_bytes = RowBytes(w.type, w.cols);
   const kernels::ActivationBatch& acts = activations;
   pool.ParallelFor(w.rows, kRowTile, [&](int64_t r0, int64_t r1) {
@@ -96,6 +101,47 @@ void SgemmPath(const KernelMatrix& m, const float* x, int64_t n_batch, float* y,
   });
 }
 
+namespace {
+
+// One row times one token in tinyBLAS's order: 16 lanes of fused multiply-adds over the
+// length (a multiple of 16), then _mm512_reduce_add_ps's tree (l += l + 8, + 4, + 2, + 1).
+__attribute__((target_clones("arch=x86-64-v4", "avx2,fma", "default"))) float TinyBlasDot(
+    const float* w, const float* x, int64_t k) {
+  float lanes[16] = {};
+  for (int64_t l = 0; l < k; l += 16) {
+    for (int q = 0; q < 16; ++q) lanes[q] = std::fma(w[l + q], x[l + q], lanes[q]);
+  }
+  for (int half = 8; half >= 1; half /= 2) {
+    for (int q = 0; q < half; ++q) lanes[q] += lanes[q + half];
+  }
+  return lanes[0];
+}
+
+}  // namespace
+
+// F32 / F16 weights, two tokens or more, as llama.cpp's tinyBLAS multiplies them (its sgemm
+// takes them when the length is a multiple of 16 and the rows of 4): activations rounded to
+// the weights' precision, each row decoded to f32 once per tile of 16 rows.
+void TinyBlasFloatPath(const KernelMatrix& m, const float* x, int64_t n_batch, float* y,
+                       ThreadPool& pool) {
+  const WeightMatrix& w = m.w;
+  static thread_local kernels::ActivationBatch activations;
+  activations.Prepare(w.type, x, n_batch, w.cols, pool);
+  const kernels::ActivationBatch& acts = activations;
+  pool.ParallelFor(w.rows, kRowTile, [&](int64_t r0, int64_t r1) {
+    std::vector<float> rows(static_cast<size_t>(kRowTile * w.cols));
+    for (int64_t t = r0; t < r1; t += kRowTile) {
+      const int64_t t1 = std::min(r1, t + kRowTile);
+      for (int64_t r = t; r < t1; ++r) DequantizeRowLayout(m, r, rows.data() + (r - t) * w.cols);
+      for (int64_t b = 0; b < n_batch; ++b) {
+        for (int64_t r = t; r < t1; ++r) {
+          y[b * w.rows + r] = TinyBlasDot(rows.data() + (r - t) * w.cols, acts[b].f, w.cols);
+        }
+      }
+    }
+  });
+}
+
 // Interleaved 16-row groups (vec_dot.h): every product, any batch. Tokens go 8 at a time
 // through one group's weights while they sit in L1/L2; one token streams all groups.
 void Interleaved16Path(const KernelMatrix& m, const float* x, int64_t n_batch, float* y,
@@ -104,7 +150,7 @@ void Interleaved16Path(const KernelMatrix& m, const float* x, int64_t n_batch, f
   static thread_local kernels::ActivationBatch activations;
   activations.Prepare(w.type, x, n_batch, w.cols, pool);
   const Activation* acts = activations.data();
-  const GroupsDotFn fn = Avx512Interleaved16Kernel(w.type);
+  const GroupsDotFn fn = Avx512Interleaved16Kernel(w.type, w.rows);
   const int64_t group_bytes = Interleaved16GroupBytes(w.type, w.cols);
   const int64_t n_full = w.rows / 16, n_groups = (w.rows + 15) / 16;
   pool.ParallelFor(n_groups, 1, [&](int64_t g0, int64_t g1) {
@@ -332,9 +378,16 @@ void MatMulLayout(const KernelMatrix& m, const float* x, int64_t n_batch, float*
   if (n_batch <= 0 || m.w.rows <= 0) return;
   // llama.cpp multiplies quantized and f16 / bf16 weights with activations rounded to the
   // matching format, whatever the batch; sgemm on f32 activations would not.
-  const bool sgemm_allowed = m.w.type == GgmlType::kF32 || !ExactSums();
+  const bool sgemm_allowed = !ExactSums();
+  const bool float_weights = m.w.type == GgmlType::kF32 || m.w.type == GgmlType::kF16;
   if (m.layout == RowLayout::kInterleaved16) {
     Interleaved16Path(m, x, n_batch, y, pool);
+  } else if (float_weights && ExactSums()) {
+    if (n_batch >= 2 && m.w.cols % 16 == 0 && m.w.rows % 4 == 0) {
+      TinyBlasFloatPath(m, x, n_batch, y, pool);
+    } else {
+      MatVecPath(m, x, n_batch, y, pool, isa);  // ggml_vec_dot_f32 / _f16, token by token
+    }
   } else if (n_batch >= kSgemmMinBatch && sgemm_allowed) {
     SgemmPath(m, x, n_batch, y, pool);
   } else {

@@ -15,28 +15,6 @@ namespace {
 
 constexpr int kLanes = 16;  // independent partial sums: vectorizes without reassociation
 
-// exp(x) for x <= 0 (and modest positive x): 2^k * p(r), |rel err| < 2e-7. Written with
-// plain arithmetic so the loops using it vectorize. (Batched softmax only: see Softmax.)
-inline float ExpApprox(float x_in) {
-  // Written so that NaN (activations come off the wire) clamps too: casting NaN to int
-  // below would be undefined.
-  const float x = x_in > -87.0f ? (x_in < 88.0f ? x_in : 88.0f) : -87.0f;
-  const float kLog2e = 1.44269504088896341f;
-  const float k = std::nearbyint(x * kLog2e);
-  const float r = x - k * 0.693145751953125f - k * 1.428606765330187045e-06f;
-  // Taylor/minimax polynomial of exp(r) on |r| <= ln2/2.
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
-  const int ki = static_cast<int>(k);
-  const float scale = __builtin_bit_cast(float, (ki + 127) << 23);
-  return x_in < -87.0f ? 0.0f : p * scale;  // exp(-inf) = 0 for masked scores
-}
-
 // exp(x) computed as llama.cpp's CPU softmax and SiLU compute it on AVX-512 (ggml's vector
 // expf, after Arm's optimized routines): n = round(x log2 e) by the 1.5 * 2^23 shifter,
 // r = x - n ln2 in two fused steps (hi 0x1.62e4p-1, lo 0x1.7f7d1cp-20), a degree-5
@@ -63,26 +41,6 @@ inline float TreeSum16(float* v) {
     for (int l = 0; l < half; ++l) v[l] += v[l + half];
   }
   return v[0];
-}
-
-// The softmax of a batched prompt row (see Softmax): 16 f32 lanes of ExpApprox, 1 / sum in
-// f32.
-TANDEM_VECTOR_CLONES float ExpMinusAndSum(float* x, int64_t n, float max) {
-  float acc[kLanes] = {};
-  int64_t i = 0;
-  for (; i + kLanes <= n; i += kLanes) {
-    for (int l = 0; l < kLanes; ++l) {
-      x[i + l] = ExpApprox(x[i + l] - max);
-      acc[l] += x[i + l];
-    }
-  }
-  float s = 0;
-  for (; i < n; ++i) {
-    x[i] = ExpApprox(x[i] - max);
-    s += x[i];
-  }
-  for (int l = 0; l < kLanes; ++l) s += acc[l];
-  return s;
 }
 
 // As llama.cpp's soft_max on AVX-512: ggml's expf over 16 scores at a time (the masked
@@ -218,15 +176,7 @@ void RmsNorm(const float* x, const float* weight, int64_t n, float eps, float* o
   Scale2(x, weight, 1.0f / std::sqrt(mean + eps), n, out);
 }
 
-void Softmax(float* x, int64_t n, bool batched) {
-  if (batched) {
-    // Several tokens at once (a prompt): the previous arithmetic, kept because the
-    // llama.cpp-order version below made the long reference prompt (llama3-synth A4) part
-    // from llama.cpp while it reproduces every one-token step; the reason is not known yet.
-    const float max = Max(x, n);
-    ScaleInPlace(x, n, 1.0f / ExpMinusAndSum(x, n, max));
-    return;
-  }
+void Softmax(float* x, int64_t n) {
   const float max = Max(x, n);
   const double sum = ExpGgmlMinusAndSum(x, n, max);
   ScaleInPlace(x, n, static_cast<float>(1.0 / sum));  // llama.cpp: 1 / sum in double
@@ -263,10 +213,13 @@ void WeightedSum(const float* p, const float* v, int64_t v_stride, int64_t n, in
                  bool batched, float* out) {
   static thread_local std::vector<float> lanes;
   if (batched) {
-    // Several tokens (a prompt): position after position, as before. llama.cpp's tinyBLAS
-    // order (16 lanes over the positions) made the long reference prompt part; see Softmax.
-    std::fill_n(out, dims, 0.0f);
-    for (int64_t j = 0; j < n; ++j) Axpy(p[j], v + j * v_stride, out, dims);
+    // Several tokens (a prompt): llama.cpp's tinyBLAS (its sgemm runs every product of two
+    // or more tokens whose length is a multiple of 16, as the positions padded to 32 are):
+    // position j's term fused into lane j % 16, the 16 lanes added as a tree.
+    lanes.assign(16 * dims, 0.0f);
+    LaneWeightedSums(16, p, v, v_stride, n, dims, lanes.data());
+    TreeSum16Rows(lanes.data(), dims);
+    std::copy_n(lanes.data(), dims, out);
     return;
   }
   // ggml_vec_dot_f32 over the positions padded to 32 (the padding adds exact zeros): whole

@@ -9,10 +9,9 @@ namespace tandem {
 // out[i] = x[i] / sqrt(mean(x^2) + eps) * weight[i]. `out` may alias `x`.
 void RmsNorm(const float* x, const float* weight, int64_t n, float eps, float* out);
 
-// In place: x[i] = exp(x[i] - max) / sum. n >= 1. For one token (`batched` false) in
-// llama.cpp's arithmetic (ggml's vector expf, sums of 16 in double, 1 / sum from double);
-// a row of a batched prompt keeps the earlier f32 arithmetic (see ops.cc).
-void Softmax(float* x, int64_t n, bool batched = false);
+// In place: x[i] = exp(x[i] - max) / sum. n >= 1. In llama.cpp's arithmetic (ggml's vector
+// expf, sums of 16 in double, 1 / sum from double), for a prompt's rows as for one token.
+void Softmax(float* x, int64_t n);
 
 // out[i] = silu(gate[i]) * up[i], silu(g) = g / (1 + exp(-g)). `out` may alias either input.
 // One row of n as llama.cpp computes it (the exp differs for the last n % 16 elements).
@@ -33,9 +32,9 @@ float Dot(const float* a, const float* b, int64_t n);
 void Axpy(float a, const float* x, float* y, int64_t n);
 
 // out[d] = sum_{j < n} p[j] * v[j * v_stride + d] for d < dims: attention's weighted sum of
-// values. For one token its float terms are added in llama.cpp's order for an F32 KV cache
-// (its ggml_vec_dot_f32 over the positions padded to 32); a batched prompt (`batched`) adds
-// them position after position (see ops.cc).
+// values, its float terms added in llama.cpp's order for an F32 KV cache: for one token its
+// ggml_vec_dot_f32 over the positions padded to 32, for a prompt's tokens (`batched`) its
+// tinyBLAS sgemm (16 lanes over the positions).
 void WeightedSum(const float* p, const float* v, int64_t v_stride, int64_t n, int64_t dims,
                  bool batched, float* out);
 

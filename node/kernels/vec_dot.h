@@ -63,6 +63,8 @@ using RowsDotFn = void (*)(const uint8_t* w, int64_t row_bytes, int64_t n_rows, 
 
 struct KernelTable {
   RowsDotFn f32, f16, bf16, q4_0, q4_1, q5_0, q5_1, q8_0, q4_k, q5_k, q6_k;
+  // Q4_0 with rows a multiple of 8, in llama.cpp's repacked order (see vec_dot_scalar.cc).
+  RowsDotFn q4_0_repacked;
 };
 
 const KernelTable& ScalarKernels();
@@ -106,7 +108,8 @@ void DeinterleaveRow16(GgmlType type, const uint8_t* group, int64_t cols, int ro
 // y[t * y_stride + 16 * g + r] = dot(row r of group g, x[t]) for t < n_tokens <= 8.
 using GroupsDotFn = void (*)(const uint8_t* groups, int64_t group_bytes, int64_t n_groups,
                              const Activation* x, int n_tokens, float* y, int64_t y_stride);
-GroupsDotFn Avx512Interleaved16Kernel(GgmlType type);  // only when KernelIsaAvailable(kAvx512)
+// `rows` of the whole matrix: llama.cpp sums a Q4_0 matrix of 8k rows in another order.
+GroupsDotFn Avx512Interleaved16Kernel(GgmlType type, int64_t rows);  // only with kAvx512
 inline constexpr int kInterleavedMaxTokens = 8;
 
 // A weight matrix in some row layout with the kernels for it.

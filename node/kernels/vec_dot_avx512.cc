@@ -341,10 +341,10 @@ struct Q6K {
 
 }  // namespace
 
-GroupsDotFn Avx512Interleaved16Kernel(GgmlType type) {
+GroupsDotFn Avx512Interleaved16Kernel(GgmlType type, int64_t rows) {
   switch (type) {
-    case GgmlType::kQ4_0:
-      return ExactSums() ? ExactInterleaved16<true> : Interleaved16<true>;
+    case GgmlType::kQ4_0:  // rows a multiple of 8: llama.cpp's repacked order is the block's
+      return ExactSums() && rows % 8 != 0 ? ExactInterleaved16<true> : Interleaved16<true>;
     case GgmlType::kQ8_0:
       return ExactSums() ? ExactInterleaved16<false> : Interleaved16<false>;
     case GgmlType::kQ4_K:

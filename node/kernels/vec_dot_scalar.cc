@@ -21,17 +21,46 @@ void FloatRows(const uint8_t* w, int64_t row_bytes, int64_t n_rows, const Activa
   }
 }
 
-void F32Rows(const uint8_t* w, int64_t rb, int64_t nr, const Activation& x, float* y) {
-  FloatRows(w, rb, nr, x, y, [](const uint8_t* row, int64_t i) {
-    float v;
-    std::memcpy(&v, row + 4 * i, 4);
-    return v;
-  });
+float F32At(const uint8_t* row, int64_t i) {
+  float v;
+  std::memcpy(&v, row + 4 * i, 4);
+  return v;
 }
 float F16At(const uint8_t* row, int64_t i) {
   uint16_t h;
   std::memcpy(&h, row + 2 * i, 2);
   return Fp16ToFp32(h);
+}
+
+// The 64 lanes of ggml_vec_dot_f32 / _f16 over whole steps of 64, reduced (see F16Rows).
+template <typename At>
+float VecDotLanes(const uint8_t* row, const Activation& x, int64_t n_steps, At at) {
+  float lanes[64] = {};
+  for (int64_t i = 0; i < n_steps; i += 64) {
+    for (int l = 0; l < 64; ++l) lanes[l] = std::fma(at(row, i + l), x.f[i + l], lanes[l]);
+  }
+  for (int l = 0; l < 32; ++l) lanes[l] += lanes[l + 32];
+  for (int l = 0; l < 16; ++l) lanes[l] += lanes[l + 16];
+  for (int half = 8; half >= 1; half /= 2) {
+    for (int l = 0; l < half; ++l) lanes[l] += lanes[l + half];
+  }
+  return lanes[0];
+}
+
+// llama.cpp's order for f32 weights (ggml_vec_dot_f32, AVX-512 build): as F16Rows, but the
+// n % 64 leftovers join in float, a product then a sum (never fused).
+__attribute__((optimize("fp-contract=off"))) void F32Rows(const uint8_t* w, int64_t rb, int64_t nr,
+                                                          const Activation& x, float* y) {
+  const int64_t n_steps = x.n / 64 * 64;
+  for (int64_t r = 0; r < nr; ++r) {
+    const uint8_t* row = w + r * rb;
+    float sum = VecDotLanes(row, x, n_steps, F32At);
+    for (int64_t i = n_steps; i < x.n; ++i) {
+      const float product = F32At(row, i) * x.f[i];
+      sum += product;
+    }
+    y[r] = sum;
+  }
 }
 
 // llama.cpp's order for an f16 row times f16-rounded activations (ggml_vec_dot_f16, AVX-512
@@ -42,20 +71,12 @@ void F16Rows(const uint8_t* w, int64_t rb, int64_t nr, const Activation& x, floa
   const int64_t n_steps = x.n / 64 * 64;
   for (int64_t r = 0; r < nr; ++r) {
     const uint8_t* row = w + r * rb;
-    float lanes[64] = {};
-    for (int64_t i = 0; i < n_steps; i += 64) {
-      for (int l = 0; l < 64; ++l) lanes[l] = std::fma(F16At(row, i + l), x.f[i + l], lanes[l]);
-    }
-    for (int l = 0; l < 32; ++l) lanes[l] += lanes[l + 32];
-    for (int l = 0; l < 16; ++l) lanes[l] += lanes[l + 16];
-    for (int half = 8; half >= 1; half /= 2) {
-      for (int l = 0; l < half; ++l) lanes[l] += lanes[l + half];
-    }
-    double sum = lanes[0];
+    double sum = VecDotLanes(row, x, n_steps, F16At);
     for (int64_t i = n_steps; i < x.n; ++i) sum += static_cast<double>(F16At(row, i) * x.f[i]);
     y[r] = static_cast<float>(sum);
   }
 }
+
 void Bf16Rows(const uint8_t* w, int64_t rb, int64_t nr, const Activation& x, float* y) {
   FloatRows(w, rb, nr, x, y, [](const uint8_t* row, int64_t i) {
     uint16_t h;
@@ -113,6 +134,26 @@ void Q32Rows(const uint8_t* w, int64_t row_bytes, int64_t n_rows, const Activati
       if constexpr (kHasMin) min_sum += Fp16ToFp32(blk.m) * x.s[b];
     }
     y[r] = LaneTreeSum(lanes) + min_sum;
+  }
+}
+
+// llama.cpp's order for a Q4_0 matrix whose rows are a multiple of 8: its CPU backend
+// repacks those (q4_0_8x8, on AVX2 and AVX-512 builds) and sums each whole block in
+// integers before one fused multiply-add by the block's scale product (w.d * x.d).
+void Q4_0RepackedRows(const uint8_t* w, int64_t row_bytes, int64_t n_rows, const Activation& x,
+                      float* y) {
+  const int64_t nb = x.n / 32;
+  for (int64_t r = 0; r < n_rows; ++r) {
+    const BlockQ4_0* blocks = reinterpret_cast<const BlockQ4_0*>(w + r * row_bytes);
+    float acc = 0;
+    for (int64_t b = 0; b < nb; ++b) {
+      int q[32];
+      Nibbles(blocks[b].qs, q);
+      int32_t dot = 0;
+      for (int l = 0; l < 8; ++l) dot += LaneDot(q, x.qs + 32 * b, l, 8, x.lane_sums + 8 * b);
+      acc = std::fma(static_cast<float>(dot), Fp16ToFp32(blocks[b].d) * x.d[b], acc);
+    }
+    y[r] = acc;
   }
 }
 
@@ -215,6 +256,7 @@ const KernelTable& ScalarKernels() {
       .q4_k = Q45KRows<BlockQ4_K, false>,
       .q5_k = Q45KRows<BlockQ5_K, true>,
       .q6_k = Q6KRows,
+      .q4_0_repacked = Q4_0RepackedRows,
   };
   return table;
 }

@@ -117,33 +117,51 @@ void FloatRows(const uint8_t* w, int64_t row_bytes, int64_t n_rows, const Activa
   }
 }
 
-// llama.cpp's order for f16 weights (see F16Rows in vec_dot_scalar.cc): 4 x 16 f32 lanes
-// (here 8 halves of 8) over steps of 64, the vectors added 0 += 2, 1 += 3, 0 += 1, the 16
-// lanes as a halving tree (the low and high 8 first, then HorizontalSum's order), and the
-// leftover products in double.
-void F16Rows(const uint8_t* w, int64_t row_bytes, int64_t n_rows, const Activation& x, float* y) {
+// llama.cpp's order for f32 and f16 weights (ggml_vec_dot_f32 / _f16; see F32Rows and
+// F16Rows in vec_dot_scalar.cc): 4 x 16 f32 lanes (here 8 halves of 8) over steps of 64, the
+// vectors added 0 += 2, 1 += 3, 0 += 1, the 16 lanes as a halving tree (the low and high 8
+// first, then HorizontalSum's order); the leftover products join one at a time, in double
+// for f16, for f32 in float, a product then a sum (never fused: hence no contraction).
+template <bool kF16>
+__attribute__((optimize("fp-contract=off"))) void LlamaOrderRows(const uint8_t* w,
+                                                                 int64_t row_bytes, int64_t n_rows,
+                                                                 const Activation& x, float* y) {
+  constexpr int kBytes = kF16 ? 2 : 4;
   const int64_t n = x.n, n_steps = n / 64 * 64;
   for (int64_t r = 0; r < n_rows; ++r) {
     const uint8_t* row = w + r * row_bytes;
     __m256 acc[8];
     for (int k = 0; k < 8; ++k) acc[k] = _mm256_setzero_ps();
     for (int64_t i = 0; i < n_steps; i += 64) {
-      Prefetch(row + 2 * i + kPrefetchAhead);
+      Prefetch(row + kBytes * i + kPrefetchAhead);
       for (int k = 0; k < 8; ++k) {
-        acc[k] = _mm256_fmadd_ps(LoadF16x8(row + 2 * (i + 8 * k)), _mm256_loadu_ps(x.f + i + 8 * k),
-                                 acc[k]);
+        const uint8_t* p = row + kBytes * (i + 8 * k);
+        acc[k] = _mm256_fmadd_ps(kF16 ? LoadF16x8(p) : LoadF32x8(p),
+                                 _mm256_loadu_ps(x.f + i + 8 * k), acc[k]);
       }
     }
     // Vector j of 16 lanes is acc[2j] (lanes 0..7) and acc[2j + 1] (lanes 8..15).
     for (int k = 0; k < 4; ++k) acc[k] = _mm256_add_ps(acc[k], acc[k + 4]);
     for (int k = 0; k < 2; ++k) acc[k] = _mm256_add_ps(acc[k], acc[k + 2]);
-    double sum = HorizontalSum(_mm256_add_ps(acc[0], acc[1]));
-    for (int64_t i = n_steps; i < n; ++i) {
-      uint16_t h;
-      std::memcpy(&h, row + 2 * i, 2);
-      sum += static_cast<double>(_cvtsh_ss(h) * x.f[i]);
+    const float vector_sum = HorizontalSum(_mm256_add_ps(acc[0], acc[1]));
+    if constexpr (kF16) {
+      double sum = vector_sum;
+      for (int64_t i = n_steps; i < n; ++i) {
+        uint16_t h;
+        std::memcpy(&h, row + 2 * i, 2);
+        sum += static_cast<double>(_cvtsh_ss(h) * x.f[i]);
+      }
+      y[r] = static_cast<float>(sum);
+    } else {
+      float sum = vector_sum;
+      for (int64_t i = n_steps; i < n; ++i) {
+        float wv;
+        std::memcpy(&wv, row + 4 * i, 4);
+        const float product = wv * x.f[i];
+        sum += product;
+      }
+      y[r] = sum;
     }
-    y[r] = static_cast<float>(sum);
   }
 }
 
@@ -210,6 +228,25 @@ void Q32Rows(const uint8_t* w, int64_t row_bytes, int64_t n_rows, const Activati
       if constexpr (D::kHasMin) min_sum += HalfToFloat(blocks[i].m) * x.s[i];
     }
     y[r] = HorizontalSum(acc) + min_sum;
+  }
+}
+
+// Q4_0 in the order of llama.cpp's repacked Q4_0 (see Q4_0RepackedRows in vec_dot_scalar.cc):
+// the whole block's integer sum, then one fused multiply-add per block.
+void Q4_0RepackedRows(const uint8_t* w, int64_t row_bytes, int64_t n_rows, const Activation& x,
+                      float* y) {
+  const int64_t nb = x.n / 32;
+  for (int64_t r = 0; r < n_rows; ++r) {
+    const BlockQ4_0* blocks = reinterpret_cast<const BlockQ4_0*>(w + r * row_bytes);
+    float acc = 0;
+    for (int64_t i = 0; i < nb; ++i) {
+      if (i % 2 == 0) Prefetch(reinterpret_cast<const uint8_t*>(blocks + i) + kPrefetchAhead);
+      const __m256i ys = _mm256_load_si256(reinterpret_cast<const __m256i*>(x.qs + 32 * i));
+      const __m256i dot = DotU8S8(LaneOffsets<8>(x, i), Q4_0Decoder::Quants(blocks[i]), ys);
+      const float scale = HalfToFloat(blocks[i].d) * x.d[i];
+      acc = __builtin_fmaf(static_cast<float>(HorizontalSumI32(dot)), scale, acc);
+    }
+    y[r] = acc;
   }
 }
 
@@ -388,8 +425,8 @@ void Q6KRows(const uint8_t* w, int64_t row_bytes, int64_t n_rows, const Activati
 }
 
 const KernelTable kTable = {
-    .f32 = FloatRows<4, LoadF32x8>,
-    .f16 = F16Rows,
+    .f32 = LlamaOrderRows<false>,
+    .f16 = LlamaOrderRows<true>,
     .bf16 = FloatRows<2, LoadBf16x8>,
     .q4_0 = Q32Rows<Q4_0Decoder>,
     .q4_1 = Q32Rows<Q4_1Decoder>,
@@ -399,4 +436,5 @@ const KernelTable kTable = {
     .q4_k = Q45KRows<false>,
     .q5_k = Q45KRows<true>,
     .q6_k = Q6KRows,
+    .q4_0_repacked = Q4_0RepackedRows,
 };
