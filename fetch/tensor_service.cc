@@ -2,8 +2,12 @@
 
 #include <algorithm>
 #include <cstring>
+#include <string>
 
 #include "absl/strings/str_cat.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
+#include "google/protobuf/wire_format_lite.h"
 #include "net/convert.h"
 #include "net/frames.h"
 #include "net/peer_auth.h"
@@ -71,10 +75,40 @@ grpc::ServerUnaryReactor* TensorService::Manifest(grpc::CallbackServerContext* c
   return reactor;
 }
 
+namespace {
+
+// A chunk's bytes as a slice of the mapped blob; the slice holds `owner` until gRPC has
+// sent it.
+grpc::Slice BorrowedSlice(const uint8_t* data, size_t n, const std::shared_ptr<const void>& owner) {
+  auto* keep = new std::shared_ptr<const void>(owner);
+  return grpc::Slice(
+      const_cast<uint8_t*>(data), n,
+      [](void* user_data) { delete static_cast<std::shared_ptr<const void>*>(user_data); }, keep);
+}
+
+// The bytes of a BlobChunk that come before its data: the offset field, then the data
+// field's tag and length.
+std::string ChunkHead(uint64_t offset, uint64_t n) {
+  v1::BlobChunk head;
+  head.set_offset(offset);
+  std::string bytes = head.SerializeAsString();
+  {
+    google::protobuf::io::StringOutputStream out(&bytes);
+    google::protobuf::io::CodedOutputStream coded(&out);
+    coded.WriteTag(google::protobuf::internal::WireFormatLite::MakeTag(
+        v1::BlobChunk::kDataFieldNumber,
+        google::protobuf::internal::WireFormatLite::WIRETYPE_LENGTH_DELIMITED));
+    coded.WriteVarint64(n);
+  }
+  return bytes;
+}
+
+}  // namespace
+
 // One Fetch stream: the blob's bytes from the asked offset, a chunk per write.
-class FetchReactor : public grpc::ServerWriteReactor<v1::BlobChunk> {
+class FetchReactor : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
-  FetchReactor(TensorService* service, const v1::FetchRequest& request,
+  FetchReactor(TensorService* service, const grpc::ByteBuffer& request_bytes,
                const grpc::Status& authorized)
       : service_(service) {
     if (!authorized.ok()) {
@@ -89,6 +123,12 @@ class FetchReactor : public grpc::ServerWriteReactor<v1::BlobChunk> {
       return;
     }
     counted_ = true;
+    grpc::ByteBuffer copy = request_bytes;  // Deserialize consumes its buffer
+    v1::FetchRequest request;
+    if (!grpc::SerializationTraits<v1::FetchRequest>::Deserialize(&copy, &request).ok()) {
+      Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "the Fetch request does not parse"));
+      return;
+    }
     absl::Status s = Start(request);
     if (!s.ok()) {
       Finish(ToGrpcStatus(s));
@@ -144,10 +184,17 @@ class FetchReactor : public grpc::ServerWriteReactor<v1::BlobChunk> {
       blob_.mapping->WillNeed(static_cast<size_t>(blob_.data - blob_.mapping->data() + offset_ + n),
                               4 * chunk);
     }
-    chunk_.set_offset(offset_);
-    chunk_.mutable_data()->assign(reinterpret_cast<const char*>(blob_.data + offset_), n);
+    const std::string head = ChunkHead(offset_, n);
+    grpc::Slice slices[2] = {grpc::Slice(head), grpc::Slice()};
     const uint64_t number = ++service_->chunks_sent_;
-    if (number == service_->options_.corrupt_chunk) (*chunk_.mutable_data())[n / 2] ^= 0x5a;
+    if (number == service_->options_.corrupt_chunk) {
+      std::string bad(reinterpret_cast<const char*>(blob_.data + offset_), n);
+      bad[n / 2] ^= 0x5a;
+      slices[1] = grpc::Slice(bad);
+    } else {
+      slices[1] = BorrowedSlice(blob_.data + offset_, n, blob_.owner);
+    }
+    chunk_ = grpc::ByteBuffer(slices, 2);
     offset_ += n;
     service_->bytes_sent_ += n;
     StartWrite(&chunk_);
@@ -157,11 +204,11 @@ class FetchReactor : public grpc::ServerWriteReactor<v1::BlobChunk> {
   bool counted_ = false;
   Blob blob_;
   uint64_t offset_ = 0;
-  v1::BlobChunk chunk_;
+  grpc::ByteBuffer chunk_;
 };
 
-grpc::ServerWriteReactor<v1::BlobChunk>* TensorService::Fetch(grpc::CallbackServerContext* context,
-                                                              const v1::FetchRequest* request) {
+grpc::ServerWriteReactor<grpc::ByteBuffer>* TensorService::Fetch(
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request) {
   return new FetchReactor(this, *request,
                           AuthorizePeer(*context, "Fetch", kRoleNode | kRoleCoordinator));
 }

@@ -72,7 +72,11 @@ struct TensorServiceOptions {
   uint64_t corrupt_chunk = 0;
 };
 
-class TensorService final : public v1::Tensors::CallbackService {
+// Fetch is served raw: each chunk is a ByteBuffer whose data slice points into the mapped
+// blob (kept alive by the slice), so the bytes go from the page cache to the socket without
+// a copy in user space. The bytes on the wire are a BlobChunk; receivers parse it as one.
+class TensorService final
+    : public v1::Tensors::WithRawCallbackMethod_Fetch<v1::Tensors::CallbackService> {
  public:
   TensorService(std::shared_ptr<const BlobSource> source, TensorServiceOptions options = {})
       : source_(std::move(source)), options_(options) {}
@@ -80,8 +84,8 @@ class TensorService final : public v1::Tensors::CallbackService {
   grpc::ServerUnaryReactor* Manifest(grpc::CallbackServerContext* context,
                                      const v1::ManifestRequest* request,
                                      v1::ManifestResponse* response) override;
-  grpc::ServerWriteReactor<v1::BlobChunk>* Fetch(grpc::CallbackServerContext* context,
-                                                 const v1::FetchRequest* request) override;
+  grpc::ServerWriteReactor<grpc::ByteBuffer>* Fetch(grpc::CallbackServerContext* context,
+                                                    const grpc::ByteBuffer* request) override;
 
   uint64_t bytes_sent() const { return bytes_sent_.load(); }
 
