@@ -206,7 +206,7 @@ int RunCoordinator(const CoordinatorCommandOptions& o) {
   auto coordinator = Coordinator::Create(options, NewGrpcNodeLink());
   if (!coordinator.ok()) return ReportError(coordinator.status());
 
-  CoordinatorServiceImpl nodes_face(**coordinator, security->issuer.get());
+  CoordinatorServiceImpl nodes_face(**coordinator, security->issuer.get(), security->revoked);
   ClientServiceImpl clients_face(**coordinator);
   // Nodes without the model file fetch their layers' tensors from here (the digests come
   // from the sidecar the coordinator's fingerprint just wrote).

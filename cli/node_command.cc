@@ -21,11 +21,14 @@
 #include "net/coordinator_client.h"
 #include "net/forward_client.h"
 #include "net/link_security.h"
+#include "net/peer_auth.h"
 #include "node/calibration.h"
 #include "node/membership.h"
 #include "node/node_service.h"
 #include "node/stage.h"
 #include "prometheus/exposer.h"
+#include "security/join_token.h"
+#include "security/revocation.h"
 
 namespace tandem::cli {
 namespace {
@@ -72,6 +75,22 @@ absl::Status SetUpSecurity(const NodeCommandOptions& o) {
   std::fprintf(stderr, "tandem node: joined the cluster at %s as %s\n", o.coordinator.c_str(),
                LocalIdentity().c_str());
   return absl::OkStatus();
+}
+
+// The coordinator's revocation list, as each Register or Heartbeat reply carries it: the
+// node's peer_auth then refuses those identities (Forward, Configure, Tensors, Ping).
+void ApplyRevocations(const google::protobuf::RepeatedPtrField<std::string>& pushed,
+                      security::PushedRevocations& revoked) {
+  auto added = revoked.Replace({pushed.begin(), pushed.end()});
+  if (!added.ok()) {
+    std::fprintf(stderr, "tandem node: ignoring the coordinator's revocation list: %s\n",
+                 std::string(added.status().message()).c_str());
+    return;
+  }
+  for (const std::string& identity : *added) {
+    std::fprintf(stderr, "tandem node: %s is revoked: its calls to this node are refused\n",
+                 identity.c_str());
+  }
 }
 
 // The node's own /metrics (prometheus-cpp's Exposer); null when not asked for.
@@ -147,6 +166,11 @@ int RunNode(NodeCommandOptions o) {
     p->set_gflops(cal.gflops);
   }
 
+  auto revoked = std::make_shared<security::PushedRevocations>();
+  if (LinksSecure()) {
+    SetRevocationCheck(
+        [revoked](const std::string& identity) { return revoked->IsRevoked(identity); });
+  }
   grpc::EnableDefaultHealthCheckService(true);
   auto results = std::make_shared<ResultsClient>(o.coordinator);
   std::unique_ptr<grpc::Server> server;
@@ -195,7 +219,8 @@ int RunNode(NodeCommandOptions o) {
                                  service.pending_frames(),     service.stalled_ms()};
       },
       {},
-      [&service](const v1::HeartbeatResponse& r, const std::string& node_id) {
+      [&service, revoked](const v1::HeartbeatResponse& r, const std::string& node_id) {
+        ApplyRevocations(r.revoked_identities(), *revoked);
         if (!r.in_plan()) service.Release(r.plan_epoch(), node_id);
       });
   auto registered = membership.Join();
@@ -204,6 +229,7 @@ int RunNode(NodeCommandOptions o) {
     ReportError(registered.status());
     return 2;  // refused or unreachable: not a crash
   }
+  ApplyRevocations(registered->revoked_identities(), *revoked);
   std::fprintf(stderr, "tandem node: %s serving at %s (%d threads, %.1f GB/s, %.1f GFLOP/s)\n",
                registered->node_id().c_str(), address.c_str(), threads,
                req.profile().bandwidth_gbs(), req.profile().gflops());
