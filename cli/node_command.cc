@@ -127,7 +127,14 @@ int RunNode(NodeCommandOptions o) {
       if (!file.ok()) return ReportError(file.status());
       own = std::move(*file);
     }
-    absl::Status found = Discover(o.discovery, own.get(), &o.coordinator, &o.listen);
+    // With a join token, only the cluster under the token's CA fits.
+    std::string ca_sha256;
+    if (!o.tokens.token.empty() || !o.tokens.token_file.empty()) {
+      auto token = security::JoinTokenFromFlags(o.tokens.token, o.tokens.token_file);
+      if (!token.ok()) return ReportError(token.status());
+      ca_sha256 = token->ca_sha256;
+    }
+    absl::Status found = Discover(o.discovery, own.get(), &o.coordinator, &o.listen, ca_sha256);
     if (!found.ok()) {
       ReportError(found);
       return 2;  // nothing to join: not a crash
