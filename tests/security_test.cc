@@ -5,8 +5,10 @@
 #include <gmock/gmock.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <chrono>
+#include <fstream>
 #include <thread>
 
 #include "absl/strings/match.h"
@@ -395,6 +397,42 @@ TEST_F(SecurityTest, NodesRefuseARevokedIdentity) {
   EXPECT_TRUE(after->ready());
   EXPECT_EQ(after->plan_epoch(), 1u);
   EXPECT_EQ(Answer(), reference_);
+}
+
+// A client command without the token, or with one the coordinator refuses (rotated, or
+// another cluster's), is told what to do instead of a raw gRPC error; with the current
+// token it works.
+TEST_F(SecurityTest, ClientsAreToldAboutTheToken) {
+  const std::string at = " --coordinator " + cluster_.address();
+  const std::vector<std::string> commands = {"status" + at, "plan" + at,
+                                             "generate" + at + " -p Once -n 2 --temp 0"};
+  for (const std::string& command : commands) {
+    auto r = testing::RunTandem(command);
+    EXPECT_NE(r.exit_code, 0) << command;
+    EXPECT_THAT(r.err, HasSubstr("this cluster requires a join token: pass --token-file (the "
+                                 "coordinator wrote it to <state-dir>/join-token)"))
+        << command;
+  }
+  const std::string old_token = cluster_.dir() + "/old-token";
+  {
+    std::ofstream out(old_token);
+    out << security::FormatJoinToken(token_) << "\n";
+  }
+  ASSERT_EQ(::chmod(old_token.c_str(), 0600), 0);
+  auto works = testing::RunTandem("status" + at + " --token-file " + old_token);
+  EXPECT_EQ(works.exit_code, 0) << works.err;
+  auto rotated = testing::RunTandem("cluster rotate-token --state-dir " + cluster_.state_dir());
+  ASSERT_EQ(rotated.exit_code, 0) << rotated.err;
+  for (const std::string& command : commands) {
+    auto r = testing::RunTandem(command + " --token-file " + old_token);
+    EXPECT_NE(r.exit_code, 0) << command;
+    EXPECT_THAT(r.err, HasSubstr("refused this join token: it is wrong, from another cluster, or "
+                                 "was replaced by `tandem cluster rotate-token`"))
+        << command;
+    EXPECT_THAT(r.err, Not(HasSubstr(token_.secret)));
+  }
+  auto current = testing::RunTandem("status" + at + " --token-file " + cluster_.token_file());
+  EXPECT_EQ(current.exit_code, 0) << current.err;
 }
 
 // Safe defaults: off loopback, plaintext needs --insecure (nothing is bound when refused).
