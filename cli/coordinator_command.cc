@@ -61,6 +61,7 @@ struct ClusterSecurity {
   std::unique_ptr<security::ClusterCa> ca;
   std::unique_ptr<security::JoinIssuer> issuer;
   std::shared_ptr<security::RevocationList> revoked;
+  std::string ca_sha256;  // the CA certificate's SHA-256 (hex): discovery announces it
 };
 
 absl::StatusOr<ClusterSecurity> SetUpSecurity(const CoordinatorCommandOptions& o) {
@@ -97,6 +98,7 @@ absl::StatusOr<ClusterSecurity> SetUpSecurity(const CoordinatorCommandOptions& o
     return revoked->IsRevoked(identity);
   });
   out.issuer = std::make_unique<security::JoinIssuer>(o.state_dir, **ca);
+  out.ca_sha256 = *ca_hash;
   out.ca = *std::move(ca);
   std::fprintf(stderr,
                "tandem coordinator: mutual TLS under the cluster CA in %s; join token (also in "
@@ -206,7 +208,7 @@ int RunCoordinator(const CoordinatorCommandOptions& o) {
   auto coordinator = Coordinator::Create(options, NewGrpcNodeLink());
   if (!coordinator.ok()) return ReportError(coordinator.status());
 
-  CoordinatorServiceImpl nodes_face(**coordinator, security->issuer.get());
+  CoordinatorServiceImpl nodes_face(**coordinator, security->issuer.get(), security->revoked);
   ClientServiceImpl clients_face(**coordinator);
   // Nodes without the model file fetch their layers' tensors from here (the digests come
   // from the sidecar the coordinator's fingerprint just wrote).
@@ -233,7 +235,8 @@ int RunCoordinator(const CoordinatorCommandOptions& o) {
     if (!started.ok()) return ReportError(started.status());
     http = *std::move(started);
   }
-  auto announcer = StartAnnouncer(o.discovery, o.listen, port, (*coordinator)->model_file());
+  auto announcer = StartAnnouncer(o.discovery, o.listen, port, (*coordinator)->model_file(),
+                                  security->ca_sha256);
   if (!announcer.ok()) return ReportError(announcer.status());
   std::fprintf(stderr, "tandem coordinator: serving %s on port %d, waiting for %d node(s)\n",
                o.model.c_str(), port, options.min_nodes);

@@ -1,8 +1,10 @@
 #include "cli/discovery_flags.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <random>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "discovery/finder.h"
 #include "model/fingerprint.h"
@@ -11,6 +13,18 @@ namespace tandem::cli {
 namespace {
 
 std::string HostOf(const std::string& address) { return address.substr(0, address.rfind(':')); }
+
+// A CA hash as 64 hex digits (the join token's, or the CA certificate's) as a digest.
+absl::StatusOr<discovery::Digest> CaDigest(const std::string& hex) {
+  discovery::Digest out{};
+  if (hex.size() != 2 * out.size() ||
+      hex.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos) {
+    return absl::InvalidArgumentError("a CA hash is 64 hexadecimal digits");
+  }
+  const std::string bytes = absl::HexStringToBytes(hex);
+  std::copy(bytes.begin(), bytes.end(), out.begin());
+  return out;
+}
 
 void AddCommonFlags(CLI::App* cmd, DiscoveryFlags& f) {
   cmd->add_option("--cluster-name", f.cluster_name,
@@ -42,7 +56,8 @@ void AddDiscoverFlags(CLI::App* cmd, DiscoveryFlags& f) {
 absl::StatusOr<std::unique_ptr<discovery::Announcer>> StartAnnouncer(const DiscoveryFlags& f,
                                                                      const std::string& listen,
                                                                      int port,
-                                                                     const GgufFile& model) {
+                                                                     const GgufFile& model,
+                                                                     const std::string& ca_sha256) {
   if (!f.enabled) return nullptr;
   auto endpoint = discovery::ParseEndpoint(f.address);
   if (!endpoint.ok()) return endpoint.status();
@@ -58,7 +73,12 @@ absl::StatusOr<std::unique_ptr<discovery::Announcer>> StartAnnouncer(const Disco
   std::random_device rd;
   what.boot_id = (static_cast<uint64_t>(rd()) << 32 | rd()) | 1;
   what.model_tag = discovery::ModelTag(ModelFingerprint(model));
-  // TODO(sec): a TLS cluster announces Security::kTls and its CA certificate's SHA-256.
+  if (!ca_sha256.empty()) {
+    auto ca = CaDigest(ca_sha256);
+    if (!ca.ok()) return ca.status();
+    what.security = discovery::Security::kTls;
+    what.ca_hash = *ca;
+  }
   discovery::AnnouncerOptions options;
   options.endpoint = *endpoint;
   if (host != "0.0.0.0" && host != "[::]" && host.find(':') == std::string::npos) {
@@ -66,13 +86,14 @@ absl::StatusOr<std::unique_ptr<discovery::Announcer>> StartAnnouncer(const Disco
   }
   auto announcer = discovery::Announcer::Start(what, options);
   if (!announcer.ok()) return announcer.status();
-  std::fprintf(stderr, "tandem coordinator: announcing cluster '%s' on %s:%d\n",
-               f.cluster_name.c_str(), endpoint->group.c_str(), endpoint->port);
+  std::fprintf(stderr, "tandem coordinator: announcing %s cluster '%s' on %s:%d\n",
+               ca_sha256.empty() ? "plain-text" : "TLS", f.cluster_name.c_str(),
+               endpoint->group.c_str(), endpoint->port);
   return announcer;
 }
 
 absl::Status Discover(const DiscoveryFlags& f, const GgufFile* model, std::string* coordinator,
-                      std::string* listen) {
+                      std::string* listen, const std::string& ca_sha256) {
   auto endpoint = discovery::ParseEndpoint(f.address);
   if (!endpoint.ok()) return endpoint.status();
   discovery::FindOptions o;
@@ -85,7 +106,15 @@ absl::Status Discover(const DiscoveryFlags& f, const GgufFile* model, std::strin
   }
   if (model != nullptr) o.model_tag = discovery::ModelTag(ModelFingerprint(*model));
   o.timeout = std::chrono::milliseconds(static_cast<int64_t>(f.timeout_s * 1000));
-  // TODO(sec): with a join token, o.ca_hash = the token's CA hash.
+  if (!ca_sha256.empty()) {
+    auto ca = CaDigest(ca_sha256);
+    if (!ca.ok()) return ca.status();
+    o.ca_hash = *ca;
+  }
+  o.on_ignored = [](const std::string& where, const std::string& why) {
+    std::fprintf(stderr, "tandem node: ignoring the coordinator at %s: %s\n", where.c_str(),
+                 why.c_str());
+  };
   std::fprintf(stderr, "tandem node: looking for cluster '%s' on %s:%d\n", f.cluster_name.c_str(),
                endpoint->group.c_str(), endpoint->port);
   auto found = discovery::FindCoordinator(o);

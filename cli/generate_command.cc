@@ -33,7 +33,7 @@ int RunRemote(const GenerateOptions& o) {
   out.seed = o.sampling.seed;
   auto result = RemoteGenerateText(o.coordinator, o.prompt, o.n_predict, o.sampling, o.stop_at_eos,
                                    !o.json, &out);
-  if (!result.ok()) return ReportError(result);
+  if (!result.ok()) return ReportError(ExplainClusterError(o.coordinator, o.token, result));
   if (o.json) {
     PrintGenerationJson(out);
   } else {

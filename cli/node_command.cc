@@ -21,11 +21,14 @@
 #include "net/coordinator_client.h"
 #include "net/forward_client.h"
 #include "net/link_security.h"
+#include "net/peer_auth.h"
 #include "node/calibration.h"
 #include "node/membership.h"
 #include "node/node_service.h"
 #include "node/stage.h"
 #include "prometheus/exposer.h"
+#include "security/join_token.h"
+#include "security/revocation.h"
 
 namespace tandem::cli {
 namespace {
@@ -74,6 +77,22 @@ absl::Status SetUpSecurity(const NodeCommandOptions& o) {
   return absl::OkStatus();
 }
 
+// The coordinator's revocation list, as each Register or Heartbeat reply carries it: the
+// node's peer_auth then refuses those identities (Forward, Configure, Tensors, Ping).
+void ApplyRevocations(const google::protobuf::RepeatedPtrField<std::string>& pushed,
+                      security::PushedRevocations& revoked) {
+  auto added = revoked.Replace({pushed.begin(), pushed.end()});
+  if (!added.ok()) {
+    std::fprintf(stderr, "tandem node: ignoring the coordinator's revocation list: %s\n",
+                 std::string(added.status().message()).c_str());
+    return;
+  }
+  for (const std::string& identity : *added) {
+    std::fprintf(stderr, "tandem node: %s is revoked: its calls to this node are refused\n",
+                 identity.c_str());
+  }
+}
+
 // The node's own /metrics (prometheus-cpp's Exposer); null when not asked for.
 absl::StatusOr<std::unique_ptr<prometheus::Exposer>> ServeMetrics(const std::string& address,
                                                                   StageMetrics& metrics) {
@@ -108,7 +127,14 @@ int RunNode(NodeCommandOptions o) {
       if (!file.ok()) return ReportError(file.status());
       own = std::move(*file);
     }
-    absl::Status found = Discover(o.discovery, own.get(), &o.coordinator, &o.listen);
+    // With a join token, only the cluster under the token's CA fits.
+    std::string ca_sha256;
+    if (!o.tokens.token.empty() || !o.tokens.token_file.empty()) {
+      auto token = security::JoinTokenFromFlags(o.tokens.token, o.tokens.token_file);
+      if (!token.ok()) return ReportError(token.status());
+      ca_sha256 = token->ca_sha256;
+    }
+    absl::Status found = Discover(o.discovery, own.get(), &o.coordinator, &o.listen, ca_sha256);
     if (!found.ok()) {
       ReportError(found);
       return 2;  // nothing to join: not a crash
@@ -147,6 +173,11 @@ int RunNode(NodeCommandOptions o) {
     p->set_gflops(cal.gflops);
   }
 
+  auto revoked = std::make_shared<security::PushedRevocations>();
+  if (LinksSecure()) {
+    SetRevocationCheck(
+        [revoked](const std::string& identity) { return revoked->IsRevoked(identity); });
+  }
   grpc::EnableDefaultHealthCheckService(true);
   auto results = std::make_shared<ResultsClient>(o.coordinator);
   std::unique_ptr<grpc::Server> server;
@@ -195,7 +226,8 @@ int RunNode(NodeCommandOptions o) {
                                  service.pending_frames(),     service.stalled_ms()};
       },
       {},
-      [&service](const v1::HeartbeatResponse& r, const std::string& node_id) {
+      [&service, revoked](const v1::HeartbeatResponse& r, const std::string& node_id) {
+        ApplyRevocations(r.revoked_identities(), *revoked);
         if (!r.in_plan()) service.Release(r.plan_epoch(), node_id);
       });
   auto registered = membership.Join();
@@ -204,6 +236,7 @@ int RunNode(NodeCommandOptions o) {
     ReportError(registered.status());
     return 2;  // refused or unreachable: not a crash
   }
+  ApplyRevocations(registered->revoked_identities(), *revoked);
   std::fprintf(stderr, "tandem node: %s serving at %s (%d threads, %.1f GB/s, %.1f GFLOP/s)\n",
                registered->node_id().c_str(), address.c_str(), threads,
                req.profile().bandwidth_gbs(), req.profile().gflops());

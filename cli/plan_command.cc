@@ -180,7 +180,9 @@ int RunLivePlan(const PlanOptions& options) {
     return ReportError(s);
   }
   absl::StatusOr<v1::StatusResponse> status = LiveStatus(options);
-  if (!status.ok()) return ReportError(status.status());
+  if (!status.ok()) {
+    return ReportError(ExplainClusterError(options.coordinator, options.token, status.status()));
+  }
   absl::StatusOr<partition::Plan> plan = LivePlan(*status);
   if (!status->ready()) {
     plan =

@@ -127,6 +127,8 @@ int RunStatus(const StatusOptions& o) {
     std::string text;
     if (!status.ok()) {
       if (!o.watch) {
+        absl::Status explained = ExplainClusterError(o.coordinator, o.token, status.status());
+        if (explained != status.status()) return ReportError(explained);
         return ReportError(absl::UnavailableError(absl::StrCat(
             "cannot reach the coordinator at ", o.coordinator, ": ", status.status().message())));
       }

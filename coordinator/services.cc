@@ -59,6 +59,10 @@ grpc::ServerUnaryReactor* CoordinatorServiceImpl::Register(grpc::CallbackServerC
   }
   registrations_.Post([this, reactor, request, response, identity = PeerIdentity(*context)] {
     *response = c_.Register(*request, identity);
+    if (revoked_) {
+      for (std::string& id : revoked_->Identities())
+        response->add_revoked_identities(std::move(id));
+    }
     reactor->Finish(grpc::Status::OK);
   });
   return reactor;
@@ -69,7 +73,13 @@ grpc::ServerUnaryReactor* CoordinatorServiceImpl::Heartbeat(grpc::CallbackServer
                                                             v1::HeartbeatResponse* response) {
   auto* reactor = context->DefaultReactor();
   grpc::Status s = AuthorizePeer(*context, "Heartbeat", kRoleNode);
-  if (s.ok()) *response = c_.Heartbeat(*request, PeerIdentity(*context));
+  if (s.ok()) {
+    *response = c_.Heartbeat(*request, PeerIdentity(*context));
+    if (revoked_) {
+      for (std::string& id : revoked_->Identities())
+        response->add_revoked_identities(std::move(id));
+    }
+  }
   reactor->Finish(s);
   return reactor;
 }

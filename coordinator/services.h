@@ -8,6 +8,7 @@
 #include "base/work_queue.h"
 #include "coordinator/coordinator.h"
 #include "security/join_issuer.h"
+#include "security/revocation.h"
 #include "tandem.grpc.pb.h"
 
 namespace tandem {
@@ -18,8 +19,10 @@ namespace tandem {
 class CoordinatorServiceImpl final : public v1::Coordinator::CallbackService {
  public:
   // `issuer` signs joiners' certificates; null: the coordinator takes no joins (plaintext).
-  CoordinatorServiceImpl(Coordinator& c, const security::JoinIssuer* issuer)
-      : c_(c), issuer_(issuer) {}
+  // `revoked` (null on plaintext) is pushed to nodes in Register and Heartbeat replies.
+  CoordinatorServiceImpl(Coordinator& c, const security::JoinIssuer* issuer,
+                         std::shared_ptr<security::RevocationList> revoked = nullptr)
+      : c_(c), issuer_(issuer), revoked_(std::move(revoked)) {}
   grpc::ServerUnaryReactor* Join(grpc::CallbackServerContext* context,
                                  const v1::JoinRequest* request,
                                  v1::JoinResponse* response) override;
@@ -38,6 +41,7 @@ class CoordinatorServiceImpl final : public v1::Coordinator::CallbackService {
  private:
   Coordinator& c_;
   const security::JoinIssuer* issuer_;
+  const std::shared_ptr<security::RevocationList> revoked_;
   WorkQueue registrations_;
 };
 

@@ -50,9 +50,16 @@ cat >"$rootfs/usr/local/bin/tandem-smoke" <<EOF
 #!/bin/sh
 units="tandem-coordinator tandem-node@a tandem-node@b"
 {
-  systemctl start \$units; echo "start rc=\$?"
-  tandem plan --coordinator 127.0.0.1:$port --wait 90; echo "plan rc=\$?"
-  tandem generate --coordinator 127.0.0.1:$port -p "Once upon a time" -n 24 --temp 0
+  # The coordinator makes the cluster's CA and join token in its StateDirectory; the
+  # nodes' units load the token from /etc/tandem/join-token as a credential.
+  systemctl start tandem-coordinator; echo "start coordinator rc=\$?"
+  for i in \$(seq 1 150); do [ -s /var/lib/tandem-coordinator/join-token ] && break; sleep 0.2; done
+  install -m 0600 /var/lib/tandem-coordinator/join-token /etc/tandem/join-token
+  systemctl start tandem-node@a tandem-node@b; echo "start nodes rc=\$?"
+  tandem plan --coordinator 127.0.0.1:$port --wait 90 --token-file /etc/tandem/join-token
+  echo "plan rc=\$?"
+  tandem generate --coordinator 127.0.0.1:$port --token-file /etc/tandem/join-token \\
+    -p "Once upon a time" -n 24 --temp 0
   echo "generate rc=\$?"
   for u in \$units; do
     systemctl show -p Id -p User -p ActiveState -p SubState -p NRestarts "\$u" | tr '\\n' ' '

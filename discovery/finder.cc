@@ -95,7 +95,7 @@ absl::StatusOr<Found> FindCoordinator(const FindOptions& o) {
               io.stop();
               return;
             }
-            heard[where] = why;
+            if (heard.emplace(where, why).second && o.on_ignored) o.on_ignored(where, why);
           }
           receive();
         });

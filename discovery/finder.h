@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -20,6 +21,8 @@ struct FindOptions {
   // The CA hash the node's join token names: then only a TLS cluster with this CA fits;
   // without one, only a plain-text cluster fits.
   std::optional<Digest> ca_hash;
+  // Told once per coordinator heard that does not fit, with why (e.g. another CA).
+  std::function<void(const std::string& where, const std::string& why)> on_ignored;
   std::chrono::milliseconds timeout{30000};
   std::chrono::milliseconds probe_interval{500};
 };

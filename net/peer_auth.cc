@@ -55,12 +55,9 @@ grpc::Status AuthorizePeer(const grpc::ServerContextBase& context, const char* r
     return Refuse(context, rpc, grpc::StatusCode::UNAUTHENTICATED,
                   "no cluster certificate (join with a token first)");
   }
-  {
-    std::lock_guard<std::mutex> lock(RevocationMutex());
-    if (Revocation() && Revocation()(peer)) {
-      return Refuse(context, rpc, grpc::StatusCode::PERMISSION_DENIED,
-                    absl::StrCat(peer, " is revoked"));
-    }
+  if (IsRevokedPeer(peer)) {
+    return Refuse(context, rpc, grpc::StatusCode::PERMISSION_DENIED,
+                  absl::StrCat(peer, " is revoked"));
   }
   if ((RoleOf(peer) & roles) == 0) {
     return Refuse(context, rpc, grpc::StatusCode::PERMISSION_DENIED,
@@ -71,6 +68,11 @@ grpc::Status AuthorizePeer(const grpc::ServerContextBase& context, const char* r
                   absl::StrCat(peer, " is not ", identity));
   }
   return grpc::Status::OK;
+}
+
+bool IsRevokedPeer(const std::string& identity) {
+  std::lock_guard<std::mutex> lock(RevocationMutex());
+  return Revocation() && Revocation()(identity);
 }
 
 void SetRevocationCheck(std::function<bool(const std::string&)> is_revoked) {

@@ -25,7 +25,11 @@ std::string PeerIdentity(const grpc::ServerContextBase& context);
 // empty) names exactly that identity. `rpc` and the refusal go to the log.
 grpc::Status AuthorizePeer(const grpc::ServerContextBase& context, const char* rpc, unsigned roles,
                            const std::string& identity = "");
-// Consulted on every authorization when set: identities it names are refused.
+// Consulted on every authorization when set: identities it names are refused. (The
+// coordinator reads its state directory's list; a node, the list its coordinator pushes.)
 void SetRevocationCheck(std::function<bool(const std::string&)> is_revoked);
+// Whether the installed check names `identity` (false without one): for streams
+// authorized before a revocation, checked again on each message.
+bool IsRevokedPeer(const std::string& identity);
 
 }  // namespace tandem

@@ -102,6 +102,8 @@ class ForwardReactor : public grpc::ServerBidiReactor<v1::ActivationFrame, v1::F
   void OnReadDone(bool ok) override {
     // Asked before this stream's lock is taken: the node's lock is never taken under it.
     const bool from_upstream = ok && node_->IsUpstream(peer_identity_);
+    // A stream opened before its peer was revoked carries no more frames.
+    const bool revoked = ok && !peer_identity_.empty() && IsRevokedPeer(peer_identity_);
     std::unique_lock<std::mutex> lock(mutex_);
     if (!ok) {
       reads_done_ = true;
@@ -110,14 +112,21 @@ class ForwardReactor : public grpc::ServerBidiReactor<v1::ActivationFrame, v1::F
     }
     size_t bytes = frame_.ByteSizeLong();
     absl::Status refusal;
-    if (!from_upstream) {
-      // The plan moved on: this peer is no longer the stage before this one. Its frames
-      // are refused (not run, not reported to the coordinator); the stream stays open.
+    if (revoked || !from_upstream) {
+      // The plan moved on (this peer is no longer the stage before this one), or the peer
+      // was revoked. Its frames are refused (not run, not reported to the coordinator).
       v1::FrameReply reply;
       reply.set_session_id(frame_.session_id());
       reply.set_position(frame_.position());
       reply.set_code(grpc::StatusCode::PERMISSION_DENIED);
-      reply.set_message(absl::StrCat(peer_identity_, " is not this stage's upstream"));
+      reply.set_message(revoked ? absl::StrCat(peer_identity_, " is revoked")
+                                : absl::StrCat(peer_identity_, " is not this stage's upstream"));
+      if (revoked && !logged_revoked_) {
+        logged_revoked_ = true;  // once per stream: a revoked peer cannot flood the log
+        std::fprintf(stderr,
+                     "tandem node: refused Forward frames on an open stream: %s is revoked\n",
+                     peer_identity_.c_str());
+      }
       ReplyLocked(std::move(reply));
       frame_.Clear();
       StartRead(&frame_);
@@ -216,6 +225,7 @@ class ForwardReactor : public grpc::ServerBidiReactor<v1::ActivationFrame, v1::F
   bool reads_done_ = false;
   bool finished_ = false;
   bool counted_ = false;  // holds one of the node's Forward stream slots
+  bool logged_revoked_ = false;
 };
 
 }  // namespace

@@ -49,4 +49,10 @@ absl::StatusOr<std::string> FetchCaCertificate(const std::string& address,
       "someone in the middle"));
 }
 
+bool SpeaksTls(const std::string& address) {
+  // No certificate's hash is empty: a handshake that presents any chain is refused as
+  // "not the CA the token names", one that fails is UNAVAILABLE.
+  return FetchCaCertificate(address, "").status().code() == absl::StatusCode::kPermissionDenied;
+}
+
 }  // namespace tandem::security

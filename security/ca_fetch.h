@@ -12,4 +12,8 @@ namespace tandem::security {
 absl::StatusOr<std::string> FetchCaCertificate(const std::string& address,
                                                const std::string& ca_sha256);
 
+// Whether the server at `address` completes a TLS handshake and presents a certificate:
+// a coordinator with a state directory (which then needs a join token from clients).
+bool SpeaksTls(const std::string& address);
+
 }  // namespace tandem::security

@@ -103,6 +103,32 @@ TEST_F(PkiTest, RevocationListFollowsTheFile) {
   EXPECT_TRUE(list.IsRevoked("node-1234"));
   EXPECT_FALSE(list.IsRevoked("node-5678"));
   EXPECT_EQ(ReadWholeFile(dir_ + "/revoked").value_or(""), "node-1234\n");
+  // What is pushed to nodes: node and client names only, sorted.
+  ASSERT_TRUE(Revoke(dir_, "client-99").ok());
+  ASSERT_TRUE(Revoke(dir_, "tandem-coordinator").ok());
+  EXPECT_EQ(list.Identities(), (std::vector<std::string>{"client-99", "node-1234"}));
+}
+
+TEST_F(PkiTest, PushedRevocationsAreCheckedAndReplaced) {
+  PushedRevocations pushed;
+  auto added = pushed.Replace({"node-2", "node-1", "node-1"});
+  ASSERT_TRUE(added.ok()) << added.status();
+  EXPECT_EQ(*added, (std::vector<std::string>{"node-1", "node-2"}));
+  EXPECT_TRUE(pushed.IsRevoked("node-1"));
+  added = pushed.Replace({"node-1", "client-3"});
+  ASSERT_TRUE(added.ok());
+  EXPECT_EQ(*added, std::vector<std::string>{"client-3"});  // only what is new
+  EXPECT_FALSE(pushed.IsRevoked("node-2"));                 // the coordinator's list rules
+  // A bad list is refused whole and the one in force kept.
+  auto bad = pushed.Replace({"node-4", "tandem-coordinator"});
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_FALSE(pushed.IsRevoked("node-4"));
+  EXPECT_TRUE(pushed.IsRevoked("client-3"));
+  EXPECT_FALSE(pushed.Replace({"node-" + std::string(200, 'a')}).ok());
+  EXPECT_FALSE(
+      pushed.Replace(std::vector<std::string>(PushedRevocations::kMaxIdentities + 1, "node-1"))
+          .ok());
+  EXPECT_TRUE(pushed.IsRevoked("client-3"));
 }
 
 }  // namespace

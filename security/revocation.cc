@@ -2,7 +2,11 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
+
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "security/pki.h"
@@ -19,12 +23,18 @@ absl::flat_hash_set<std::string> ParseRevoked(const std::string& text) {
   return out;
 }
 
+// A name a certificate of a node or client can carry (the coordinator's cannot be revoked).
+bool Revocable(const std::string& identity) {
+  return (absl::StartsWith(identity, kNodeIdentityPrefix) ||
+          absl::StartsWith(identity, kClientIdentityPrefix)) &&
+         identity.size() <= PushedRevocations::kMaxIdentityBytes;
+}
+
 }  // namespace
 
 RevocationList::RevocationList(std::string dir) : path_(dir + "/" + kRevokedFile) {}
 
-bool RevocationList::IsRevoked(const std::string& identity) {
-  std::lock_guard<std::mutex> lock(mutex_);
+void RevocationList::RefreshLocked() {
   struct stat st;
   if (::stat(path_.c_str(), &st) != 0) {
     revoked_.clear();
@@ -39,6 +49,52 @@ bool RevocationList::IsRevoked(const std::string& identity) {
       mtime_ = st.st_mtim;
     }
   }
+}
+
+bool RevocationList::IsRevoked(const std::string& identity) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  RefreshLocked();
+  return revoked_.contains(identity);
+}
+
+std::vector<std::string> RevocationList::Identities() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  RefreshLocked();
+  std::vector<std::string> out;
+  for (const std::string& identity : revoked_) {
+    if (Revocable(identity)) out.push_back(identity);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+absl::StatusOr<std::vector<std::string>> PushedRevocations::Replace(
+    const std::vector<std::string>& identities) {
+  if (identities.size() > kMaxIdentities) {
+    return absl::InvalidArgumentError(absl::StrCat("a revocation list of ", identities.size(),
+                                                   " identities (at most ", kMaxIdentities, ")"));
+  }
+  absl::flat_hash_set<std::string> next;
+  for (const std::string& identity : identities) {
+    if (!Revocable(identity)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "a revocation list naming '", absl::CHexEscape(identity.substr(0, kMaxIdentityBytes)),
+          "', which is no node's or client's certificate name"));
+    }
+    next.insert(identity);
+  }
+  std::vector<std::string> added;
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (const std::string& identity : next) {
+    if (!revoked_.contains(identity)) added.push_back(identity);
+  }
+  std::sort(added.begin(), added.end());
+  revoked_ = std::move(next);
+  return added;
+}
+
+bool PushedRevocations::IsRevoked(const std::string& identity) const {
+  std::lock_guard<std::mutex> lock(mutex_);
   return revoked_.contains(identity);
 }
 

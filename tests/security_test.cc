@@ -5,8 +5,10 @@
 #include <gmock/gmock.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <chrono>
+#include <fstream>
 #include <thread>
 
 #include "absl/strings/match.h"
@@ -304,6 +306,133 @@ TEST_F(SecurityTest, RotatedTokenAndRevokedNode) {
   EXPECT_TRUE(replanned);
   EXPECT_THAT(CoordinatorLog(), HasSubstr(victim + " is revoked"));
   EXPECT_EQ(Answer(), reference_);
+}
+
+// Revocation reaches the nodes: a member node (this process, joined with the token) may
+// Ping the nodes and read their tensor manifests; once revoked, every node refuses it
+// (PERMISSION_DENIED, logged with the peer and the reason) as soon as a heartbeat reply
+// brings the coordinator's list: Ping, Tensors, Forward and Configure alike. The cluster
+// keeps serving.
+TEST_F(SecurityTest, NodesRefuseARevokedIdentity) {
+  auto status = RemoteStatus(cluster_.address());
+  ASSERT_TRUE(status.ok()) << status.status();
+  ASSERT_EQ(status->nodes_size(), 2);
+  JoinAs("node");
+  const std::string me = LocalIdentity();
+  ASSERT_THAT(me, HasSubstr("node-"));
+  auto ping = [&](const v1::NodeInfo& node) {
+    auto stub = v1::Node::NewStub(MakeChannel(node.address(), node.identity()));
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    v1::PingReply reply;
+    return stub->Ping(&ctx, v1::PingRequest(), &reply);
+  };
+  auto manifest = [&](const v1::NodeInfo& node) {
+    auto stub = v1::Tensors::NewStub(MakeChannel(node.address(), node.identity()));
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    v1::ManifestRequest request;
+    request.set_protocol_version(kProtocolVersion);
+    v1::ManifestResponse response;
+    return stub->Manifest(&ctx, request, &response);
+  };
+  for (const v1::NodeInfo& node : status->nodes()) {
+    grpc::Status s = ping(node);
+    EXPECT_TRUE(s.ok()) << node.identity() << ": " << s.error_message();
+    s = manifest(node);
+    EXPECT_TRUE(s.ok()) << node.identity() << ": " << s.error_message();
+  }
+
+  auto revoked =
+      testing::RunTandem("cluster revoke --state-dir " + cluster_.state_dir() + " " + me);
+  ASSERT_EQ(revoked.exit_code, 0) << revoked.err;
+  // Heartbeats are 500 ms apart: the list reaches both nodes well within 10 s.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  bool refused = false;
+  while (!refused && std::chrono::steady_clock::now() < deadline) {
+    refused = true;
+    for (const v1::NodeInfo& node : status->nodes()) {
+      refused = refused && ping(node).error_code() == grpc::StatusCode::PERMISSION_DENIED;
+    }
+    if (!refused) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_TRUE(refused) << "the nodes still answer a revoked identity";
+  for (const v1::NodeInfo& node : status->nodes()) {
+    grpc::Status s = ping(node);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+    EXPECT_THAT(s.error_message(), HasSubstr(me + " is revoked"));
+    s = manifest(node);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED) << s.error_message();
+    EXPECT_THAT(s.error_message(), HasSubstr(me + " is revoked"));
+    {
+      auto stub = v1::Node::NewStub(MakeChannel(node.address(), node.identity()));
+      grpc::ClientContext ctx;
+      auto rw = stub->Forward(&ctx);
+      rw->WritesDone();
+      s = rw->Finish();
+      EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+      EXPECT_THAT(s.error_message(), HasSubstr(me + " is revoked"));
+    }
+    {
+      auto stub = v1::Node::NewStub(MakeChannel(node.address(), node.identity()));
+      grpc::ClientContext ctx;
+      v1::ConfigureRequest rogue;
+      rogue.set_protocol_version(kProtocolVersion);
+      v1::ConfigureResponse resp;
+      s = stub->Configure(&ctx, rogue, &resp);
+      EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+      EXPECT_THAT(s.error_message(), HasSubstr(me + " is revoked"));
+    }
+  }
+  for (int i = 0; i < 2; ++i) {
+    const std::string log = cluster_.NodeLog(i);
+    EXPECT_THAT(log, HasSubstr(me + " is revoked: its calls to this node are refused"));
+    EXPECT_THAT(log, HasSubstr("refused Ping from ipv4:127.0.0.1:"));
+    EXPECT_THAT(log, HasSubstr(": " + me + " is revoked"));
+  }
+  // The nodes still serve the plan: a client (not revoked) gets the same answer.
+  JoinAs("client");
+  auto after = RemoteStatus(cluster_.address());
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_TRUE(after->ready());
+  EXPECT_EQ(after->plan_epoch(), 1u);
+  EXPECT_EQ(Answer(), reference_);
+}
+
+// A client command without the token, or with one the coordinator refuses (rotated, or
+// another cluster's), is told what to do instead of a raw gRPC error; with the current
+// token it works.
+TEST_F(SecurityTest, ClientsAreToldAboutTheToken) {
+  const std::string at = " --coordinator " + cluster_.address();
+  const std::vector<std::string> commands = {"status" + at, "plan" + at,
+                                             "generate" + at + " -p Once -n 2 --temp 0"};
+  for (const std::string& command : commands) {
+    auto r = testing::RunTandem(command);
+    EXPECT_NE(r.exit_code, 0) << command;
+    EXPECT_THAT(r.err, HasSubstr("this cluster requires a join token: pass --token-file (the "
+                                 "coordinator wrote it to <state-dir>/join-token)"))
+        << command;
+  }
+  const std::string old_token = cluster_.dir() + "/old-token";
+  {
+    std::ofstream out(old_token);
+    out << security::FormatJoinToken(token_) << "\n";
+  }
+  ASSERT_EQ(::chmod(old_token.c_str(), 0600), 0);
+  auto works = testing::RunTandem("status" + at + " --token-file " + old_token);
+  EXPECT_EQ(works.exit_code, 0) << works.err;
+  auto rotated = testing::RunTandem("cluster rotate-token --state-dir " + cluster_.state_dir());
+  ASSERT_EQ(rotated.exit_code, 0) << rotated.err;
+  for (const std::string& command : commands) {
+    auto r = testing::RunTandem(command + " --token-file " + old_token);
+    EXPECT_NE(r.exit_code, 0) << command;
+    EXPECT_THAT(r.err, HasSubstr("refused this join token: it is wrong, from another cluster, or "
+                                 "was replaced by `tandem cluster rotate-token`"))
+        << command;
+    EXPECT_THAT(r.err, Not(HasSubstr(token_.secret)));
+  }
+  auto current = testing::RunTandem("status" + at + " --token-file " + cluster_.token_file());
+  EXPECT_EQ(current.exit_code, 0) << current.err;
 }
 
 // Safe defaults: off loopback, plaintext needs --insecure (nothing is bound when refused).

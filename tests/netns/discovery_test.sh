@@ -4,7 +4,9 @@
 # no address at all (--discover), find it by multicast on the bridge, check it and join;
 # the cluster's answer equals the single process's (one node holds the model file, the
 # other has none and fetches its layers from the cluster it found). A node of another model or another
-# cluster name finds nothing that fits and says what it heard.
+# cluster name finds nothing that fits and says what it heard. A TLS cluster (--state-dir)
+# announces its CA's hash: a node with its join token finds it and joins over mutual TLS;
+# a node whose token names another CA, or that has no token, ignores it and says why.
 #
 #   tests/netns/discovery_test.sh TANDEM SHARED_DIR
 set -euo pipefail
@@ -99,4 +101,55 @@ grep -q "10.77.0.1:7070: another model" "$work/other-model.log" || fail "the oth
 grep -q "cluster 'tandem', not 'lab2'" "$work/other-name.log" || fail "the other cluster's node did not say what it heard"
 [ "$(status | jq '.stages | length')" = 2 ] || fail "the plan changed after nodes that do not fit looked"
 echo "a node of another model or cluster name joins nothing and says what it heard"
+
+# A TLS cluster on the same LAN, under another cluster name.
+tls=10.77.0.1:7072
+ip netns exec "${hosts[0]}" "$tandem" coordinator -m "$model" --listen "$tls" --min-nodes 1 --announce \
+  --cluster-name secure --state-dir "$work/state" >"$work/tls-coordinator.log" 2>&1 &
+pids+=($!)
+end=$(($(date +%s) + 20))
+until [ -s "$work/state/join-token" ]; do
+  [ "$(date +%s)" -lt "$end" ] || fail "the TLS coordinator wrote no join token within 20 s"
+  sleep 0.2
+done
+grep -q "announcing TLS cluster 'secure'" "$work/tls-coordinator.log" || fail "the TLS coordinator did not announce TLS"
+# Another cluster's token: a CA hash and a secret of its own.
+hex32() { od -An -tx1 -N32 /dev/urandom | tr -d ' \n'; }
+echo "tandem-join-v1.$(hex32).$(hex32)" >"$work/wrong-token"
+chmod 600 "$work/wrong-token"
+set +e
+on 3 "$tandem" node -m "$model" --discover --discover-timeout 3 --cluster-name secure -t 1 \
+  --token-file "$work/wrong-token" >"$work/wrong-ca.log" 2>&1 &
+wrong_pid=$!
+on 3 "$tandem" node -m "$model" --discover --discover-timeout 3 --cluster-name secure -t 1 \
+  "${sec_node[@]}" >"$work/no-token.log" 2>&1
+rc2=$?
+wait $wrong_pid
+rc=$?
+set -e
+[ $rc -eq 2 ] || fail "a node whose token names another CA exited $rc, not 2"
+grep -q "ignoring the coordinator at 10.77.0.1:7072: a CA other than the one this node's join token names" \
+  "$work/wrong-ca.log" || fail "the node with another CA's token did not log why it ignored the announcer"
+[ $rc2 -eq 2 ] || fail "a node without a token joined a TLS cluster (exit $rc2)"
+grep -q "ignoring the coordinator at 10.77.0.1:7072: TLS: this node needs the cluster's join token" \
+  "$work/no-token.log" || fail "the node without a token did not log why it ignored the TLS announcer"
+echo "a node whose token names another CA, or with no token, ignores the TLS announcer and says why"
+
+ip netns exec "${hosts[1]}" "$tandem" node -m "$model" --discover --discover-timeout 20 --cluster-name secure \
+  -t 1 --token-file "$work/state/join-token" >"$work/tls-node.log" 2>&1 &
+pids+=($!)
+tls_status() {
+  on 1 "$tandem" status --coordinator "$tls" --token-file "$work/state/join-token" --json 2>/dev/null || echo '{}'
+}
+end=$(($(date +%s) + 40))
+until tls_status | jq -e '.ready == true and (.stages | length) == 1' >/dev/null 2>&1; do
+  [ "$(date +%s)" -lt "$end" ] || fail "the node with the token did not join the TLS cluster within 40 s"
+  sleep 0.5
+done
+grep -q "found the coordinator at 10.77.0.1:7072" "$work/tls-node.log" || fail "the TLS node did not report what it found"
+grep -q "joined the cluster at 10.77.0.1:7072 as node-" "$work/tls-node.log" || fail "the TLS node did not join with a certificate"
+got=$(on 1 "$tandem" generate --coordinator "$tls" --token-file "$work/state/join-token" -p "Once upon a time" \
+  -n 24 --temp 0 --json 2>/dev/null | jq -c .ids)
+[ "$got" = "$want" ] || fail "the discovered TLS cluster answered $got, the single process $want"
+echo "a node with the join token found the TLS cluster by its CA hash, joined over mutual TLS; greedy answer identical"
 echo "PASS: discovery"
