@@ -226,6 +226,20 @@ v1::StatusResponse Coordinator::Status() {
 
 namespace {
 std::string HostOf(const std::string& address) { return address.substr(0, address.rfind(':')); }
+
+// The ids among `node_ids` that `plan` gives no layers. Without a plan none: every node
+// still waits for the first one.
+std::vector<std::string> NodesWithoutLayers(const std::vector<std::string>& node_ids,
+                                            const ClusterPlan& plan) {
+  std::vector<std::string> out;
+  if (plan.stages.empty()) return out;
+  for (const std::string& id : node_ids) {
+    const bool in_plan = std::any_of(plan.stages.begin(), plan.stages.end(),
+                                     [&id](const StagePlan& st) { return st.node.id == id; });
+    if (!in_plan) out.push_back(id);
+  }
+  return out;
+}
 long long ToMs(std::chrono::steady_clock::duration d) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
 }
@@ -401,15 +415,20 @@ void Coordinator::ReplanIfNeeded() {
   auto plan =
       MakeClusterPlan(profile_, plannable, planning, previous.stages.empty() ? nullptr : &previous);
   if (!plan.ok()) {
+    // E.g. more nodes than layers for the even split: the plan in force goes on, and the
+    // nodes it leaves out wait on standby.
+    telemetry_.SetWithoutLayers(NodesWithoutLayers(plannable_ids, previous));
     std::lock_guard<std::mutex> lock(mutex_);
     not_ready_reason_ = std::string(plan.status().message());
     return;
   }
   if (was_ready && !plan->changed) {
+    telemetry_.SetWithoutLayers(NodesWithoutLayers(plannable_ids, previous));
     std::lock_guard<std::mutex> lock(mutex_);
     planned_nodes_ = plannable_ids;  // keep the plan in force
     return;
   }
+  telemetry_.SetWithoutLayers(NodesWithoutLayers(plannable_ids, *plan));
   {
     std::lock_guard<std::mutex> lock(mutex_);
     applying_ = true;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <iterator>
 
 #include "absl/strings/str_cat.h"
 #include "telemetry/exposition.h"
@@ -46,6 +47,8 @@ absl::string_view NodeStateName(NodeState state) {
       return "draining";
     case NodeState::kFenced:
       return "fenced";
+    case NodeState::kStandby:
+      return "standby";
   }
   return "dead";
 }
@@ -130,10 +133,7 @@ ClusterTelemetry::ClusterTelemetry(TelemetryOptions options, Clock now)
                        .Name("tandem_hop_latency_seconds")
                        .Help("One-way latency from a node to its next stage (half a Ping)")
                        .Register(*registry_)) {
-  for (NodeState s : {NodeState::kServing, NodeState::kJoining, NodeState::kSuspect,
-                      NodeState::kDead, NodeState::kDraining, NodeState::kFenced}) {
-    nodes_.Add({{"state", std::string(NodeStateName(s))}}).Set(0);
-  }
+  for (NodeState s : kNodeStates) nodes_.Add({{"state", std::string(NodeStateName(s))}}).Set(0);
   sessions_.Add({{"state", "active"}}).Set(0);
   sessions_.Add({{"state", "queued"}}).Set(0);
 }
@@ -159,6 +159,7 @@ void ClusterTelemetry::NodeDraining(const std::string& id) {
 
 void ClusterTelemetry::Forget(const std::string& id) {
   std::lock_guard<std::mutex> lock(mutex_);
+  without_layers_.erase(id);
   auto it = stages_.find(id);
   if (it == stages_.end()) return;
   StageRates& r = it->second;
@@ -184,6 +185,11 @@ void ClusterTelemetry::Planned(uint64_t epoch, const ClusterPlan& plan) {
   events_.Add(epoch > 1 ? "replanned" : "planned", std::move(message));
   plan_epoch_.Set(static_cast<double>(epoch));
   if (epoch > 1) replans_.Increment();
+}
+
+void ClusterTelemetry::SetWithoutLayers(std::vector<std::string> node_ids) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  without_layers_ = absl::flat_hash_set<std::string>(node_ids.begin(), node_ids.end());
 }
 
 void ClusterTelemetry::PlanFailed(absl::string_view reason) {
@@ -288,18 +294,19 @@ NodeState ClusterTelemetry::StateOf(const NodeRecord& node) const {
   if (now - node.last_seen > options_.suspect_after) return NodeState::kSuspect;
   if (node.draining) return NodeState::kDraining;
   if (now < node.fenced_until) return NodeState::kFenced;
-  return node.serving ? NodeState::kServing : NodeState::kJoining;
+  if (node.serving) return NodeState::kServing;
+  std::lock_guard<std::mutex> lock(mutex_);
+  return without_layers_.contains(node.id) ? NodeState::kStandby : NodeState::kJoining;
 }
 
 void ClusterTelemetry::SetNodes(const std::vector<NodeRecord>& nodes) {
   const auto now = now_();
-  int64_t counts[6] = {0, 0, 0, 0, 0, 0};
+  int64_t counts[std::size(kNodeStates)] = {};
   for (const NodeRecord& n : nodes) {
     if (!n.alive && now - n.died > options_.dead_retention) continue;
     ++counts[static_cast<int>(StateOf(n))];
   }
-  for (NodeState s : {NodeState::kServing, NodeState::kJoining, NodeState::kSuspect,
-                      NodeState::kDead, NodeState::kDraining, NodeState::kFenced}) {
+  for (NodeState s : kNodeStates) {
     nodes_.Add({{"state", std::string(NodeStateName(s))}})
         .Set(static_cast<double>(counts[static_cast<int>(s)]));
   }

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/string_view.h"
 #include "coordinator/planning.h"
 #include "coordinator/registry.h"
@@ -29,7 +30,12 @@
 namespace tandem {
 
 // Fenced: left out of plans for a backoff (it held sessions up); draining: stopping.
-enum class NodeState { kServing, kJoining, kSuspect, kDead, kDraining, kFenced };
+// Joining: registered, not yet serving the plan it is in (or not yet planned); standby:
+// alive and healthy, but the plan in force gives it no layers.
+enum class NodeState { kServing, kJoining, kSuspect, kDead, kDraining, kFenced, kStandby };
+inline constexpr NodeState kNodeStates[] = {
+    NodeState::kServing,  NodeState::kJoining, NodeState::kSuspect, NodeState::kDead,
+    NodeState::kDraining, NodeState::kFenced,  NodeState::kStandby};
 absl::string_view NodeStateName(NodeState state);
 
 struct TelemetryOptions {
@@ -59,6 +65,9 @@ class ClusterTelemetry {
   // A dead node's record was pruned: its per-node series go too.
   void Forget(const std::string& id);
   void Planned(uint64_t epoch, const ClusterPlan& plan);
+  // The nodes the planner's latest decision (a plan made, kept, or one that failed beside
+  // the plan in force) gives no layers: while they do not serve they are on standby.
+  void SetWithoutLayers(std::vector<std::string> node_ids);
   void PlanFailed(absl::string_view reason);
   // Sessions in flight replayed onto a new plan after a node was lost.
   void SessionsRecovered(uint64_t epoch, size_t sessions);
@@ -127,6 +136,7 @@ class ClusterTelemetry {
 
   mutable std::mutex mutex_;  // guards what follows
   absl::flat_hash_map<std::string, StageRates> stages_;
+  absl::flat_hash_set<std::string> without_layers_;
   std::deque<std::chrono::steady_clock::time_point> token_times_;  // within rate_window
   std::chrono::steady_clock::time_point first_token_time_{};
   bool any_token_ = false;

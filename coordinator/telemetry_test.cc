@@ -147,6 +147,16 @@ TEST_F(TelemetryTest, NodeStatesFollowHeartbeatsAndDeathsStayListedForAWhile) {
   EXPECT_EQ(telemetry_.StateOf(joining), NodeState::kJoining);
   EXPECT_EQ(telemetry_.StateOf(suspect), NodeState::kSuspect);
   EXPECT_EQ(telemetry_.StateOf(dead), NodeState::kDead);
+  // The planner gave node-2 no layers: it waits on standby (a dead node stays dead, and
+  // one that still serves its last shard serves until it lets it go).
+  telemetry_.SetWithoutLayers({"node-1", "node-2", "node-3"});
+  EXPECT_EQ(telemetry_.StateOf(joining), NodeState::kStandby);
+  EXPECT_EQ(telemetry_.StateOf(serving), NodeState::kServing);
+  EXPECT_EQ(telemetry_.StateOf(dead), NodeState::kDead);
+  telemetry_.SetNodes({serving, joining, dead, suspect});
+  EXPECT_THAT(telemetry_.MetricsText(), HasSubstr("tandem_nodes{state=\"standby\"} 1\n"));
+  telemetry_.SetWithoutLayers({});  // the next plan uses it
+  EXPECT_EQ(telemetry_.StateOf(joining), NodeState::kJoining);
 
   v1::StatusResponse s;
   telemetry_.Fill({serving, joining, dead, suspect}, &s);

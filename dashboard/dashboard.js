@@ -109,7 +109,8 @@ function renderNodes(c) {
     return el("tr", { "data-node": x.node_id },
       el("td", {}, x.node_id), el("td", {}, x.address),
       el("td", { class: "state-" + x.state }, stateText(x)),
-      el("td", {}, s ? layerRange(s.layer_first, s.layer_last) : "–"),
+      el("td", {}, s ? layerRange(s.layer_first, s.layer_last)
+        : x.state === "standby" ? "none in the plan" : "–"),
       el("td", {}, s ? `${bytes(s.memory_bytes)} / ${bytes(s.node_memory_bytes)}` : bytes(x.memory_bytes)),
       el("td", {}, num(s && s.compute_ms, 2)), el("td", {}, num(s && s.queue_ms, 2)),
       el("td", {}, num(s && s.hop_ms, 2)), el("td", {}, s ? bytes(s.hop_bytes_per_token) : "–"));

@@ -1,6 +1,7 @@
 // A real cluster seen from outside: a node's /metrics (`tandem node --metrics`) passes
 // promtool, the nodes' heartbeats turn into per-stage rates in `tandem status --json`,
-// and `tandem status` prints the plan as a table. Only 127.0.0.1.
+// `tandem status` prints the plan as a table, and a node the plan gives no layers reads
+// "standby". Only 127.0.0.1.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -156,6 +157,78 @@ TEST_F(ObservabilityTest, ADeadNodeStaysListedAsDead) {
   for (const auto& e : c["events"]) kinds.push_back(e["kind"]);
   EXPECT_THAT(states, ::testing::Contains("dead")) << c.dump(2);
   EXPECT_THAT(kinds, ::testing::Contains("died")) << c.dump(2);
+}
+
+// The state `tandem status --json` gives node `id`, or what went wrong.
+std::string StateOf(const std::string& coordinator, const std::string& id) {
+  const testing::CommandResult r =
+      testing::RunTandem("status --coordinator " + coordinator + " --json");
+  if (r.exit_code != 0) return "(tandem status failed: " + r.err + ")";
+  const nlohmann::json c = nlohmann::json::parse(r.out, nullptr, /*allow_exceptions=*/false);
+  if (c.is_discarded()) return "(not JSON: " + r.out + ")";
+  for (const auto& n : c["nodes"]) {
+    if (n["node_id"] == id) return n["state"].get<std::string>();
+  }
+  return "(" + id + " is not listed: " + r.out + ")";
+}
+
+// stories260K has 5 layers and the even split gives every node one: a sixth node that
+// registers after the plan gets none. It is healthy and waits on standby (it used to read
+// "joining" for as long as it lived); when a planned node dies it takes layers and serves.
+TEST(ObservabilityStandbyTest, ANodeThePlanGivesNoLayersIsOnStandbyUntilItIsNeeded) {
+  testing::LocalCluster cluster;
+  testing::ClusterOptions o;
+  o.model = kModel;
+  o.nodes = 5;
+  o.planner = "even";
+  absl::Status s = cluster.Start(o);
+  ASSERT_TRUE(s.ok()) << s;
+  ASSERT_EQ(cluster.status().stages_size(), 5);
+  cluster.StartNode(kModel);
+  std::string extra;
+  ASSERT_TRUE(testing::WaitFor(
+      [&] {
+        extra.clear();
+        auto st = RemoteStatus(cluster.address());
+        if (!st.ok()) return false;
+        for (const auto& n : st->nodes()) {
+          if (n.address() == cluster.NodeAddress(5)) extra = n.node_id();
+        }
+        return !extra.empty();
+      },
+      std::chrono::seconds(20)))
+      << cluster.NodeLog(5);
+  // The coordinator decides within a tick or two of the registration.
+  std::string state;
+  testing::WaitFor(
+      [&] {
+        state = StateOf(cluster.address(), extra);
+        return state == "standby";
+      },
+      std::chrono::seconds(5));
+  EXPECT_EQ(state, "standby");
+  // It stays so: not a moment between two states.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  auto st = RemoteStatus(cluster.address());
+  ASSERT_TRUE(st.ok()) << st.status();
+  EXPECT_TRUE(st->ready());
+  EXPECT_EQ(st->stages_size(), 5);
+  for (const auto& n : st->nodes()) {
+    EXPECT_EQ(n.state(), n.node_id() == extra ? "standby" : "serving") << n.node_id();
+  }
+  Output table = Shell(testing::TandemBinary() + " status --coordinator " + cluster.address());
+  EXPECT_THAT(table.text, ::testing::ContainsRegex(extra + " +127\\.0\\.0\\.1:[0-9]+ +standby"))
+      << table.text;
+
+  // A planned node dies: the even split over the five left includes the standby node.
+  ASSERT_EQ(::kill(cluster.node_pids()[2], SIGKILL), 0);
+  testing::WaitFor(
+      [&] {
+        state = StateOf(cluster.address(), extra);
+        return state == "serving";
+      },
+      std::chrono::seconds(20));
+  EXPECT_EQ(state, "serving") << cluster.NodeLog(5);
 }
 
 }  // namespace
