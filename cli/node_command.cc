@@ -54,6 +54,13 @@ struct NodeCommandOptions {
 // links are plaintext, allowed on loopback or with --insecure.
 absl::Status SetUpSecurity(const NodeCommandOptions& o) {
   if (o.tokens.token.empty() && o.tokens.token_file.empty()) {
+    // A coordinator with a state directory would only close every plaintext call: say why
+    // now rather than after retrying until the registration's patience runs out.
+    if (absl::Status s = ExplainClusterError(o.coordinator, o.tokens,
+                                             absl::UnavailableError("plaintext registration"));
+        absl::IsUnauthenticated(s)) {
+      return s;
+    }
     const std::string& exposed = !IsLoopbackAddress(o.listen) ? o.listen : o.coordinator;
     if (!IsLoopbackAddress(exposed)) {
       if (!o.insecure) {
@@ -233,7 +240,7 @@ int RunNode(NodeCommandOptions o) {
   auto registered = membership.Join();
   if (!registered.ok()) {
     server->Shutdown();
-    ReportError(registered.status());
+    ReportError(ExplainClusterError(o.coordinator, o.tokens, registered.status()));
     return 2;  // refused or unreachable: not a crash
   }
   ApplyRevocations(registered->revoked_identities(), *revoked);

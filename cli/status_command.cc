@@ -132,8 +132,11 @@ int RunStatus(const StatusOptions& o) {
         return ReportError(absl::UnavailableError(absl::StrCat(
             "cannot reach the coordinator at ", o.coordinator, ": ", status.status().message())));
       }
-      text = absl::StrCat("cannot reach the coordinator at ", o.coordinator, ": ",
-                          status.status().message(), "\n");
+      absl::Status explained = ExplainClusterError(o.coordinator, o.token, status.status());
+      text = explained != status.status()
+                 ? absl::StrCat(explained.message(), "\n")
+                 : absl::StrCat("cannot reach the coordinator at ", o.coordinator, ": ",
+                                status.status().message(), "\n");
     } else {
       const nlohmann::json c = ClusterJson(*status);
       text = o.json ? c.dump() + "\n" : StatusTable(o.coordinator, c);

@@ -413,6 +413,10 @@ TEST_F(SecurityTest, ClientsAreToldAboutTheToken) {
                                  "coordinator wrote it to <state-dir>/join-token)"))
         << command;
   }
+  // A node is told at once too (rather than after retrying its registration).
+  auto node = testing::RunTandem("node -m " + kModel + at + " -t 1");
+  EXPECT_EQ(node.exit_code, 2);
+  EXPECT_THAT(node.err, HasSubstr("this cluster requires a join token: pass --token-file"));
   const std::string old_token = cluster_.dir() + "/old-token";
   {
     std::ofstream out(old_token);
