@@ -45,9 +45,10 @@ struct NodeCommandOptions {
   double drain_timeout_s = 30;
   TokenOptions tokens;  // --token / --token-file
   bool insecure = false;
-  std::string cache_dir;     // without --model: where fetched tensors live
-  double fetch_rate = 0;     // bytes/s; 0: unlimited
-  DiscoveryFlags discovery;  // --discover
+  std::string cache_dir;         // without --model: where fetched tensors live
+  double fetch_rate = 0;         // bytes/s; 0: unlimited
+  uint64_t cache_max_bytes = 0;  // 0: no limit
+  DiscoveryFlags discovery;      // --discover
 };
 
 // With a token: joins the cluster (its certificate then secures every link). Without one,
@@ -158,7 +159,8 @@ int RunNode(NodeCommandOptions o) {
   auto weights = OpenNodeWeights({.model = o.model,
                                   .cache_dir = o.cache_dir,
                                   .coordinator = o.coordinator,
-                                  .fetch_rate = o.fetch_rate},
+                                  .fetch_rate = o.fetch_rate,
+                                  .cache_max_bytes = o.cache_max_bytes},
                                  &req);
   if (!weights.ok()) return ReportError(weights.status());
   std::shared_ptr<const GgufFile> model = weights->model;
@@ -225,12 +227,14 @@ int RunNode(NodeCommandOptions o) {
 
   Membership membership(
       std::make_shared<CoordinatorClient>(o.coordinator), req,
-      [&service] {
+      [&service, fetcher = weights->fetcher.get()] {
         service.MeasureNextHop();
-        return Membership::State{service.plan_epoch(),         service.serving(),
-                                 service.metrics().Counters(), service.layers_loaded(),
-                                 service.layers_to_load(),     service.sessions(),
-                                 service.pending_frames(),     service.stalled_ms()};
+        Membership::State state{service.plan_epoch(),         service.serving(),
+                                service.metrics().Counters(), service.layers_loaded(),
+                                service.layers_to_load(),     service.sessions(),
+                                service.pending_frames(),     service.stalled_ms()};
+        if (fetcher != nullptr) state.fetch = fetcher->Progress();
+        return state;
       },
       {},
       [&service, revoked](const v1::HeartbeatResponse& r, const std::string& node_id) {
@@ -276,6 +280,9 @@ void RegisterNodeCommand(CLI::App& app, RunState& state) {
   cmd->add_option("--fetch-rate", o->fetch_rate,
                   "Without --model: fetch at most this many bytes per second (default: no limit)")
       ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--cache-max-bytes", o->cache_max_bytes,
+                  "Without --model: keep the cache under this many bytes by removing the least "
+                  "recently used tensors the plan does not need (default: no limit)");
   cmd->add_option("--listen", o->listen, "Address to serve on")->capture_default_str();
   cmd->add_option("--advertise", o->advertise, "Address the other stages reach this node at");
   cmd->add_option("-t,--threads", o->threads, "Threads (default: all cores)");

@@ -68,8 +68,10 @@ absl::StatusOr<NodeWeights> OpenNodeWeights(const NodeWeightsOptions& o,
     return absl::InvalidArgumentError(
         "a node needs --model FILE, or --cache-dir DIR to fetch its layers from the cluster");
   }
-  auto fetcher = fetch::ModelFetcher::Open(
-      {.coordinator = o.coordinator, .cache_dir = o.cache_dir, .max_bytes_per_s = o.fetch_rate});
+  auto fetcher = fetch::ModelFetcher::Open({.coordinator = o.coordinator,
+                                            .cache_dir = o.cache_dir,
+                                            .max_bytes_per_s = o.fetch_rate,
+                                            .cache_max_bytes = o.cache_max_bytes});
   if (!fetcher.ok()) {
     return absl::Status(fetcher.status().code(),
                         absl::StrCat("cannot fetch the model from the coordinator at ",
@@ -92,10 +94,20 @@ void UseFetchedStages(NodeWeights& weights, NodeOptions* options) {
   if (fetcher == nullptr) return;
   options->stage_file =
       [fetcher](const v1::ConfigureRequest& r) -> absl::StatusOr<std::shared_ptr<const GgufFile>> {
-    const std::vector<std::string> peers(r.weight_sources().begin(), r.weight_sources().end());
+    // Peers to fetch from before the coordinator, with the identities their certificates
+    // must name (none on plaintext links; a list that does not pair up is not used).
+    std::vector<fetch::FetchSource> peers;
+    const bool paired = r.weight_source_identities_size() == 0 ||
+                        r.weight_source_identities_size() == r.weight_sources_size();
+    for (int i = 0; paired && i < r.weight_sources_size(); ++i) {
+      peers.push_back({r.weight_sources(i), r.weight_source_identities_size() > 0
+                                                ? r.weight_source_identities(i)
+                                                : std::string()});
+    }
     fetch::FetchStats stats;
     auto file = fetcher->PrepareStage(r.layer_first(), r.layer_last(), peers,
-                                      TransferProgress(r.layer_first(), r.layer_last()), &stats);
+                                      TransferProgress(r.layer_first(), r.layer_last()), &stats,
+                                      r.prefetch_only());
     if (!file.ok()) return file.status();
     const double moved = stats.bytes_received / kMiB;
     std::string from;
@@ -110,6 +122,13 @@ void UseFetchedStages(NodeWeights& weights, NodeOptions* options) {
                  r.layer_first(), r.layer_last(), stats.tensors, stats.tensors_cached,
                  stats.tensors_fetched, moved, stats.bytes_resumed / kMiB, stats.refetched,
                  stats.seconds, from.c_str());
+    if (stats.files_pruned > 0) {
+      std::fprintf(stderr,
+                   "tandem node: cache over %llu bytes: removed %zu files (%.1f MiB) the plan "
+                   "does not need, least recently used first\n",
+                   static_cast<unsigned long long>(fetcher->cache_max_bytes()), stats.files_pruned,
+                   stats.bytes_pruned / kMiB);
+    }
     // Machine-readable, for tests and benchmarks.
     std::fprintf(stderr,
                  "tandem node: fetch bytes_received=%llu bytes_resumed=%llu refetched=%d "

@@ -19,7 +19,8 @@ struct NodeWeightsOptions {
   std::string model;      // a GGUF file; empty: fetch
   std::string cache_dir;  // where fetched tensors live
   std::string coordinator;
-  double fetch_rate = 0;  // bytes/s; 0: unlimited
+  double fetch_rate = 0;         // bytes/s; 0: unlimited
+  uint64_t cache_max_bytes = 0;  // 0: the cache grows as it must
 };
 
 struct NodeWeights {

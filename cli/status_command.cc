@@ -47,6 +47,15 @@ std::string State(const nlohmann::json& node) {
   return state;
 }
 
+// A node's weight transfer: "12.0/100.0" MiB while it fetches, "done" after, "-" for a
+// node with the model file.
+std::string Fetch(const nlohmann::json& node) {
+  if (!node.contains("fetch") || !node["fetch"].is_object()) return "-";
+  const auto& f = node["fetch"];
+  if (!f.value("active", false)) return "done";
+  return Mib(f["bytes_done"]) + "/" + Mib(f["bytes_total"]);
+}
+
 std::string Clock(int64_t time_ms) {
   const std::time_t t = static_cast<std::time_t>(time_ms / 1000);
   std::tm tm{};
@@ -80,29 +89,31 @@ std::string StatusTable(const std::string& address, const nlohmann::json& c) {
 
   std::map<std::string, nlohmann::json> nodes;
   for (const auto& n : c["nodes"]) nodes[n["node_id"].get<std::string>()] = n;
-  absl::StrAppendFormat(&out, "%-3s %-10s %-21s %-8s %-10s %-15s %-16s %-9s %-8s %-10s %s\n", "#",
-                        "node", "address", "state", "layers", "memory MiB", "compute ms (plan)",
-                        "queue ms", "hop ms", "hop B/tok", "rtt ms");
+  absl::StrAppendFormat(&out, "%-3s %-10s %-21s %-8s %-10s %-15s %-16s %-9s %-8s %-10s %-7s %s\n",
+                        "#", "node", "address", "state", "layers", "memory MiB",
+                        "compute ms (plan)", "queue ms", "hop ms", "hop B/tok", "rtt ms",
+                        "fetch MiB");
   int index = 0;
   for (const auto& s : c["stages"]) {
     const std::string id = s["node_id"].get<std::string>();
     const auto it = nodes.find(id);
     const nlohmann::json node = it == nodes.end() ? nlohmann::json::object() : it->second;
     absl::StrAppendFormat(
-        &out, "%-3d %-10s %-21s %-8s %-10s %-15s %-16s %-9s %-8s %-10s %s\n", ++index, id,
+        &out, "%-3d %-10s %-21s %-8s %-10s %-15s %-16s %-9s %-8s %-10s %-7s %s\n", ++index, id,
         s["address"].get<std::string>(), State(node),
         absl::StrFormat("[%d, %d)", s["layer_first"].get<int>(), s["layer_last"].get<int>()),
         Mib(s["memory_bytes"]) + " / " + Mib(s["node_memory_bytes"]),
         Figure(s["compute_ms"]) + " (" + Figure(s["predicted_compute_ms"]) + ")",
         Figure(s["queue_ms"]), Figure(s["hop_ms"]), Figure(s["hop_bytes_per_token"], "%.0f"),
-        node.contains("rtt_ms") ? Figure(node["rtt_ms"]) : "-");
+        node.contains("rtt_ms") ? Figure(node["rtt_ms"]) : "-", Fetch(node));
     if (it != nodes.end()) nodes.erase(it);
   }
   if (!nodes.empty()) {
     out += "\nnot in the plan:\n";
     for (const auto& [id, n] : nodes) {
-      absl::StrAppendFormat(&out, "    %-10s %-21s %-8s offers %s MiB\n", id,
-                            n["address"].get<std::string>(), State(n), Mib(n["memory_bytes"]));
+      absl::StrAppendFormat(&out, "    %-10s %-21s %-8s offers %s MiB, fetch %s\n", id,
+                            n["address"].get<std::string>(), State(n), Mib(n["memory_bytes"]),
+                            Fetch(n));
     }
   }
   const auto& events = c["events"];

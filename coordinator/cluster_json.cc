@@ -9,14 +9,24 @@ nlohmann::json Measured(double value) {
 }
 
 nlohmann::json NodeJson(const v1::NodeInfo& n) {
-  return {{"node_id", n.node_id()},
-          {"address", n.address()},
-          {"state", n.state().empty() ? "serving" : n.state()},
-          {"rtt_ms", n.rtt_ms()},
-          {"memory_bytes", n.profile().memory_bytes()},
-          // While the node loads a shard: layers checked and prepared of layers_to_load.
-          {"layers_loaded", n.layers_loaded()},
-          {"layers_to_load", n.layers_to_load()}};
+  nlohmann::json out = {{"node_id", n.node_id()},
+                        {"address", n.address()},
+                        {"state", n.state().empty() ? "serving" : n.state()},
+                        {"rtt_ms", n.rtt_ms()},
+                        {"memory_bytes", n.profile().memory_bytes()},
+                        // While the node loads a shard: layers checked and prepared of
+                        // layers_to_load.
+                        {"layers_loaded", n.layers_loaded()},
+                        {"layers_to_load", n.layers_to_load()}};
+  // A node without the model file: its weight transfer (current or last) and the rate
+  // its fetches measured (null until measured).
+  if (n.has_fetch()) {
+    out["fetch"] = {{"active", n.fetch().active()},
+                    {"bytes_done", n.fetch().bytes_done()},
+                    {"bytes_total", n.fetch().bytes_total()},
+                    {"bytes_per_s", Measured(n.fetch().bytes_per_s())}};
+  }
+  return out;
 }
 
 }  // namespace

@@ -200,6 +200,7 @@ v1::StatusResponse Coordinator::Status() {
     *info->mutable_profile() = n.profile;
     info->set_rtt_ms(n.rtt_ms);
     info->set_sessions(n.sessions);
+    if (n.has_fetch) *info->mutable_fetch() = n.fetch;
   }
   s.set_planner(options_.planning.policy == PlanPolicy::kOptimal ? "optimal"
                 : options_.planning.policy == PlanPolicy::kEven  ? "even"
@@ -261,39 +262,89 @@ bool Coordinator::UseLockstep(const ClusterPlan& plan) const {
   return true;
 }
 
+v1::ConfigureRequest Coordinator::StageRequest(const ClusterPlan& plan, size_t i, uint64_t epoch,
+                                               bool lockstep,
+                                               const std::vector<NodeRecord>& alive) const {
+  const StagePlan& st = plan.stages[i];
+  v1::ConfigureRequest req;
+  req.set_protocol_version(kProtocolVersion);
+  req.set_plan_epoch(epoch);
+  req.set_layer_first(st.layer_first);
+  req.set_layer_last(st.layer_last);
+  req.set_next_hop(i + 1 < plan.stages.size() ? plan.stages[i + 1].node.address : "");
+  req.set_next_hop_identity(i + 1 < plan.stages.size() ? plan.stages[i + 1].node.identity : "");
+  // The first stage takes frames from the coordinator, every other from the one before.
+  req.set_upstream_identity(i == 0 ? LocalIdentity() : plan.stages[i - 1].node.identity);
+  req.set_wire_dtype(options_.wire_dtype);
+  req.set_n_ctx(n_ctx_);
+  req.set_node_id(st.node.id);
+  req.set_lockstep_batching(lockstep);
+  // A node without the model file fetches what it lacks: first from peers that hold some
+  // of these layers (the coordinator is its last resort). With certificates, each peer's
+  // identity goes along: the fetching node checks that the peer's certificate names it.
+  constexpr int kMaxWeightSources = 4;
+  for (const NodeRecord& peer : alive) {
+    if (st.node.held.all || req.weight_sources_size() >= kMaxWeightSources) break;
+    if (LinksSecure() && peer.identity.empty()) continue;
+    if (peer.id != st.node.id && peer.held.Overlaps(st.layer_first, st.layer_last)) {
+      req.add_weight_sources(peer.address);
+      if (LinksSecure()) req.add_weight_source_identities(peer.identity);
+    }
+  }
+  return req;
+}
+
+void Coordinator::PrefetchStages(const ClusterPlan& plan, uint64_t epoch, bool lockstep,
+                                 const std::vector<NodeRecord>& alive) {
+  std::vector<size_t> fetching;
+  for (size_t i = 0; i < plan.stages.size(); ++i) {
+    if (!plan.stages[i].node.held.all) fetching.push_back(i);
+  }
+  if (fetching.size() < 2) return;  // one transfer overlaps nothing
+  const auto start = std::chrono::steady_clock::now();
+  std::atomic<size_t> next{0};
+  auto work = [&] {
+    for (size_t k; (k = next++) < fetching.size();) {
+      const StagePlan& st = plan.stages[fetching[k]];
+      v1::ConfigureRequest req = StageRequest(plan, fetching[k], epoch, lockstep, alive);
+      req.set_prefetch_only(true);
+      auto beating = [this, id = st.node.id] {
+        const std::optional<NodeRecord> n = registry_.Find(id);
+        return n && n->alive && options_.now() - n->last_seen <= options_.node_timeout;
+      };
+      absl::StatusOr<v1::ConfigureResponse> resp =
+          link_->Configure(st.node.address, st.node.identity, req, beating);
+      if (!resp.ok() || !resp->ok()) {
+        // The configuration that follows asks again, and reports what fails.
+        std::fprintf(stderr, "tandem coordinator: %s could not fetch layers [%d, %d) ahead: %s\n",
+                     st.node.id.c_str(), st.layer_first, st.layer_last,
+                     (resp.ok() ? resp->reason() : std::string(resp.status().message())).c_str());
+      }
+    }
+  };
+  std::vector<std::thread> pool;
+  for (size_t t = 1; t < std::min(fetching.size(), kMaxConcurrentFetches); ++t) {
+    pool.emplace_back(work);
+  }
+  work();
+  for (std::thread& t : pool) t.join();
+  std::fprintf(stderr, "tandem coordinator: %zu stages fetched their layers at once in %.2f s\n",
+               fetching.size(),
+               std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+}
+
 absl::Status Coordinator::ApplyPlan(const ClusterPlan& plan, uint64_t epoch,
                                     std::string* failed_node) {
   const bool lockstep = UseLockstep(plan);
   const int n_layers = static_cast<int>(profile_.layers.size());
   const std::vector<NodeRecord> alive = registry_.Alive();
+  // Fetches take long and are independent: all at once, before the stages are configured
+  // one by one (which then finds the tensors in the nodes' caches).
+  PrefetchStages(plan, epoch, lockstep, alive);
   // Last stage first, so every next hop serves before its upstream sends.
   for (size_t i = plan.stages.size(); i-- > 0;) {
     const StagePlan& st = plan.stages[i];
-    v1::ConfigureRequest req;
-    req.set_protocol_version(kProtocolVersion);
-    req.set_plan_epoch(epoch);
-    req.set_layer_first(st.layer_first);
-    req.set_layer_last(st.layer_last);
-    req.set_next_hop(i + 1 < plan.stages.size() ? plan.stages[i + 1].node.address : "");
-    req.set_next_hop_identity(i + 1 < plan.stages.size() ? plan.stages[i + 1].node.identity : "");
-    // The first stage takes frames from the coordinator, every other from the one before.
-    req.set_upstream_identity(i == 0 ? LocalIdentity() : plan.stages[i - 1].node.identity);
-    req.set_wire_dtype(options_.wire_dtype);
-    req.set_n_ctx(n_ctx_);
-    req.set_node_id(st.node.id);
-    req.set_lockstep_batching(lockstep);
-    // A node without the model file fetches what it lacks: first from peers that hold some
-    // of these layers (the coordinator is its last resort). With certificates, only from
-    // the coordinator: a peer's certificate identity is not passed along yet.
-    constexpr int kMaxWeightSources = 4;
-    for (const NodeRecord& peer : alive) {
-      if (LinksSecure() || st.node.held.all || req.weight_sources_size() >= kMaxWeightSources) {
-        break;
-      }
-      if (peer.id != st.node.id && peer.held.Overlaps(st.layer_first, st.layer_last)) {
-        req.add_weight_sources(peer.address);
-      }
-    }
+    const v1::ConfigureRequest req = StageRequest(plan, i, epoch, lockstep, alive);
     // Loading (or fetching) may take minutes; a node that stops beating meanwhile is not
     // waited for.
     auto beating = [this, id = st.node.id] {

@@ -136,6 +136,14 @@ class Coordinator {
   Coordinator(CoordinatorOptions options, std::unique_ptr<NodeLink> link);
   // Configures every stage; on failure `failed_node` names the node that failed.
   absl::Status ApplyPlan(const ClusterPlan& plan, uint64_t epoch, std::string* failed_node);
+  // The Configure request of stage i of `plan`.
+  v1::ConfigureRequest StageRequest(const ClusterPlan& plan, size_t i, uint64_t epoch,
+                                    bool lockstep, const std::vector<NodeRecord>& alive) const;
+  // Has the stages of nodes without the model file fetch their tensors, concurrently (at
+  // most kMaxConcurrentFetches at once), without changing what they serve.
+  void PrefetchStages(const ClusterPlan& plan, uint64_t epoch, bool lockstep,
+                      const std::vector<NodeRecord>& alive);
+  static constexpr size_t kMaxConcurrentFetches = 8;
   // Frames that feed history[from, end) to the first stage, the last one sampling.
   std::vector<v1::ActivationFrame> StepFrames(const Session& s, int64_t from) const;
   // Hands frames to the sender thread: a reader thread never blocks on a write.

@@ -25,6 +25,8 @@ partition::NodeProfile ToPartitionProfile(const NodeRecord& node) {
   // Measured at registration; a LAN-like default until then.
   p.link_rtt_seconds = node.rtt_ms > 0 ? node.rtt_ms * 1e-3 : 2e-4;
   p.link_bandwidth = 1e9;
+  // What its weight fetches measured (0 until it fetched): the transfer term's rate.
+  if (node.has_fetch) p.fetch_bandwidth = node.fetch.bytes_per_s();
   if (!node.held.all) {
     p.layers_held = node.held.layers;
     p.embedding_held = node.held.embedding;

@@ -1,6 +1,7 @@
 #include "coordinator/registry.h"
 
 #include <algorithm>
+#include <cmath>
 #include <random>
 
 #include "absl/strings/str_cat.h"
@@ -70,6 +71,15 @@ bool Registry::Heartbeat(const v1::HeartbeatRequest& r, const std::string& ident
       n.stalled_ms = r.stalled_ms();
       if (r.draining() && !n.draining) ++generation_;
       n.draining = r.draining();
+      if (r.has_fetch()) {
+        // Off the wire: figures that cannot be are dropped rather than shown or planned with.
+        const v1::FetchProgress& f = r.fetch();
+        const bool sane = f.bytes_done() <= f.bytes_total() && f.bytes_total() <= kMaxFetchBytes &&
+                          std::isfinite(f.bytes_per_s()) && f.bytes_per_s() >= 0 &&
+                          f.bytes_per_s() <= kMaxFetchBytesPerSecond;
+        n.has_fetch = sane;
+        n.fetch = sane ? f : v1::FetchProgress();
+      }
       return true;
     }
   }

@@ -52,11 +52,19 @@ struct NodeRecord {
   uint32_t pending_frames = 0;
   uint32_t stalled_ms = 0;
   bool draining = false;
+  // A node without the model file: its transfer and measured fetch rate (checked sane).
+  bool has_fetch = false;
+  v1::FetchProgress fetch;
   // Fencing: left out of plans until `fenced_until`; `strikes` sets the next backoff.
   std::chrono::steady_clock::time_point fenced_until;
   std::chrono::steady_clock::time_point last_fenced;
   int strikes = 0;
 };
+
+// Bounds on a heartbeat's fetch figures: a model of at most 4 TiB, a link of at most
+// 1 TB/s.
+inline constexpr uint64_t kMaxFetchBytes = uint64_t{1} << 42;
+inline constexpr double kMaxFetchBytesPerSecond = 1e12;
 
 struct RegistryOptions {
   std::chrono::milliseconds timeout{3000};  // silent this long: dead

@@ -77,6 +77,7 @@ absl::StatusOr<std::shared_ptr<const MappedFile>> BlobCache::Map(const Sha256Dig
                                             blob->size() != size ? "wrong size" : "wrong SHA-256",
                                             "); removed, to be fetched again"));
   }
+  Touch(digest);
   return blob;
 }
 
@@ -91,6 +92,50 @@ uint64_t BlobCache::DiskBytes() const {
     }
   }
   return bytes;
+}
+
+void BlobCache::Touch(const Sha256Digest& digest) const {
+  // Best effort: a read-only cache is only pruned in a worse order.
+  ::utimensat(AT_FDCWD, BlobPath(digest).c_str(), nullptr, 0);
+}
+
+BlobCache::PruneResult BlobCache::Prune(uint64_t max_bytes,
+                                        const absl::flat_hash_set<std::string>& keep) const {
+  struct Entry {
+    std::string path;
+    uint64_t bytes;
+    struct timespec used;
+  };
+  std::vector<Entry> candidates;
+  PruneResult result;
+  for (const char* sub : {"/blobs", "/partial"}) {
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(dir_ + sub, ec)) {
+      Sha256Digest digest;
+      struct stat st;
+      if (!ParseSha256Hex(entry.path().filename().string(), &digest) ||
+          ::lstat(entry.path().c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
+        continue;
+      }
+      const uint64_t bytes = static_cast<uint64_t>(st.st_blocks) * 512;
+      result.bytes_left += bytes;
+      if (!keep.contains(std::string(digest.begin(), digest.end()))) {
+        candidates.push_back({entry.path().string(), bytes, st.st_mtim});
+      }
+    }
+  }
+  std::sort(candidates.begin(), candidates.end(), [](const Entry& a, const Entry& b) {
+    return a.used.tv_sec != b.used.tv_sec ? a.used.tv_sec < b.used.tv_sec
+                                          : a.used.tv_nsec < b.used.tv_nsec;
+  });
+  for (const Entry& e : candidates) {
+    if (result.bytes_left <= max_bytes) break;
+    if (::unlink(e.path.c_str()) != 0) continue;
+    ++result.files_removed;
+    result.bytes_removed += e.bytes;
+    result.bytes_left -= e.bytes;
+  }
+  return result;
 }
 
 absl::StatusOr<std::unique_ptr<BlobWriter>> BlobWriter::Begin(const BlobCache& cache,

@@ -11,6 +11,7 @@
 #include <memory>
 #include <string>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "model/mapped_file.h"
@@ -35,6 +36,18 @@ class BlobCache {
                                                         bool verify) const;
   // Bytes the cache's files take on disk (allocated blocks).
   uint64_t DiskBytes() const;
+
+  // Marks a complete blob used now (its modification time), for Prune. Map does it.
+  void Touch(const Sha256Digest& digest) const;
+  struct PruneResult {
+    size_t files_removed = 0;
+    uint64_t bytes_removed = 0;
+    uint64_t bytes_left = 0;  // on disk, after
+  };
+  // Removes blobs and partial files whose digest is not in `keep` (digest bytes), least
+  // recently used first, until the cache's files take at most `max_bytes` on disk (or
+  // only kept ones are left). Files not named by a digest are neither counted nor touched.
+  PruneResult Prune(uint64_t max_bytes, const absl::flat_hash_set<std::string>& keep) const;
 
  private:
   explicit BlobCache(std::string dir) : dir_(std::move(dir)) {}

@@ -24,11 +24,13 @@ absl::Status WithAddress(const std::string& address, const grpc::Status& s) {
 
 }  // namespace
 
-BlobClient::BlobClient(std::string address)
-    // With certificates nodes fetch only from the coordinator (coordinator.cc lists no
-    // peers then), so that is the identity to expect.
-    : address_(std::move(address)),
-      stub_(v1::Tensors::NewStub(MakeChannel(address_, security::kCoordinatorIdentity))) {}
+BlobClient::BlobClient(const FetchSource& source)
+    // With certificates the server must present the identity the coordinator gave for it
+    // (a peer node), or the coordinator's own.
+    : address_(source.address),
+      stub_(v1::Tensors::NewStub(MakeChannel(
+          address_, source.identity.empty() ? std::string(security::kCoordinatorIdentity)
+                                            : source.identity))) {}
 
 absl::StatusOr<v1::ManifestResponse> BlobClient::GetManifest() {
   grpc::ClientContext ctx;

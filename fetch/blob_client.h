@@ -14,9 +14,16 @@
 
 namespace tandem::fetch {
 
+// Where blobs come from: a Tensors server's address and, on links with certificates, the
+// identity its certificate must name (empty: the coordinator's).
+struct FetchSource {
+  std::string address;
+  std::string identity;
+};
+
 class BlobClient {
  public:
-  explicit BlobClient(std::string address);
+  explicit BlobClient(const FetchSource& source);
   const std::string& address() const { return address_; }
 
   absl::StatusOr<v1::ManifestResponse> GetManifest();

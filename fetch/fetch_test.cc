@@ -4,10 +4,12 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "fetch/blob_cache.h"
@@ -198,6 +200,94 @@ TEST_F(FetchTest, DamagedCacheFileIsFetchedAgain) {
   ExpectSameTensors(**view, stats.tensors);
 }
 
+// Pruning removes what no plan needs, least recently used first: a blob used again (a
+// stage prepared again) outlives one used once, earlier; what `keep` names stays.
+TEST_F(FetchTest, PruneRemovesTheLeastRecentlyUsedBlobsNotKept) {
+  const std::string address = Serve({});
+  auto fetcher = Open(address);
+  ASSERT_NE(fetcher, nullptr);
+  FetchStats stats;
+  auto blobs_of = [&](int first, int last) {
+    std::vector<BlobRef> out;
+    for (size_t i : StageTensors(*fetcher->header(), Layers(), first, last)) {
+      const GgufTensor& t = fetcher->header()->tensors()[i];
+      out.push_back({digests_.tensor_digests[i], t.size_bytes});
+    }
+    return out;
+  };
+  auto held = [&](const std::vector<BlobRef>& blobs) {
+    size_t n = 0;
+    for (const BlobRef& b : blobs) n += fetcher->cache()->Has(b.digest, b.size);
+    return n;
+  };
+  ASSERT_TRUE(fetcher->PrepareStage(1, 2, {}, nullptr, &stats).ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  ASSERT_TRUE(fetcher->PrepareStage(2, 3, {}, nullptr, &stats).ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  ASSERT_TRUE(fetcher->PrepareStage(1, 2, {}, nullptr, &stats).ok());  // used again
+  const std::vector<BlobRef> layer1 = blobs_of(1, 2), layer2 = blobs_of(2, 3);
+  ASSERT_EQ(held(layer1), layer1.size());
+  ASSERT_EQ(held(layer2), layer2.size());
+
+  // Just over the limit: one file goes, and it is one of layer 2's (used longer ago). The
+  // header, older still, is kept.
+  const std::string header = fetcher->manifest_response().header_sha256();
+  const uint64_t disk = fetcher->cache()->DiskBytes();
+  BlobCache::PruneResult pruned = fetcher->cache()->Prune(disk - 1, {header});
+  EXPECT_EQ(pruned.files_removed, 1u);
+  EXPECT_EQ(pruned.bytes_left, disk - pruned.bytes_removed);
+  EXPECT_EQ(held(layer1), layer1.size());
+  EXPECT_EQ(held(layer2), layer2.size() - 1);
+
+  // No room at all: everything not kept goes.
+  absl::flat_hash_set<std::string> keep = {header};
+  for (const BlobRef& b : layer1) keep.insert(std::string(b.digest.begin(), b.digest.end()));
+  pruned = fetcher->cache()->Prune(0, keep);
+  EXPECT_EQ(held(layer1), layer1.size());
+  size_t layer2_only = 0;
+  for (const BlobRef& b : layer2) {
+    layer2_only += !keep.contains(std::string(b.digest.begin(), b.digest.end()));
+  }
+  EXPECT_EQ(held(layer2), layer2.size() - layer2_only);
+  EXPECT_GT(pruned.files_removed, 0u);
+}
+
+// With --cache-max-bytes, preparing a stage prunes what its plan does not need: the new
+// stage's tensors and the header stay, and the stage still reads right.
+TEST_F(FetchTest, CacheMaxBytesKeepsOnlyWhatThePlanNeeds) {
+  const std::string address = Serve({});
+  {
+    auto unlimited = Open(address);
+    ASSERT_NE(unlimited, nullptr);
+    FetchStats stats;
+    ASSERT_TRUE(unlimited->PrepareStage(0, 2, {}, nullptr, &stats).ok());
+  }
+  auto f = ModelFetcher::Open(
+      {.coordinator = address, .cache_dir = (dir_ / "cache").string(), .cache_max_bytes = 1});
+  ASSERT_TRUE(f.ok()) << f.status();
+  FetchStats stats;
+  auto view = (*f)->PrepareStage(3, 4, {}, nullptr, &stats);
+  ASSERT_TRUE(view.ok()) << view.status();
+  const std::vector<size_t> wanted = StageTensors(**view, Layers(), 3, 4);
+  ExpectSameTensors(**view, wanted.size());
+  EXPECT_GT(stats.files_pruned, 0u);
+  uint64_t kept = 0;
+  absl::flat_hash_set<std::string> seen;
+  for (size_t i : wanted) {
+    const Sha256Digest& d = digests_.tensor_digests[i];
+    if (!seen.insert(std::string(d.begin(), d.end())).second) continue;
+    EXPECT_TRUE((*f)->cache()->Has(d, (*view)->tensors()[i].size_bytes)) << i;
+    kept += (*view)->tensors()[i].size_bytes;
+  }
+  // Only the stage's blobs and the header are left (within a block per file).
+  const uint64_t header = (*f)->header()->data_offset();
+  EXPECT_LE((*f)->cache()->DiskBytes(), kept + header + (seen.size() + 1) * 4096);
+  v1::RegisterRequest request;
+  (*f)->DescribeCache(&request);
+  EXPECT_EQ(std::vector<int>(request.cached_layers().begin(), request.cached_layers().end()),
+            (std::vector<int>{3}));
+}
+
 TEST_F(FetchTest, PeersAreTriedFirstAndThoseWithoutTheBlobSkipped) {
   const std::string coordinator = Serve({});
   auto seed = Open(coordinator);
@@ -219,7 +309,8 @@ TEST_F(FetchTest, PeersAreTriedFirstAndThoseWithoutTheBlobSkipped) {
   ASSERT_TRUE(fetcher.ok()) << fetcher.status();
   const uint64_t from_coordinator_before = service_->bytes_sent();
   // Layers 0 and 1: the peer holds layer 0 and the embedding, not layer 1.
-  auto view = (*fetcher)->PrepareStage(0, 2, {peer_address, "127.0.0.1:1"}, nullptr, &stats);
+  auto view =
+      (*fetcher)->PrepareStage(0, 2, {{peer_address, ""}, {"127.0.0.1:1", ""}}, nullptr, &stats);
   ASSERT_TRUE(view.ok()) << view.status();
   EXPECT_GT(peer_service.bytes_sent(), 0u);
   EXPECT_EQ(peer_service.bytes_sent() + (service_->bytes_sent() - from_coordinator_before),
@@ -242,7 +333,7 @@ TEST_F(FetchTest, PeerSendingWrongBytesIsLeftForTheCoordinator) {
   auto fetcher = Open(coordinator);
   ASSERT_NE(fetcher, nullptr);
   FetchStats stats;
-  auto view = fetcher->PrepareStage(0, 1, {peer_address}, nullptr, &stats);
+  auto view = fetcher->PrepareStage(0, 1, {{peer_address, ""}}, nullptr, &stats);
   ASSERT_TRUE(view.ok()) << view.status();
   EXPECT_EQ(stats.refetched, 1);
   EXPECT_GT(stats.bytes_from[coordinator], 0u);

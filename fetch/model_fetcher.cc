@@ -17,6 +17,11 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// Transfers smaller than this do not update the measured rate.
+constexpr uint64_t kMinRateBytes = uint64_t{4} << 20;
+
+std::string DigestKey(const Sha256Digest& d) { return std::string(d.begin(), d.end()); }
+
 double SecondsSince(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
 }
@@ -71,18 +76,19 @@ absl::StatusOr<std::unique_ptr<ModelFetcher>> ModelFetcher::Open(ModelFetcherOpt
   }
   std::unique_ptr<ModelFetcher> f(new ModelFetcher(std::move(options)));
   TANDEM_ASSIGN_OR_RETURN(f->cache_, BlobCache::Open(f->options_.cache_dir));
-  TANDEM_ASSIGN_OR_RETURN(f->manifest_response_, f->Client(f->options_.coordinator).GetManifest());
+  TANDEM_ASSIGN_OR_RETURN(f->manifest_response_,
+                          f->Client({f->options_.coordinator, ""}).GetManifest());
   TANDEM_ASSIGN_OR_RETURN(f->manifest_, ParseManifest(f->manifest_response_));
   FetchStats ignored;
   if (!f->cache_->Has(f->manifest_.header.digest, f->manifest_.header.size)) {
-    TANDEM_RETURN_IF_ERROR(
-        f->FetchBlob(f->manifest_.header, {f->options_.coordinator}, nullptr, nullptr, &ignored));
+    TANDEM_RETURN_IF_ERROR(f->FetchBlob(f->manifest_.header, {{f->options_.coordinator, ""}},
+                                        nullptr, nullptr, &ignored));
   }
   auto header = f->cache_->Map(f->manifest_.header.digest, f->manifest_.header.size, true);
   if (!header.ok()) {
     // Damaged in the cache: removed by Map, so fetched once more.
-    TANDEM_RETURN_IF_ERROR(
-        f->FetchBlob(f->manifest_.header, {f->options_.coordinator}, nullptr, nullptr, &ignored));
+    TANDEM_RETURN_IF_ERROR(f->FetchBlob(f->manifest_.header, {{f->options_.coordinator, ""}},
+                                        nullptr, nullptr, &ignored));
     header = f->cache_->Map(f->manifest_.header.digest, f->manifest_.header.size, true);
     if (!header.ok()) return header.status();
   }
@@ -97,11 +103,22 @@ absl::StatusOr<std::unique_ptr<ModelFetcher>> ModelFetcher::Open(ModelFetcherOpt
   return f;
 }
 
-BlobClient& ModelFetcher::Client(const std::string& address) {
+BlobClient& ModelFetcher::Client(const FetchSource& source) {
   std::lock_guard<std::mutex> lock(clients_mutex_);
-  std::unique_ptr<BlobClient>& client = clients_[address];
-  if (!client) client = std::make_unique<BlobClient>(address);
+  std::unique_ptr<BlobClient>& client =
+      clients_[absl::StrCat(source.address, " ", source.identity)];
+  if (!client) client = std::make_unique<BlobClient>(source);
   return *client;
+}
+
+v1::FetchProgress ModelFetcher::Progress() const {
+  v1::FetchProgress p;
+  p.set_active(active_);
+  const uint64_t total = progress_total_;
+  p.set_bytes_done(std::min<uint64_t>(progress_done_, total));  // a new transfer may be starting
+  p.set_bytes_total(total);
+  p.set_bytes_per_s(bytes_per_s_);
+  return p;
 }
 
 BlobRef ModelFetcher::TensorBlob(size_t index) const {
@@ -135,7 +152,7 @@ void ModelFetcher::DescribeCache(v1::RegisterRequest* request) const {
   request->set_cached_head(output_norm && (tied ? embedding : output));
 }
 
-absl::Status ModelFetcher::FetchBlob(const BlobRef& blob, const std::vector<std::string>& sources,
+absl::Status ModelFetcher::FetchBlob(const BlobRef& blob, const std::vector<FetchSource>& sources,
                                      const std::function<void(uint64_t)>& on_bytes, Pacer* pacer,
                                      FetchStats* stats) {
   absl::Status last = absl::NotFoundError("no source to fetch from");
@@ -149,7 +166,7 @@ absl::Status ModelFetcher::FetchBlob(const BlobRef& blob, const std::vector<std:
       if (on_bytes && writer->resumed_bytes() > 0) on_bytes(writer->resumed_bytes());
       first_try = false;
     }
-    uint64_t& from_source = stats->bytes_from[sources[s]];
+    uint64_t& from_source = stats->bytes_from[sources[s].address];
     absl::Status status = Client(sources[s]).Fetch(blob, *writer, [&](uint64_t n) {
       stats->bytes_received += n;
       from_source += n;
@@ -177,8 +194,8 @@ absl::Status ModelFetcher::FetchBlob(const BlobRef& blob, const std::vector<std:
 }
 
 absl::StatusOr<std::shared_ptr<const GgufFile>> ModelFetcher::PrepareStage(
-    int layer_first, int layer_last, const std::vector<std::string>& peers,
-    const std::function<void(uint64_t, uint64_t)>& on_bytes, FetchStats* stats) {
+    int layer_first, int layer_last, const std::vector<FetchSource>& peers,
+    const std::function<void(uint64_t, uint64_t)>& on_bytes, FetchStats* stats, bool prefetch) {
   std::lock_guard<std::mutex> lock(mutex_);
   const auto start = Clock::now();
   *stats = FetchStats{};
@@ -196,12 +213,20 @@ absl::StatusOr<std::shared_ptr<const GgufFile>> ModelFetcher::PrepareStage(
   // What the cache holds is checked again (a disk can rot), on several cores.
   std::vector<absl::StatusOr<std::shared_ptr<const MappedFile>>> cached(
       wanted.size(), absl::NotFoundError("not cached"));
+  // What the prefetch just before this call checked or committed is not hashed again; the
+  // trust lasts one call.
+  absl::flat_hash_set<std::string> trusted = std::move(prefetched_);
+  prefetched_.clear();
   ParallelFor(wanted.size(), options_.streams, [&](size_t k) {
     const BlobRef blob = TensorBlob(wanted[k]);
     if (cache_->Has(blob.digest, blob.size)) {
-      cached[k] = cache_->Map(blob.digest, blob.size, /*verify=*/true);
+      const bool checked = trusted.contains(DigestKey(blob.digest));
+      cached[k] = cache_->Map(blob.digest, blob.size, /*verify=*/!checked);
     }
   });
+  for (size_t k = 0; k < wanted.size(); ++k) {
+    if (prefetch && cached[k].ok()) prefetched_.insert(DigestKey(TensorBlob(wanted[k]).digest));
+  }
   for (size_t k = 0; k < wanted.size(); ++k) {
     const size_t i = wanted[k];
     const BlobRef blob = TensorBlob(i);
@@ -218,19 +243,21 @@ absl::StatusOr<std::shared_ptr<const GgufFile>> ModelFetcher::PrepareStage(
     missing.push_back(i);
   }
 
-  std::vector<std::string> sources;
+  std::vector<FetchSource> sources;
   absl::flat_hash_set<std::string> seen;
-  // Addresses from the wire: a few, of sane length, are tried; the rest are ignored.
+  // Addresses and identities from the wire: a few, of sane length, are tried; the rest
+  // are ignored.
   constexpr size_t kMaxPeers = 8;
   constexpr size_t kMaxAddressLength = 255;
-  for (const std::string& p : peers) {
+  for (const FetchSource& p : peers) {
     if (sources.size() >= kMaxPeers) break;
-    if (!p.empty() && p.size() <= kMaxAddressLength && p != options_.coordinator &&
-        seen.insert(p).second) {
+    if (!p.address.empty() && p.address.size() <= kMaxAddressLength &&
+        p.identity.size() <= kMaxAddressLength && p.address != options_.coordinator &&
+        seen.insert(p.address).second) {
       sources.push_back(p);
     }
   }
-  sources.push_back(options_.coordinator);
+  sources.push_back({options_.coordinator, ""});
 
   // Tensors with equal bytes share one blob: fetched once.
   std::vector<BlobRef> blobs;
@@ -247,9 +274,18 @@ absl::StatusOr<std::shared_ptr<const GgufFile>> ModelFetcher::PrepareStage(
   std::mutex progress_mutex;
   uint64_t done = 0;
   if (on_bytes) on_bytes(0, missing_bytes);
+  if (missing_bytes > 0) {
+    progress_done_ = 0;
+    progress_total_ = missing_bytes;
+    active_ = true;
+  }
+  // Not active once this returns, however it returns.
+  std::unique_ptr<std::atomic<bool>, void (*)(std::atomic<bool>*)> inactive_on_return(
+      &active_, [](std::atomic<bool>* a) { *a = false; });
   auto count = [&](uint64_t n) {
     std::lock_guard<std::mutex> lock(progress_mutex);
     done += n;
+    progress_done_ = std::min(done, missing_bytes);
     if (on_bytes) on_bytes(std::min(done, missing_bytes), missing_bytes);
   };
   const auto transfer_start = Clock::now();
@@ -270,6 +306,7 @@ absl::StatusOr<std::shared_ptr<const GgufFile>> ModelFetcher::PrepareStage(
   });
   for (size_t k = 0; k < blobs.size(); ++k) {
     TANDEM_RETURN_IF_ERROR(blob_status[k]);
+    if (prefetch) prefetched_.insert(DigestKey(blobs[k].digest));
     stats->tensors_fetched += blob_stats[k].tensors_fetched;
     stats->bytes_received += blob_stats[k].bytes_received;
     stats->bytes_resumed += blob_stats[k].bytes_resumed;
@@ -285,7 +322,21 @@ absl::StatusOr<std::shared_ptr<const GgufFile>> ModelFetcher::PrepareStage(
     TANDEM_RETURN_IF_ERROR(view->AttachTensor(i, std::move(mapped)));
   }
   stats->transfer_seconds = SecondsSince(transfer_start);
+  if (options_.cache_max_bytes > 0) {
+    // What this stage reads stays (it is mapped); so does the header.
+    absl::flat_hash_set<std::string> keep = {DigestKey(manifest_.header.digest)};
+    for (size_t i : wanted) keep.insert(DigestKey(TensorBlob(i).digest));
+    const BlobCache::PruneResult pruned = cache_->Prune(options_.cache_max_bytes, keep);
+    stats->files_pruned = pruned.files_removed;
+    stats->bytes_pruned = pruned.bytes_removed;
+  }
   stats->seconds = SecondsSince(start);
+  // The link's rate as this transfer saw it (with every stream and source at once, and any
+  // --fetch-rate limit): what the planner's transfer term uses. Small transfers are all
+  // round trips and say little about the rate.
+  if (stats->bytes_received >= kMinRateBytes && stats->transfer_seconds > 0) {
+    bytes_per_s_ = static_cast<double>(stats->bytes_received) / stats->transfer_seconds;
+  }
   return std::shared_ptr<const GgufFile>(std::move(view));
 }
 

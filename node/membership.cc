@@ -108,6 +108,7 @@ void Membership::HeartbeatLoop(std::chrono::milliseconds interval) {
     hb.set_layers_loaded(state.layers_loaded);
     hb.set_layers_to_load(state.layers_to_load);
     hb.set_sessions(state.sessions);
+    if (state.fetch) *hb.mutable_fetch() = *state.fetch;
     absl::StatusOr<v1::HeartbeatResponse> r = client_->Heartbeat(hb, options_.call_deadline);
     if (r.ok() && r->known() && on_reply_) on_reply_(*r, hb.node_id());
     if (draining && (!r.ok() || !r->known() || !r->in_plan())) {

@@ -10,6 +10,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -38,6 +39,8 @@ class Membership {
     uint32_t sessions = 0;  // sessions whose KV cache the node holds
     uint32_t pending_frames = 0;
     uint32_t stalled_ms = 0;
+    // A node without the model file: its weight transfer (absent with a model file).
+    std::optional<v1::FetchProgress> fetch;
   };
   // Told the coordinator's answer to each heartbeat that it knew, with this node's id.
   using ReplyHandler = std::function<void(const v1::HeartbeatResponse&, const std::string&)>;

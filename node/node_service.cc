@@ -449,6 +449,23 @@ grpc::ServerUnaryReactor* NodeService::Configure(grpc::CallbackServerContext* co
 }
 
 void NodeService::RunConfigure(const ConfigureCall& call) {
+  if (call.request->prefetch_only()) {
+    // Only the tensors into the cache: the stage in force keeps serving meanwhile.
+    absl::Status s = call.request->protocol_version() == kProtocolVersion
+                         ? absl::OkStatus()
+                         : absl::FailedPreconditionError("protocol version mismatch");
+    if (s.ok() && options_.stage_file) {
+      try {
+        s = options_.stage_file(*call.request).status();
+      } catch (const std::bad_alloc&) {
+        s = absl::ResourceExhaustedError("out of memory while fetching the shard");
+      }
+    }
+    call.response->set_ok(s.ok());
+    call.response->set_reason(std::string(s.message()));
+    call.reactor->Finish(grpc::Status::OK);
+    return;
+  }
   const bool was_serving = serving_;
   serving_ = false;
   if (options_.set_serving) options_.set_serving(false);

@@ -95,6 +95,9 @@ absl::Status ValidateNodes(const std::vector<NodeProfile>& nodes) {
       return s;
     if (absl::Status s = CheckPositive(node.link_bandwidth, prefix + "link_bandwidth"); !s.ok())
       return s;
+    if (absl::Status s = CheckNonNegative(node.fetch_bandwidth, prefix + "fetch_bandwidth");
+        !s.ok())
+      return s;
   }
   return absl::OkStatus();
 }
@@ -267,7 +270,11 @@ uint64_t CostModel::TransferBytes(int j, int first, int last) const {
 }
 
 double CostModel::TransferSeconds(int j, int first, int last) const {
-  return static_cast<double>(TransferBytes(j, first, last)) / nodes_[j].link_bandwidth;
+  const NodeProfile& node = nodes_[j];
+  // The rate the node's fetches measured, when it has fetched: it includes what the link
+  // leaves out (checking, writing the cache, a --fetch-rate limit).
+  const double rate = node.fetch_bandwidth > 0 ? node.fetch_bandwidth : node.link_bandwidth;
+  return static_cast<double>(TransferBytes(j, first, last)) / rate;
 }
 
 double CostModel::StageSeconds(int j, int first, int last) const {

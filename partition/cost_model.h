@@ -20,7 +20,8 @@
 // pipeline runs at 1 / bottleneck tokens/s; round-trip delays overlap and drop out.
 //
 // Transfer: a node without the model file first fetches the weights of its stage that it
-// does not hold, taking missing_bytes / link_bandwidth once. The search and the plan's
+// does not hold, taking missing_bytes / fetch_bandwidth once (the rate its fetches
+// measured; link_bandwidth until it has fetched). The search and the plan's
 // latency and bottleneck count a stage as
 //   stage(j, first, last) = compute + transfer / transfer_horizon_tokens,
 // so a transfer weighs as much as the per-token time it would cost over that many tokens.

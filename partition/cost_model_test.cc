@@ -206,6 +206,40 @@ TEST(CostModelTest, TransferCountsOnlyMissingWeightsAtTheLinkBandwidth) {
   EXPECT_EQ(held->transfer_seconds, 0);
 }
 
+// Once the node's fetches measured their rate, the transfer takes missing bytes / that
+// rate, not the link's nominal bandwidth; a slower measured rate makes a fetching stage
+// cost more, and the plan says so.
+TEST(CostModelTest, TransferUsesTheMeasuredFetchRateWhenKnown) {
+  NodeProfile fetching = Node("fetching", 1e10, 1e11, 0, 1e8);  // 100 MB/s link
+  fetching.layers_held = {false, false};
+  fetching.embedding_held = false;
+  fetching.head_held = false;
+  Requirements req = Req(0, 1);
+  req.transfer_horizon_tokens = 100;
+  absl::StatusOr<CostModel> nominal = CostModel::Create(TwoLayerModel(), {fetching}, req);
+  ASSERT_TRUE(nominal.ok()) << nominal.status();
+  const uint64_t bytes = nominal->TransferBytes(0, 0, 2);
+  ASSERT_GT(bytes, 0u);
+  EXPECT_DOUBLE_EQ(nominal->TransferSeconds(0, 0, 2), bytes / 1e8);
+
+  fetching.fetch_bandwidth = 2.5e7;  // measured: a quarter of the link
+  absl::StatusOr<CostModel> measured = CostModel::Create(TwoLayerModel(), {fetching}, req);
+  ASSERT_TRUE(measured.ok()) << measured.status();
+  EXPECT_EQ(measured->TransferBytes(0, 0, 2), bytes);
+  EXPECT_DOUBLE_EQ(measured->TransferSeconds(0, 0, 2), bytes / 2.5e7);
+  EXPECT_DOUBLE_EQ(measured->StageSeconds(0, 0, 2),
+                   measured->ComputeSeconds(0, 0, 2) + bytes / 2.5e7 / 100);
+  absl::StatusOr<Plan> plan = measured->Evaluate({{0, 0, 2}}, Objective::kLatency);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_DOUBLE_EQ(plan->transfer_seconds, bytes / 2.5e7);
+  // Hops still use the link's bandwidth: the measured rate is only the fetch's.
+  EXPECT_DOUBLE_EQ(measured->HopTransferSeconds(0, 0), nominal->HopTransferSeconds(0, 0));
+
+  fetching.fetch_bandwidth = -1;
+  EXPECT_THAT(CostModel::Create(TwoLayerModel(), {fetching}, req).status().message(),
+              HasSubstr("fetch_bandwidth must be a finite number >= 0"));
+}
+
 TEST(CostModelTest, TransferInputsAreChecked) {
   NodeProfile bad = Node("a", 1e10, 1e11, 0, 1e8);
   bad.layers_held = {true};  // one flag for two layers

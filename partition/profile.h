@@ -45,6 +45,9 @@ struct NodeProfile {
   double flops_per_second = 0;  // matrix-vector throughput
   double link_rtt_seconds = 0;  // round trip to the other nodes
   double link_bandwidth = 0;    // bytes/s
+  // Bytes/s the node's weight fetches measured (a transfer of many streams, checked and
+  // written to its cache); 0: not measured, link_bandwidth stands in.
+  double fetch_bandwidth = 0;
   // Weights the node holds already. Empty: every weight (it has the model file). Else one
   // flag per layer, and the ends below: a node without the model file fetches what it
   // lacks over its link before its stage can run (see cost_model.h).

@@ -184,6 +184,86 @@ TEST_F(FetchClusterTest, NodesWithoutTheModelFetchOnlyTheirLayersAndAnswerAsOneP
   }
 }
 
+// Two nodes without the model file, rate-limited: the coordinator has both fetch at once
+// (before configuring them one by one), and while they fetch the cluster's JSON
+// (`tandem status --json`, as GET /v1/cluster) shows each node's "fetch" progress; after,
+// the rate its fetch measured.
+TEST_F(FetchClusterTest, StagesFetchAtOnceAndTheirProgressIsInTheClusterJson) {
+  const fs::path cache_a = *dir_ / "progress_a", cache_b = *dir_ / "progress_b";
+  testing::LocalCluster cluster;
+  testing::ClusterOptions o;
+  o.model = *model_;
+  o.nodes = 2;
+  o.split = "2,2";
+  o.coordinator_args = {"--ctx-size", "64"};
+  ASSERT_TRUE(cluster.StartCoordinator(o).ok());
+  // About 14 MB a stage at 3 MB/s: several heartbeats (every 0.5 s) while they fetch.
+  constexpr double kRate = 3e6;
+  cluster.StartNode("", 1, {"--cache-dir", CacheArg(cache_a), "--fetch-rate", "3000000"});
+  cluster.StartNode("", 1, {"--cache-dir", CacheArg(cache_b), "--fetch-rate", "3000000"});
+  int polls_fetching = 0, polls_both = 0;
+  uint64_t largest_total = 0;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  Json c;
+  while (std::chrono::steady_clock::now() < deadline) {
+    const auto r = RunTandem(absl::StrCat("status --coordinator ", cluster.address(), " --json"));
+    if (r.exit_code != 0) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      continue;
+    }
+    c = Json::parse(r.out);
+    int active = 0;
+    for (const Json& n : c["nodes"]) {
+      if (!n.contains("fetch")) continue;
+      const Json& f = n["fetch"];
+      ASSERT_LE(f["bytes_done"].get<uint64_t>(), f["bytes_total"].get<uint64_t>()) << f;
+      if (f["active"].get<bool>()) {
+        ++active;
+        largest_total = std::max(largest_total, f["bytes_total"].get<uint64_t>());
+      }
+    }
+    polls_fetching += active > 0;
+    polls_both += active == 2;
+    if (c["ready"].get<bool>()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_TRUE(c["ready"].get<bool>()) << c.dump() << cluster.NodeLog(0) << cluster.NodeLog(1);
+  EXPECT_GT(polls_fetching, 0) << "no poll saw a node fetching";
+  EXPECT_GT(polls_both, 0) << "the two stages never fetched at the same time";
+  EXPECT_GT(largest_total, 0u);
+  EXPECT_LE(largest_total, StageBytes(0, kLayers));
+  const std::string coordinator_log = testing::ReadFile(cluster.dir() + "/coordinator.log");
+  EXPECT_NE(coordinator_log.find("2 stages fetched their layers at once"), std::string::npos)
+      << coordinator_log;
+  // Done: every node says so, with the rate its transfer measured (under the limit).
+  for (int i = 0; i < 50; ++i) {
+    const auto r = RunTandem(absl::StrCat("status --coordinator ", cluster.address(), " --json"));
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    c = Json::parse(r.out);
+    bool settled = true;
+    for (const Json& n : c["nodes"]) {
+      settled &= n.contains("fetch") && !n["fetch"]["active"].get<bool>() &&
+                 n["fetch"]["bytes_per_s"].is_number();
+    }
+    if (settled) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_EQ(c["nodes"].size(), 2u) << c.dump();
+  for (const Json& n : c["nodes"]) {
+    ASSERT_TRUE(n.contains("fetch")) << n;
+    EXPECT_FALSE(n["fetch"]["active"].get<bool>()) << n;
+    EXPECT_EQ(n["fetch"]["bytes_done"], n["fetch"]["bytes_total"]) << n;
+    ASSERT_TRUE(n["fetch"]["bytes_per_s"].is_number()) << n;
+    EXPECT_GT(n["fetch"]["bytes_per_s"].get<double>(), 0) << n;
+    EXPECT_LE(n["fetch"]["bytes_per_s"].get<double>(), 2 * kRate) << n;
+  }
+  // The table has the column.
+  const auto table = RunTandem(absl::StrCat("status --coordinator ", cluster.address()));
+  EXPECT_NE(table.out.find("fetch MiB"), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find("done"), std::string::npos) << table.out;
+  ExpectSameAnswers(cluster.address());
+}
+
 TEST_F(FetchClusterTest, CorruptedChunkIsDetectedAndFetchedAgain) {
   const fs::path cache = *dir_ / "corrupt";
   testing::LocalCluster cluster;
@@ -263,6 +343,55 @@ TEST_F(FetchClusterTest, KilledTransferResumesAndRestartReusesTheCache) {
   EXPECT_EQ(FetchCounter(cluster.NodeLog(2), "bytes_received"), 0) << cluster.NodeLog(2);
   EXPECT_EQ(FetchCounter(cluster.NodeLog(2), "refetched"), 0);
   ExpectSameAnswers(cluster.address());
+}
+
+// Under mutual TLS a node fetches from a peer too: the first node fetches the whole model
+// from the coordinator; a second joins, the plan splits the layers, and the second takes
+// its layers from the first node's cache over the first node's TLS listener (the role
+// check lets a member node fetch), checking the identity the coordinator gave for it.
+TEST_F(FetchClusterTest, UnderTlsANodeFetchesFromAPeer) {
+  const fs::path cache_a = *dir_ / "tls_a", cache_b = *dir_ / "tls_b";
+  testing::LocalCluster cluster;
+  testing::ClusterOptions o;
+  o.model = *model_;
+  o.nodes = 1;
+  o.tls = true;
+  o.coordinator_args = {"--ctx-size", "64"};
+  ASSERT_TRUE(cluster.StartCoordinator(o).ok());
+  cluster.StartNode("", 1, {"--cache-dir", CacheArg(cache_a)});
+  absl::Status ready = cluster.WaitReady(60000);
+  ASSERT_TRUE(ready.ok()) << ready.message() << "\n" << cluster.NodeLog(0);
+  ASSERT_EQ(cluster.status().stages_size(), 1);
+  EXPECT_GT(FetchCounter(cluster.NodeLog(0), "bytes_received"), 0);
+
+  cluster.StartNode("", 1, {"--cache-dir", CacheArg(cache_b)});
+  // The even planner gives the joining node half of the layers at once.
+  std::string log_b;
+  const bool fetched = testing::WaitFor(
+      [&] {
+        log_b = cluster.NodeLog(1);
+        return FetchCounter(log_b, "bytes_received") > 0 &&
+               log_b.find("serving at") != std::string::npos;
+      },
+      std::chrono::seconds(60));
+  ASSERT_TRUE(fetched) << log_b << testing::ReadFile(cluster.dir() + "/coordinator.log");
+  ready = cluster.WaitReady(60000);
+  ASSERT_TRUE(ready.ok()) << ready.message();
+  // What the second node received came from the first node, not the coordinator: its
+  // "layers [..): ... from ADDRESS N MiB" line names the peer, never "(coordinator)".
+  const std::string peer = cluster.NodeAddress(0);
+  ASSERT_FALSE(peer.empty());
+  const std::regex line("tandem node: layers \\[[^\n]* from ([^\n]*)");
+  std::string sources;
+  for (auto it = std::sregex_iterator(log_b.begin(), log_b.end(), line);
+       it != std::sregex_iterator(); ++it) {
+    sources += (*it)[1].str() + "\n";
+  }
+  EXPECT_NE(sources.find(peer + " "), std::string::npos)
+      << "nothing from the peer at " << peer << ":\n"
+      << log_b;
+  EXPECT_EQ(sources.find("(coordinator)"), std::string::npos) << log_b;
+  EXPECT_EQ(FetchCounter(log_b, "refetched"), 0) << log_b;
 }
 
 TEST_F(FetchClusterTest, NodeWithNeitherModelNorCacheIsOneClearLine) {
