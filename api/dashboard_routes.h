@@ -4,9 +4,17 @@
 
 #include <httplib.h>
 
+#include <string>
+
+#include "absl/strings/string_view.h"
 #include "coordinator/coordinator.h"
 
 namespace tandem::api {
+
+// GET /v1/cluster's ETag for `body`, and whether an If-None-Match header value (a list of
+// tags, or *) names `tag`: the page then gets 304 Not Modified and redraws nothing.
+std::string ClusterEtag(absl::string_view body);
+bool EtagMatches(absl::string_view if_none_match, absl::string_view tag);
 
 void RegisterDashboardRoutes(httplib::Server& server, Coordinator& coordinator);
 
