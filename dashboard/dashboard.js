@@ -1,8 +1,11 @@
-// Tandem dashboard: polls GET /v1/cluster, draws the pipeline, and streams chat answers from
-// POST /v1/chat/completions. Plain script, no build step.
+// Tandem dashboard: watches GET /v1/cluster/events (or polls GET /v1/cluster), draws the
+// pipeline, and streams chat answers from POST /v1/chat/completions. Plain script, no
+// build step.
 "use strict";
 
-const POLL_MS = 500;  // a node's death shows within one poll of the coordinator noticing it
+// Without the event stream the page polls: a node's death shows within one poll of the
+// coordinator noticing it. Also the wait before watching again after the stream broke.
+const POLL_MS = 500;
 let apiKey = localStorage.getItem("tandem-api-key") || "";
 const history = [];
 
@@ -245,6 +248,7 @@ function renderEvents(c) {
 
 let lastBody = null;  // the last /v1/cluster answer drawn
 let lastTag = null;   // and its ETag
+let stale = false;    // the page says the coordinator is unreachable
 
 function render(c) {
   setText(document.getElementById("model"), c.model || "");
@@ -255,56 +259,107 @@ function render(c) {
   renderPipeline(c);
   renderNodes(c);
   renderEvents(c);
+  stale = false;
 }
 
-// One poll: nothing is parsed or drawn when the cluster did not change (the coordinator
-// answers 304 to the ETag of what the page shows).
-let timer = null;
-let polling = false;
+// A body from the coordinator: drawn unless it is what the page shows already.
+function show(body) {
+  if (body === lastBody && !stale) return;
+  const c = JSON.parse(body);
+  lastBody = body;
+  render(c);
+}
 
-async function poll() {
-  timer = null;
-  polling = true;
+function unreachable() {
+  stale = true;
   const badge = document.getElementById("health");
-  try {
-    const h = headers();
-    if (lastTag) h["If-None-Match"] = lastTag;
-    const r = await fetch("/v1/cluster", { headers: h, cache: "no-store" });
-    if (r.status === 401) { askKey(); throw new Error("unauthorized"); }
-    if (r.status !== 304) {
-      if (!r.ok) throw new Error(r.statusText);
-      const body = await r.text();
-      lastTag = r.headers.get("ETag");
-      if (body !== lastBody) {
-        const c = JSON.parse(body);
-        lastBody = body;
-        render(c);
-      }
-    } else if (badge.textContent === "coordinator unreachable") {
-      render(JSON.parse(lastBody));  // back after a failed poll
-    }
-  } catch (err) {
-    setText(badge, "coordinator unreachable");
-    setClass(badge, "badge bad");
-  }
-  polling = false;
-  schedule();
+  setText(badge, "coordinator unreachable");
+  setClass(badge, "badge bad");
 }
 
-// A hidden page (another tab, a locked phone) does not poll; it catches up when shown.
-function schedule() {
-  if (timer !== null || polling || document.visibilityState === "hidden") return;
-  timer = setTimeout(poll, POLL_MS);
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+// Resolves when the page is visible: a hidden page (another tab, a locked phone) neither
+// watches nor polls, and catches up when shown.
+function visible() {
+  if (document.visibilityState !== "hidden") return Promise.resolve();
+  return new Promise((resolve) => {
+    const seen = () => {
+      if (document.visibilityState === "hidden") return;
+      document.removeEventListener("visibilitychange", seen);
+      resolve();
+    };
+    document.addEventListener("visibilitychange", seen);
+  });
+}
+
+// The cluster as server-sent events (GET /v1/cluster/events): the coordinator sends it when
+// it changes, so the page makes no request per look. Read with fetch (EventSource cannot
+// send an API key). Returns when the coordinator offers no stream (an older one, or too
+// many watchers): the page then polls.
+let watching = null;  // the AbortController of the stream in progress
+
+async function watch() {
+  for (;;) {
+    await visible();
+    watching = new AbortController();
+    try {
+      const r = await fetch("/v1/cluster/events", { headers: headers(), cache: "no-store",
+        signal: watching.signal });
+      if (r.status === 401) { askKey(); throw new Error("unauthorized"); }
+      if (!r.ok || !r.body) return;
+      const reader = r.body.getReader();
+      const decoder = new TextDecoder();
+      let buffer = "";
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        buffer += decoder.decode(value, { stream: true });
+        let cut;
+        while ((cut = buffer.indexOf("\n\n")) >= 0) {
+          const event = buffer.slice(0, cut);
+          buffer = buffer.slice(cut + 2);
+          const data = event.split("\n").filter((l) => l.startsWith("data: "))
+            .map((l) => l.slice(6)).join("\n");
+          if (data) show(data);
+        }
+      }
+      unreachable();  // the coordinator ended the stream: it is stopping
+    } catch (err) {
+      if (!watching.signal.aborted) unreachable();
+    }
+    watching = null;
+    await sleep(POLL_MS);
+  }
 }
 
 document.addEventListener("visibilitychange", () => {
-  if (document.visibilityState === "hidden") {
-    clearTimeout(timer);
-    timer = null;
-  } else if (timer === null && !polling) {
-    poll();
-  }
+  if (document.visibilityState === "hidden" && watching) watching.abort();
 });
+
+// Polling GET /v1/cluster, when there is no stream: nothing is parsed or drawn when the
+// cluster did not change (the coordinator answers 304 to the ETag of what the page shows).
+async function poll() {
+  for (;;) {
+    await visible();
+    try {
+      const h = headers();
+      if (lastTag) h["If-None-Match"] = lastTag;
+      const r = await fetch("/v1/cluster", { headers: h, cache: "no-store" });
+      if (r.status === 401) { askKey(); throw new Error("unauthorized"); }
+      if (r.status === 304) {
+        if (stale) render(JSON.parse(lastBody));  // back after a failed poll
+      } else {
+        if (!r.ok) throw new Error(r.statusText);
+        const body = await r.text();
+        lastTag = r.headers.get("ETag");
+        show(body);
+      }
+    } catch (err) {
+      unreachable();
+    }
+    await sleep(POLL_MS);
+  }
+}
 
 // One server-sent event stream from the chat API, appended to `out` as it arrives. The
 // answer runs to its end of turn or the context's end (the API's default) unless stopped.
@@ -381,4 +436,4 @@ document.getElementById("chat-form").addEventListener("submit", async (ev) => {
 });
 
 makeCards();
-poll();
+watch().then(poll);

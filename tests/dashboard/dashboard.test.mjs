@@ -228,21 +228,20 @@ test('a fetch in progress shows beside the state, and its absence breaks nothing
   const c = await cluster_json();
   const [first, second] = c.nodes.filter((n) => n.state === 'serving').map((n) => n.node_id);
   for (const n of c.nodes) assert.equal(n.fetch, undefined, 'no node fetches in this cluster');
-  await page.route('**/v1/cluster', async (route) => {
-    // Always the whole answer, and without its ETag: the page must not later be told by a
-    // 304 that what it was handed here is still the cluster.
-    const headers = { ...route.request().headers() };
-    delete headers['if-none-match'];
-    const real = await route.fetch({ headers });
-    const j = await real.json();
+  // The page watches /v1/cluster/events: it is handed one event of the real cluster with
+  // the field added (the stream then ends, and the page asks again).
+  await page.route('**/v1/cluster/events', async (route) => {
+    const j = await cluster_json();
     for (const n of j.nodes) {
       if (n.node_id === first) {
         Object.assign(n, { state: 'joining', fetch: { bytes_done: 3 << 20, bytes_total: 12 << 20 } });
       }
       if (n.node_id === second) n.fetch = { bytes_done: 'x', bytes_total: -1 };
     }
-    await route.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify(j) });
+    await route.fulfill({ status: 200, contentType: 'text/event-stream',
+      body: `data: ${JSON.stringify(j)}\n\n` });
   });
+  await page.evaluate(() => watching && watching.abort());  // the open stream goes on unmocked
   try {
     await page.waitForFunction((node) => {
       const row = document.querySelector(`#nodes tr[data-node="${node}"]`);
@@ -250,7 +249,7 @@ test('a fetch in progress shows beside the state, and its absence breaks nothing
     }, first, { timeout: 5000 });
     assert.equal(await stateOf(second), 'serving');
   } finally {
-    await page.unroute('**/v1/cluster');
+    await page.unroute('**/v1/cluster/events');
   }
   await page.waitForFunction((node) => {
     const row = document.querySelector(`#nodes tr[data-node="${node}"]`);
@@ -282,6 +281,47 @@ test('GET /v1/cluster answers 304 to the ETag of an unchanged cluster', async ()
   const other = await fetch(`${root}/v1/cluster`, { headers: { 'If-None-Match': '"stale"' } });
   assert.equal(other.status, 200);
   assert.ok((await other.json()).nodes.length > 0);
+});
+
+test('GET /v1/cluster/events sends the cluster as it changes, to a few watchers at once', async () => {
+  // The page holds one stream; scripts may open a few more, then get 503.
+  const open = [];
+  let refused = null;
+  for (let i = 0; i < 8 && !refused; i++) {
+    const controller = new AbortController();
+    const r = await fetch(`${root}/v1/cluster/events`, { signal: controller.signal });
+    if (r.status === 503) {
+      refused = r;
+    } else {
+      assert.equal(r.status, 200);
+      assert.match(r.headers.get('content-type'), /^text\/event-stream/);
+      open.push({ r, controller });
+    }
+  }
+  try {
+    assert.ok(refused, 'every stream was accepted');
+    assert.equal(open.length + 1, 4, 'the page and three more');  // kMaxClusterStreams
+    assert.match((await refused.json()).error.message, /poll GET \/v1\/cluster/);
+    // The first event is the cluster as GET /v1/cluster shows it.
+    const reader = open[0].r.body.getReader();
+    let text = '';
+    while (!text.includes('\n\n')) text += new TextDecoder().decode((await reader.read()).value);
+    assert.match(text, /^data: \{/);
+    const first = JSON.parse(text.slice(6, text.indexOf('\n\n')));
+    assert.deepEqual(first.stages.map((s) => s.node_id),
+      (await cluster_json()).stages.map((s) => s.node_id));
+  } finally {
+    for (const { controller } of open) controller.abort();
+  }
+  // A closed stream frees its place (noticed at its next write: within the keep-alive).
+  let again = null;
+  for (let i = 0; i < 60 && again?.status !== 200; i++) {
+    if (again) await new Promise((resolve) => setTimeout(resolve, 250));
+    const controller = new AbortController();
+    again = await fetch(`${root}/v1/cluster/events`, { signal: controller.signal });
+    controller.abort();
+  }
+  assert.equal(again.status, 200);
 });
 
 test('a killed node shows as dead within 2 s', async () => {
@@ -386,9 +426,10 @@ test('a node loading its layers shows as joining N/M, then serving', async () =>
   const done = progress.map(([d]) => d);
   assert.deepEqual(done, [...done].sort((a, b) => a - b));
   assert.equal(texts.at(-1), 'serving');
-  // Meanwhile the cluster says what it waits for.
+  // Meanwhile the cluster says what it waits for (not "waiting for nodes: 0 of 1").
   const badges = await loader.page.evaluate(() => window.badges);
   const during = badges.filter((b, i) => /^joining \d+\//.test(texts[i]));
-  assert.ok(during.every((b) => /the nodes load their layers/.test(b)), during.join(', '));
+  assert.ok(during.some((b) => /the nodes load their layers/.test(b)), during.join(', '));
+  assert.ok(!during.some((b) => /waiting for nodes/.test(b)), during.join(', '));
   assert.match(await loader.page.locator('#pipeline .stage').first().textContent(), /layers 0–23/);
 });
