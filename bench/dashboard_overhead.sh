@@ -2,8 +2,9 @@
 # What watching a cluster costs it: tokens/s of one `tandem run --http` cluster measured in
 # alternating rounds, quiet and watched. Watched is a poller fetching GET /v1/cluster and
 # GET /metrics every POLL_S seconds (what a dashboard and a Prometheus scraper do), or with
-# WATCHER=browser the dashboard itself open in headless Chromium (which polls every 500 ms;
-# it needs tests/dashboard/node_modules, installed by tests/dashboard/run.sh). The watcher
+# WATCHER=browser the dashboard itself open in headless Chromium (which watches GET
+# /v1/cluster/events, sent at most every 500 ms while the cluster changes; it needs
+# tests/dashboard/node_modules, installed by tests/dashboard/run.sh). The watcher
 # starts once and is paused (SIGSTOP) during the quiet rounds. Each round is one `tandem
 # generate --coordinator` of N_PREDICT greedy tokens; rounds alternate so drift of the
 # machine hits both sides alike; the watcher's own CPU in the watched rounds is printed (on
@@ -17,7 +18,7 @@
 # Without MODEL a mid-sized random-weight model (about 10 ms a token on one core) is made
 # once into /tmp. Environment: TANDEM (the binary, default build/cli/tandem), NODES (2),
 # THREADS (1 per node), ROUNDS (8 of each), N_PREDICT (200), POLL_S (1), WATCHER (poller),
-# REQUESTS (2000).
+# REQUESTS (2000), IDLE_S (10: the watcher's CPU is also measured with the cluster idle).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -29,6 +30,7 @@ n_predict="${N_PREDICT:-200}"
 poll_s="${POLL_S:-1}"
 watcher="${WATCHER:-poller}"
 requests="${REQUESTS:-2000}"
+idle_s="${IDLE_S:-10}"
 model="${1:-}"
 
 [[ -x "$tandem" ]] || { echo "dashboard_overhead: no tandem binary at $tandem (set TANDEM)" >&2; exit 1; }
@@ -165,6 +167,20 @@ for r in $(seq 1 "$rounds"); do
   watcher_cpu+=("$c")
   printf "%-6s %14s %14s %22s\n" "$r" "$q" "$w" "$c"
 done
+# The watcher while nothing is generated (the cluster's figures stay the same): IDLE_S
+# seconds, twice, after the rounds.
+idle_cpu=()
+for _ in 1 2; do
+  signal_watcher CONT
+  ticks=$(( - $(tree_ticks "$watch_pid") ))
+  start=$(date +%s.%N)
+  sleep "$idle_s"
+  ticks=$((ticks + $(tree_ticks "$watch_pid")))
+  end=$(date +%s.%N)
+  signal_watcher STOP
+  idle_cpu+=("$(awk -v k="$ticks" -v hz="$hz" -v s="$start" -v e="$end" \
+    'BEGIN { printf "%.1f", 100 * k / hz / (e - s) }')")
+done
 signal_watcher CONT
 stop_watcher
 mq=$(printf "%s\n" "${quiet[@]}" | median)
@@ -173,6 +189,7 @@ mc=$(printf "%s\n" "${watcher_cpu[@]}" | median)
 awk -v q="$mq" -v w="$mw" 'BEGIN {
   printf "median  %14.2f %14.2f   watched/quiet %.4f (%+.2f%%)\n", q, w, w / q, 100 * (w - q) / q }'
 echo "the watcher itself (its processes on this machine) used a median ${mc}% of one core"
+echo "with the cluster idle (${idle_s}s, twice) the watcher used ${idle_cpu[*]}% of one core"
 # The spread of the quiet rounds alone: a difference smaller than this is noise.
 printf "%s\n" "${quiet[@]}" | sort -g | awk '{a[NR]=$1} END {
   printf "quiet rounds range %.2f .. %.2f (%.2f%% of the median)\n", a[1], a[NR], 100 * (a[NR] - a[1]) / a[int((NR+1)/2)] }'

@@ -484,6 +484,10 @@ void Coordinator::ReplanIfNeeded() {
     std::lock_guard<std::mutex> lock(mutex_);
     applying_ = true;
     attempted_epoch_ = epoch;
+    // Not "waiting for nodes" any more while they load (which may take minutes).
+    if (!ready_) {
+      not_ready_reason_ = absl::StrCat("plan epoch ", epoch, ": the nodes load their layers");
+    }
   }
   std::string failed_node;
   absl::Status applied = ApplyPlan(*plan, epoch, &failed_node);

@@ -1,11 +1,15 @@
 // The web dashboard in headless Chromium (Debian's chromium, driven by playwright-core)
 // against a real cluster started with `tandem run --http` on stories260K: it shows every
 // node with its layer range, streams a chat answer, shows a node that joins, and shows a
-// killed node's death within 2 s. The coordinator's /metrics passes `promtool check metrics`.
+// killed node's death within 2 s. The coordinator's /metrics passes `promtool check metrics`,
+// and /v1/cluster answers 304 to the ETag of what the page shows. A second coordinator on a
+// model big enough to take seconds to load (random weights, made once into the temp
+// directory) shows a real node's loading progress as "joining N/M".
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
 import { tandem, SERVING, startProcess, stopProcess } from '../support/tandem_process.mjs';
@@ -22,6 +26,7 @@ if (!fs.existsSync(browserPath)) {
 
 let cluster;  // tandem run --http, 3 nodes
 let extra;    // a node that joins the running cluster
+let loader;   // a coordinator and a node on the big model: { coordinator, node, page }
 let browser;
 let page;
 let root;     // http://127.0.0.1:PORT
@@ -102,7 +107,8 @@ before(async () => {
 
 after(async () => {
   if (browser) await browser.close();
-  await Promise.all([stopProcess(extra), stopProcess(cluster)]);
+  await Promise.all([stopProcess(extra), stopProcess(cluster), stopProcess(loader?.node),
+    stopProcess(loader?.coordinator)]);
 });
 
 test('every node is shown in pipeline order with its layer range', async () => {
@@ -198,7 +204,7 @@ test('/metrics passes promtool check metrics', async () => {
   assert.equal(check.code, 0, check.out);
 });
 
-test('a node that joins shows as joining, with its loading progress', async () => {
+test('a node that joins shows as joining, then serving', async () => {
   const known = new Set((await cluster_json()).nodes.map((n) => n.node_id));
   extra = await startProcess(['node', '--coordinator', cluster.match[2], '--model', modelPath,
     '--listen', '127.0.0.1:0', '-t', '1'], /tandem node: (node-\S+) serving at/);
@@ -209,23 +215,113 @@ test('a node that joins shows as joining, with its loading progress', async () =
     const row = document.querySelector(`#nodes tr[data-node="${node}"]`);
     return row && ['joining', 'serving'].includes(row.children[2].textContent);
   }, id, { timeout: 10000 });
-  // While a node checks and prepares its layers the coordinator sends its progress (see
-  // coordinator/telemetry_test.cc); here the page is handed that state for this node.
-  await page.route('**/v1/cluster', async (route) => {
-    const real = await route.fetch();
-    const c = await real.json();
-    for (const n of c.nodes) {
-      if (n.node_id === id) {
-        Object.assign(n, { state: 'joining', layers_loaded: 2, layers_to_load: 5 });
-      }
-    }
-    await route.fulfill({ response: real, json: c });
-  });
   await page.waitForFunction((node) => {
     const row = document.querySelector(`#nodes tr[data-node="${node}"]`);
-    return row && row.children[2].textContent === 'joining 2/5';
-  }, id, { timeout: 5000 });
-  await page.unroute('**/v1/cluster');
+    return row && row.children[2].textContent === 'serving';
+  }, id, { timeout: 20000 });
+});
+
+test('a fetch in progress shows beside the state, and its absence breaks nothing', async () => {
+  // Nodes without the model file will report their fetch as `fetch: {bytes_done,
+  // bytes_total}` in /v1/cluster; no node here fetches, so the page is handed the field
+  // for one node (real JSON otherwise) and then nonsense for another.
+  const c = await cluster_json();
+  const [first, second] = c.nodes.filter((n) => n.state === 'serving').map((n) => n.node_id);
+  for (const n of c.nodes) assert.equal(n.fetch, undefined, 'no node fetches in this cluster');
+  // The page watches /v1/cluster/events: it is handed one event of the real cluster with
+  // the field added (the stream then ends, and the page asks again).
+  await page.route('**/v1/cluster/events', async (route) => {
+    const j = await cluster_json();
+    for (const n of j.nodes) {
+      if (n.node_id === first) {
+        Object.assign(n, { state: 'joining', fetch: { bytes_done: 3 << 20, bytes_total: 12 << 20 } });
+      }
+      if (n.node_id === second) n.fetch = { bytes_done: 'x', bytes_total: -1 };
+    }
+    await route.fulfill({ status: 200, contentType: 'text/event-stream',
+      body: `data: ${JSON.stringify(j)}\n\n` });
+  });
+  await page.evaluate(() => watching && watching.abort());  // the open stream goes on unmocked
+  try {
+    await page.waitForFunction((node) => {
+      const row = document.querySelector(`#nodes tr[data-node="${node}"]`);
+      return row && row.children[2].textContent === 'joining · fetching 25% of 12.0 MiB';
+    }, first, { timeout: 5000 });
+    assert.equal(await stateOf(second), 'serving');
+  } finally {
+    await page.unroute('**/v1/cluster/events');
+  }
+  await page.waitForFunction((node) => {
+    const row = document.querySelector(`#nodes tr[data-node="${node}"]`);
+    return row && row.children[2].textContent === 'serving';
+  }, first, { timeout: 5000 });
+});
+
+test('GET /v1/cluster answers 304 to the ETag of an unchanged cluster', async () => {
+  // The figures move (rates decay after the chat): ask until two answers in a row agree.
+  let notModified = null;
+  for (let i = 0; i < 50 && !notModified; i++) {
+    const r = await fetch(`${root}/v1/cluster`);
+    const tag = r.headers.get('etag');
+    assert.match(tag ?? '', /^"[^"]+"$/);
+    await r.text();
+    const again = await fetch(`${root}/v1/cluster`, { headers: { 'If-None-Match': tag } });
+    const body = await again.text();
+    if (again.status === 304) {
+      assert.equal(body, '');
+      assert.equal(again.headers.get('etag'), tag);
+      notModified = again;
+    } else {
+      assert.equal(again.status, 200);
+      assert.notEqual(again.headers.get('etag'), tag, 'a changed body has another tag');
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  }
+  assert.ok(notModified, 'no two answers in a row were the same');
+  const other = await fetch(`${root}/v1/cluster`, { headers: { 'If-None-Match': '"stale"' } });
+  assert.equal(other.status, 200);
+  assert.ok((await other.json()).nodes.length > 0);
+});
+
+test('GET /v1/cluster/events sends the cluster as it changes, to a few watchers at once', async () => {
+  // The page holds one stream; scripts may open a few more, then get 503.
+  const open = [];
+  let refused = null;
+  for (let i = 0; i < 8 && !refused; i++) {
+    const controller = new AbortController();
+    const r = await fetch(`${root}/v1/cluster/events`, { signal: controller.signal });
+    if (r.status === 503) {
+      refused = r;
+    } else {
+      assert.equal(r.status, 200);
+      assert.match(r.headers.get('content-type'), /^text\/event-stream/);
+      open.push({ r, controller });
+    }
+  }
+  try {
+    assert.ok(refused, 'every stream was accepted');
+    assert.equal(open.length + 1, 4, 'the page and three more');  // kMaxClusterStreams
+    assert.match((await refused.json()).error.message, /poll GET \/v1\/cluster/);
+    // The first event is the cluster as GET /v1/cluster shows it.
+    const reader = open[0].r.body.getReader();
+    let text = '';
+    while (!text.includes('\n\n')) text += new TextDecoder().decode((await reader.read()).value);
+    assert.match(text, /^data: \{/);
+    const first = JSON.parse(text.slice(6, text.indexOf('\n\n')));
+    assert.deepEqual(first.stages.map((s) => s.node_id),
+      (await cluster_json()).stages.map((s) => s.node_id));
+  } finally {
+    for (const { controller } of open) controller.abort();
+  }
+  // A closed stream frees its place (noticed at its next write: within the keep-alive).
+  let again = null;
+  for (let i = 0; i < 60 && again?.status !== 200; i++) {
+    if (again) await new Promise((resolve) => setTimeout(resolve, 250));
+    const controller = new AbortController();
+    again = await fetch(`${root}/v1/cluster/events`, { signal: controller.signal });
+    controller.abort();
+  }
+  assert.equal(again.status, 200);
 });
 
 test('a killed node shows as dead within 2 s', async () => {
@@ -258,4 +354,82 @@ test('a killed node shows as dead within 2 s', async () => {
   if (shots) {
     await page.screenshot({ path: path.join(shots, 'dashboard-after-death.png'), fullPage: true });
   }
+});
+
+// About 1.3 GB of random q8_0 weights in 24 layers: checking and preparing them takes a
+// node seconds (2 to 8 on the 2-core test machine), several heartbeats. Made once and kept
+// in the temp directory (the name says what it is), written under another name first.
+async function loadingModel() {
+  const file = path.join(os.tmpdir(), 'tandem-test-loading-llama-2048x24-q8_0.gguf');
+  if (fs.existsSync(file)) return file;
+  const partial = `${file}.${process.pid}.partial`;
+  await new Promise((resolve, reject) => {
+    const p = spawn(tandem, ['make-model', '--n-embd', '2048', '--n-layer', '24', '--n-head', '16',
+      '--n-head-kv', '16', '--n-ff', '5632', '--n-ctx', '256', '--type', 'q8_0', '--vocab-from',
+      modelPath, '-o', partial], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    p.stderr.on('data', (d) => { err += d; });
+    p.on('error', reject);
+    p.on('exit', (code) => (code === 0 ? resolve()
+      : reject(new Error(`tandem make-model exited ${code}: ${err.slice(-2000)}`))));
+  });
+  fs.renameSync(partial, file);
+  return file;
+}
+
+test('a node loading its layers shows as joining N/M, then serving', async () => {
+  const model = await loadingModel();
+  loader = {};
+  loader.coordinator = await startProcess(['coordinator', '--model', model, '--listen',
+    '127.0.0.1:0', '--http', '127.0.0.1:0', '--min-nodes', '1', '--sessions', '1'],
+  /dashboard on (http:\/\/127\.0\.0\.1:\d+)\/[\s\S]*serving \S+ on port (\d+)/);
+  loader.page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
+  await loader.page.goto(`${loader.coordinator.match[1]}/`);
+  await loader.page.waitForFunction(() => document.getElementById('health').textContent !== 'connecting…');
+  // Every text the node's state cell shows, in order, as the page draws it.
+  await loader.page.evaluate(() => {
+    window.stateTexts = [];
+    window.badges = [];  // the cluster's badge beside each
+    const record = () => {
+      const cell = document.querySelector('#nodes tbody tr td:nth-child(3)');
+      const text = cell ? cell.textContent : '';
+      if (text && window.stateTexts.at(-1) !== text) {
+        window.stateTexts.push(text);
+        window.badges.push(document.getElementById('health').textContent);
+      }
+    };
+    new MutationObserver(record).observe(document.querySelector('#nodes tbody'),
+      { childList: true, subtree: true, characterData: true });
+  });
+  const t0 = Date.now();
+  loader.node = await startProcess(['node', '--coordinator',
+    `127.0.0.1:${loader.coordinator.match[2]}`, '--model', model, '--listen', '127.0.0.1:0',
+    '-t', '1'], /tandem node: (node-\S+) serving at/);
+  // A screenshot of the page while the node loads.
+  await loader.page.waitForFunction(
+    () => window.stateTexts.some((t) => /^joining \d+\/\d+$/.test(t)), null, { timeout: 120000 });
+  if (shots) await loader.page.screenshot({ path: path.join(shots, 'dashboard-loading.png'), fullPage: true });
+  try {
+    await loader.page.waitForFunction(() => window.stateTexts.at(-1) === 'serving', null,
+      { timeout: 120000 });
+  } catch (e) {
+    throw new Error(`${e.message}\n${await loader.page.evaluate(() => window.stateTexts)}\n${loader.node.log()}`);
+  }
+  const texts = await loader.page.evaluate(() => window.stateTexts);
+  console.log(`the loading node's state as the page showed it over ${Date.now() - t0} ms: ` +
+    texts.join(' → '));
+  const progress = texts.map((t) => t.match(/^joining (\d+)\/(\d+)$/)).filter(Boolean)
+    .map((m) => [Number(m[1]), Number(m[2])]);
+  assert.ok(progress.some(([done, total]) => total === 24 && done < total),
+    `no "joining N/24" with N < 24 among ${texts.join(', ')}`);
+  // It only goes forward, and the page ends on serving.
+  const done = progress.map(([d]) => d);
+  assert.deepEqual(done, [...done].sort((a, b) => a - b));
+  assert.equal(texts.at(-1), 'serving');
+  // Meanwhile the cluster says what it waits for (not "waiting for nodes: 0 of 1").
+  const badges = await loader.page.evaluate(() => window.badges);
+  const during = badges.filter((b, i) => /^joining \d+\//.test(texts[i]));
+  assert.ok(during.some((b) => /the nodes load their layers/.test(b)), during.join(', '));
+  assert.ok(!during.some((b) => /waiting for nodes/.test(b)), during.join(', '));
+  assert.match(await loader.page.locator('#pipeline .stage').first().textContent(), /layers 0–23/);
 });
