@@ -5,6 +5,9 @@
 #   * a plain `cp` and a `dd bs=1M` of the model file (page cache warm, to the same file
 #     system as the cache) and the node's transfer rate over gRPC (tensor bytes received / fetch time,
 #     SHA-256 checked, written to the cache), and their ratio;
+#   * CPU seconds per GiB moved, which the machine's load does not change as it changes
+#     rates: cp's (user + sys), the node's while it fetched (its process, every thread)
+#     and the coordinator's from the node's start to serving;
 #   * the time from starting the empty node to the cluster serving (manifest, header,
 #     registration, transfer, load), and the same for a restart on the full cache (no
 #     transfer: the cache is checked by SHA-256 and mapped).
@@ -55,6 +58,11 @@ cat "$model" > /dev/null
 "$tandem" coordinator --model "$model" --listen 127.0.0.1:0 --port-file "$work/port" \
   --min-nodes 1 --ctx-size 256 > "$work/coordinator.log" 2>&1 &
 pids+=($!)
+coordinator_pid=$!
+ticks_per_s=$(getconf CLK_TCK)
+# CPU seconds process $1 has used.
+cpu_s() { awk -v t="$ticks_per_s" '{ printf "%.3f", ($14 + $15) / t }' "/proc/$1/stat"; }
+per_gib() { awk -v s="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", s / (b / 1073741824); else print "-" }'; }
 for _ in $(seq 1 600); do [[ -s "$work/port" ]] && break; sleep 0.1; done
 address="127.0.0.1:$(cat "$work/port")"
 
@@ -62,8 +70,10 @@ address="127.0.0.1:$(cat "$work/port")"
 copies() {
   local t0 t1
   t0=$(now)
-  cp "$model" "$work/copy.gguf"
+  local TIMEFORMAT='%U %S'
+  { time cp "$model" "$work/copy.gguf"; } 2> "$work/cp.time"
   t1=$(now)
+  cp_cpu=$(awk '{ printf "%.3f", $1 + $2 }' "$work/cp.time")
   rm -f "$work/copy.gguf"
   cp_rate=$(awk -v b="$model_bytes" -v a="$t0" -v c="$t1" 'BEGIN { printf "%.1f", b / 1048576 / (c - a) }')
   # cp may copy inside the kernel (copy_file_range); dd moves the bytes through user
@@ -103,7 +113,8 @@ serve() {
   served_s=$(awk -v a="$start" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }')
 }
 
-field() { grep -o "$1=[0-9.]*" "$2" | tail -1 | cut -d= -f2; }
+# The last `KEY=` figure of a log; empty when there is none (a binary that does not print it).
+field() { { grep -o "$1=[0-9.]*" "$2" || true; } | tail -1 | cut -d= -f2; }
 
 median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 stop_node() {
@@ -113,23 +124,33 @@ stop_node() {
   sleep 4
 }
 
-echo "round  cp MiB/s  dd MiB/s  fetch MiB/s  empty node -> serving s"
+echo "round  cp MiB/s  dd MiB/s  fetch MiB/s  empty node -> serving s  CPU s/GiB: cp  node  coordinator"
 : > "$work/rounds"
 for round in $(seq 1 "$runs"); do
   rm -rf "$work/cache"
   copies
+  coordinator_cpu0=$(cpu_s "$coordinator_pid")
   serve "$work/node-empty-$round.log"
+  coordinator_cpu=$(awk -v a="$coordinator_cpu0" -v b="$(cpu_s "$coordinator_pid")" 'BEGIN { printf "%.3f", b - a }')
   received=$(field bytes_received "$work/node-empty-$round.log")
   transfer_s=$(field transfer_s "$work/node-empty-$round.log")
+  node_cpu=$(field transfer_cpu_s "$work/node-empty-$round.log")
   fetch_rate=$(awk -v b="$received" -v s="$transfer_s" 'BEGIN { printf "%.1f", b / 1048576 / s }')
-  printf "%5d  %8s  %8s  %11s  %s\n" "$round" "$cp_rate" "$dd_rate" "$fetch_rate" "$served_s"
-  echo "$cp_rate $dd_rate $fetch_rate $served_s" >> "$work/rounds"
+  cp_gib=$(per_gib "$cp_cpu" "$model_bytes")
+  node_gib=$([[ -n "$node_cpu" ]] && per_gib "$node_cpu" "$received" || echo -)
+  coordinator_gib=$(per_gib "$coordinator_cpu" "$received")
+  printf "%5d  %8s  %8s  %11s  %23s  %14s  %4s  %11s\n" "$round" "$cp_rate" "$dd_rate" \
+    "$fetch_rate" "$served_s" "$cp_gib" "$node_gib" "$coordinator_gib"
+  echo "$cp_rate $dd_rate $fetch_rate $served_s $cp_gib $node_gib $coordinator_gib" >> "$work/rounds"
   if [[ "$round" -lt "$runs" ]]; then stop_node; fi
 done
 cp_rate=$(cut -d' ' -f1 "$work/rounds" | median)
 dd_rate=$(cut -d' ' -f2 "$work/rounds" | median)
 fetch_rate=$(cut -d' ' -f3 "$work/rounds" | median)
 empty_s=$(cut -d' ' -f4 "$work/rounds" | median)
+cp_gib=$(cut -d' ' -f5 "$work/rounds" | median)
+node_gib=$(cut -d' ' -f6 "$work/rounds" | median)
+coordinator_gib=$(cut -d' ' -f7 "$work/rounds" | median)
 cache_bytes=$(du -sb "$work/cache" | cut -f1)
 stop_node
 serve "$work/node-restart.log"
@@ -147,6 +168,7 @@ echo "dd bs=1M               ${dd_rate} MiB/s"
 echo "fetch over gRPC        ${fetch_rate} MiB/s (SHA-256 checked, into the cache)"
 echo "cp / fetch             $(awk -v a="$cp_rate" -v b="$fetch_rate" 'BEGIN { printf "%.2f", a / b }')x"
 echo "dd / fetch             $(awk -v a="$dd_rate" -v b="$fetch_rate" 'BEGIN { printf "%.2f", a / b }')x"
+echo "CPU s per GiB          cp ${cp_gib}, node while fetching ${node_gib}, coordinator ${coordinator_gib}"
 echo "cache on disk          $(mib "$cache_bytes") MiB"
 echo "empty node -> serving  ${empty_s} s"
 echo "restart -> serving     ${restart_s} s ($(mib "$restart_received") MiB received)"

@@ -132,10 +132,10 @@ void UseFetchedStages(NodeWeights& weights, NodeOptions* options) {
     // Machine-readable, for tests and benchmarks.
     std::fprintf(stderr,
                  "tandem node: fetch bytes_received=%llu bytes_resumed=%llu refetched=%d "
-                 "transfer_s=%.3f prepare_s=%.3f\n",
+                 "transfer_s=%.3f prepare_s=%.3f transfer_cpu_s=%.3f\n",
                  static_cast<unsigned long long>(stats.bytes_received),
                  static_cast<unsigned long long>(stats.bytes_resumed), stats.refetched,
-                 stats.transfer_seconds, stats.seconds);
+                 stats.transfer_seconds, stats.seconds, stats.transfer_cpu_seconds);
     return file;
   };
 }

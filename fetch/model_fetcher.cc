@@ -1,5 +1,7 @@
 #include "fetch/model_fetcher.h"
 
+#include <time.h>
+
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -24,6 +26,13 @@ std::string DigestKey(const Sha256Digest& d) { return std::string(d.begin(), d.e
 
 double SecondsSince(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+// CPU seconds this process has used (every thread).
+double ProcessCpuSeconds() {
+  struct timespec ts;
+  if (::clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) != 0) return 0;
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
 }
 
 // Runs fn(k) for every k in [0, n) on up to `threads` threads (this one included).
@@ -289,6 +298,7 @@ absl::StatusOr<std::shared_ptr<const GgufFile>> ModelFetcher::PrepareStage(
     if (on_bytes) on_bytes(std::min(done, missing_bytes), missing_bytes);
   };
   const auto transfer_start = Clock::now();
+  const double transfer_cpu_start = ProcessCpuSeconds();
   Pacer pacer(options_.max_bytes_per_s);
   const int n_workers =
       static_cast<int>(std::min<size_t>(static_cast<size_t>(options_.streams), blobs.size()));
@@ -322,6 +332,7 @@ absl::StatusOr<std::shared_ptr<const GgufFile>> ModelFetcher::PrepareStage(
     TANDEM_RETURN_IF_ERROR(view->AttachTensor(i, std::move(mapped)));
   }
   stats->transfer_seconds = SecondsSince(transfer_start);
+  stats->transfer_cpu_seconds = ProcessCpuSeconds() - transfer_cpu_start;
   if (options_.cache_max_bytes > 0) {
     // What this stage reads stays (it is mapped); so does the header.
     absl::flat_hash_set<std::string> keep = {DigestKey(manifest_.header.digest)};

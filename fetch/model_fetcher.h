@@ -51,8 +51,9 @@ struct FetchStats {
   uint64_t bytes_pruned = 0;
   int refetched = 0;                           // blobs fetched again after a wrong digest
   std::map<std::string, uint64_t> bytes_from;  // received, by source address
-  double seconds = 0;           // the whole PrepareStage: checking the cache, fetching
-  double transfer_seconds = 0;  // fetching alone
+  double seconds = 0;               // the whole PrepareStage: checking the cache, fetching
+  double transfer_seconds = 0;      // fetching alone
+  double transfer_cpu_seconds = 0;  // CPU time of the whole process while fetching
 };
 
 class ModelFetcher {
