@@ -172,6 +172,7 @@ done
 idle_cpu=()
 for _ in 1 2; do
   signal_watcher CONT
+  sleep 2  # past what queued up for it while it was paused
   ticks=$(( - $(tree_ticks "$watch_pid") ))
   start=$(date +%s.%N)
   sleep "$idle_s"

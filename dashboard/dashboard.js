@@ -306,7 +306,7 @@ async function watch() {
       const r = await fetch("/v1/cluster/events", { headers: headers(), cache: "no-store",
         signal: watching.signal });
       if (r.status === 401) { askKey(); throw new Error("unauthorized"); }
-      if (!r.ok || !r.body) return;
+      if (!r.ok || !r.body) { watching = null; return; }
       const reader = r.body.getReader();
       const decoder = new TextDecoder();
       let buffer = "";

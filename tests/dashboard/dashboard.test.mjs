@@ -324,6 +324,29 @@ test('GET /v1/cluster/events sends the cluster as it changes, to a few watchers 
   assert.equal(again.status, 200);
 });
 
+test('a hidden page stops watching and catches up when shown', async () => {
+  const requests = [];
+  const seen = (r) => { if (/\/v1\/cluster/.test(r.url())) requests.push(Date.now()); };
+  page.on('request', seen);
+  const setVisibility = (state) => page.evaluate((v) => {
+    Object.defineProperty(document, 'visibilityState', { value: v, configurable: true });
+    document.dispatchEvent(new Event('visibilitychange'));
+  }, state);
+  try {
+    await setVisibility('hidden');
+    await page.waitForFunction(() => watching === null, null, { timeout: 2000 });  // closed
+    const hiddenAt = Date.now();
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    assert.deepEqual(requests.filter((t) => t > hiddenAt + 100), [], 'no request while hidden');
+    await setVisibility('visible');
+    await page.waitForFunction(() => watching !== null, null, { timeout: 5000 });
+    assert.ok(requests.length > 0, 'watching again once shown');
+  } finally {
+    page.off('request', seen);
+  }
+  await page.waitForFunction(() => document.getElementById('health').textContent === 'ready');
+});
+
 test('a killed node shows as dead within 2 s', async () => {
   const c = await cluster_json();
   const victim = c.stages[1];
