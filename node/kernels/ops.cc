@@ -121,7 +121,7 @@ TANDEM_VECTOR_CLONES float DotImpl(const float* a, const float* b, int64_t n) {
     for (int l = 0; l < 16; ++l) acc[l] += acc[l + 16];
     s = TreeSum16(acc);
   }
-  return kernels::F32Leftovers(a, b, n_steps, n, s);
+  return n_steps == n ? s : kernels::F32Leftovers(a, b, n_steps, n, s);  // head_dim % 64 != 0
 }
 
 // WeightedSum with position j's terms in lane j % kLaneCount, vectorized over the dims:
