@@ -262,19 +262,16 @@ TEST_P(ArchGoldenTest, ClustersOf2And3NodesMatchLlamaCpp) {
 INSTANTIATE_TEST_SUITE_P(
     LlamaCpp, ArchGoldenTest,
     ::testing::Values(
-        // F32 llama, qwen2, phi3: the same float32 arithmetic up to summation order
-        // (measured <= 1.1e-5); greedy ids identical.
-        ArchCase{"llama3-synth-f32", 1e-4f, 1e-4f, 0, "2,2", "1,2,1"},
-        ArchCase{"qwen2-synth-f32", 1e-4f, 1e-4f, 0, "2,2", "1,2,1"},
-        ArchCase{"phi3-synth-f32", 1e-4f, 1e-4f, 0, "2,2", "1,2,1"},
-        // Gemma 2 F32: ggml's CPU GELU rounds its input to fp16, so a float32-sized
-        // difference upstream can move one GELU output by a whole fp16 step, and 26 layers
-        // carry it. reference/arch/README.md measures it: a relative 1e-7 disturbance of the
-        // matrix inputs moves these logits by up to 6.6e-4, and a float64 pass with the same
-        // fp16 table lands 1.6e-4 to 7.3e-4 from llama.cpp ("expect about 1e-3, not 1e-5").
-        // Measured here: 1.9e-4 (A2) to 9.4e-4 (A4). Greedy ids identical on all four
-        // prompts, including A3's 1.8e-4 margin.
-        ArchCase{"gemma2-synth-f32", 1e-3f, 1e-3f, 0, "13,13", "9,8,9"},
+        // F32: bit-exact (max |diff| 0, every greedy id equal): every f32 op in llama.cpp's
+        // arithmetic and order, down to how its GCC build fuses a multiply-add (ggml's rope,
+        // the leftovers of ggml_vec_dot_f32, the 1 + 0.044715 x^2 of its fp16 GELU table,
+        // whose one entry at x = -1.99902 gemma2's GELU reaches). Gemma 2's fp16 GELU would
+        // turn any float32-sized difference into a whole fp16 step (reference/arch/README.md:
+        // a float64 pass lands 1.6e-4 to 7.3e-4 away); there is none left to turn.
+        ArchCase{"llama3-synth-f32", 0, 0, 0, "2,2", "1,2,1"},
+        ArchCase{"qwen2-synth-f32", 0, 0, 0, "2,2", "1,2,1"},
+        ArchCase{"phi3-synth-f32", 0, 0, 0, "2,2", "1,2,1"},
+        ArchCase{"gemma2-synth-f32", 0, 0, 0, "13,13", "9,8,9"},
         // Q8_0: activations are quantized to 8-bit blocks before each product and every f32
         // op around the products follows llama.cpp's arithmetic (its rope, its prompt
         // attention), so all four prompts' greedy steps and last-position logits, the

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "base/fp16.h"
+#include "node/kernels/vec_dot.h"
 
 namespace tandem {
 namespace {
@@ -107,9 +108,8 @@ TANDEM_VECTOR_CLONES void SwiGluImpl(const float* gate, const float* up, int64_t
 
 // llama.cpp's ggml_vec_dot_f32 on AVX-512: 64 lanes (4 vectors of 16) take fused
 // multiply-adds over whole steps of 64, the vectors are added 0 += 2, 1 += 3, 0 += 1, the 16
-// lanes as a tree, then the leftovers: a product, then a sum, one element at a time.
-TANDEM_NO_CONTRACTION TANDEM_VECTOR_CLONES float DotImpl(const float* a, const float* b,
-                                                         int64_t n) {
+// lanes as a tree, then the leftovers one element at a time (kernels::F32Leftovers).
+TANDEM_VECTOR_CLONES float DotImpl(const float* a, const float* b, int64_t n) {
   const int64_t n_steps = n / 64 * 64;
   float s = 0;
   if (n_steps > 0) {
@@ -121,8 +121,7 @@ TANDEM_NO_CONTRACTION TANDEM_VECTOR_CLONES float DotImpl(const float* a, const f
     for (int l = 0; l < 16; ++l) acc[l] += acc[l + 16];
     s = TreeSum16(acc);
   }
-  for (int64_t i = n_steps; i < n; ++i) s += a[i] * b[i];
-  return s;
+  return n_steps == n ? s : kernels::F32Leftovers(a, b, n_steps, n, s);  // head_dim % 64 != 0
 }
 
 // WeightedSum with position j's terms in lane j % kLaneCount, vectorized over the dims:
@@ -153,17 +152,23 @@ TANDEM_NO_CONTRACTION TANDEM_VECTOR_CLONES void AxpyImpl(float a, const float* x
   for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
 }
 
-// The GELU of every fp16 value, rounded to fp16 (ggml's table_gelu_f16).
+// The tanh GELU of one fp16 value, rounded to fp16, as ggml's CPU backend fills its
+// table_gelu_f16: its build (-march=native, GCC's default contraction) fuses
+// 1 + 0.044715 x x into fma(0.044715 x, x, 1) and nothing else. (One entry of the table,
+// x = -1.99902, differs from the unfused form; gemma2-synth-f32 reaches it.)
+TANDEM_NO_CONTRACTION uint16_t GeluFp16(uint16_t h) {
+  const float kSqrt2OverPi = 0.79788456080286535587989211986876f;
+  const float kCoefA = 0.044715f;
+  const float x = Fp16ToFp32(h);
+  const float inner = std::fma(kCoefA * x, x, 1.0f);
+  return Fp32ToFp16(0.5f * x * (1.0f + std::tanh(kSqrt2OverPi * x * inner)));
+}
+
+// ggml's table_gelu_f16: GeluFp16 of every fp16 value.
 const std::vector<uint16_t>& GeluTable() {
   static const std::vector<uint16_t> table = [] {
     std::vector<uint16_t> t(1 << 16);
-    const float kSqrt2OverPi = 0.79788456080286535587989211986876f;
-    const float kCoefA = 0.044715f;
-    for (uint32_t i = 0; i < t.size(); ++i) {
-      const float x = Fp16ToFp32(static_cast<uint16_t>(i));
-      const float y = 0.5f * x * (1.0f + std::tanh(kSqrt2OverPi * x * (1.0f + kCoefA * x * x)));
-      t[i] = Fp32ToFp16(y);
-    }
+    for (uint32_t i = 0; i < t.size(); ++i) t[i] = GeluFp16(static_cast<uint16_t>(i));
     return t;
   }();
   return table;

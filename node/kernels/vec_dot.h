@@ -57,6 +57,13 @@ class ActivationBatch {
 // the activation rounding, away). Read once.
 bool ExactSums();
 
+// sum plus the products w[i] * x[i] for begin <= i < end, in the order llama.cpp's GCC build
+// adds ggml_vec_dot_f32's leftovers (the n % 64 past its vector steps): GCC vectorizes that
+// loop 8 wide as an in-order reduction (each product rounded, then added, one at a time) for
+// the whole groups of 8, and contracts the last (end - begin) % 8, its scalar epilogue, into
+// fused multiply-adds. (stories260K-f32's ffn_down, 44 leftovers: 40 + 4.)
+float F32Leftovers(const float* w, const float* x, int64_t begin, int64_t end, float sum);
+
 // y[r] = dot(row r of the weights, x) for r < n_rows; rows start at w, row_bytes apart.
 using RowsDotFn = void (*)(const uint8_t* w, int64_t row_bytes, int64_t n_rows, const Activation& x,
                            float* y);

@@ -48,18 +48,13 @@ float VecDotLanes(const uint8_t* row, const Activation& x, int64_t n_steps, At a
 }
 
 // llama.cpp's order for f32 weights (ggml_vec_dot_f32, AVX-512 build): as F16Rows, but the
-// n % 64 leftovers join in float, a product then a sum (never fused).
-__attribute__((optimize("fp-contract=off"))) void F32Rows(const uint8_t* w, int64_t rb, int64_t nr,
-                                                          const Activation& x, float* y) {
+// n % 64 leftovers join in float (F32Leftovers).
+void F32Rows(const uint8_t* w, int64_t rb, int64_t nr, const Activation& x, float* y) {
   const int64_t n_steps = x.n / 64 * 64;
   for (int64_t r = 0; r < nr; ++r) {
     const uint8_t* row = w + r * rb;
-    float sum = VecDotLanes(row, x, n_steps, F32At);
-    for (int64_t i = n_steps; i < x.n; ++i) {
-      const float product = F32At(row, i) * x.f[i];
-      sum += product;
-    }
-    y[r] = sum;
+    const float sum = VecDotLanes(row, x, n_steps, F32At);
+    y[r] = F32Leftovers(reinterpret_cast<const float*>(row), x.f, n_steps, x.n, sum);
   }
 }
 
@@ -242,6 +237,18 @@ void Q6KRows(const uint8_t* w, int64_t row_bytes, int64_t n_rows, const Activati
 }
 
 }  // namespace
+
+__attribute__((optimize("fp-contract=off"))) float F32Leftovers(const float* w, const float* x,
+                                                                int64_t begin, int64_t end,
+                                                                float sum) {
+  const int64_t groups_end = begin + (end - begin) / 8 * 8;
+  for (int64_t i = begin; i < groups_end; ++i) {
+    const float product = w[i] * x[i];
+    sum += product;
+  }
+  for (int64_t i = groups_end; i < end; ++i) sum = std::fma(w[i], x[i], sum);
+  return sum;
+}
 
 const KernelTable& ScalarKernels() {
   static const KernelTable table = {

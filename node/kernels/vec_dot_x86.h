@@ -121,7 +121,8 @@ void FloatRows(const uint8_t* w, int64_t row_bytes, int64_t n_rows, const Activa
 // F16Rows in vec_dot_scalar.cc): 4 x 16 f32 lanes (here 8 halves of 8) over steps of 64, the
 // vectors added 0 += 2, 1 += 3, 0 += 1, the 16 lanes as a halving tree (the low and high 8
 // first, then HorizontalSum's order); the leftover products join one at a time, in double
-// for f16, for f32 in float, a product then a sum (never fused: hence no contraction).
+// for f16 (a product, then a sum: never fused, hence no contraction), for f32 in float as
+// kernels::F32Leftovers orders them.
 template <bool kF16>
 __attribute__((optimize("fp-contract=off"))) void LlamaOrderRows(const uint8_t* w,
                                                                  int64_t row_bytes, int64_t n_rows,
@@ -153,14 +154,7 @@ __attribute__((optimize("fp-contract=off"))) void LlamaOrderRows(const uint8_t* 
       }
       y[r] = static_cast<float>(sum);
     } else {
-      float sum = vector_sum;
-      for (int64_t i = n_steps; i < n; ++i) {
-        float wv;
-        std::memcpy(&wv, row + 4 * i, 4);
-        const float product = wv * x.f[i];
-        sum += product;
-      }
-      y[r] = sum;
+      y[r] = F32Leftovers(reinterpret_cast<const float*>(row), x.f, n_steps, n, vector_sum);
     }
   }
 }
