@@ -308,12 +308,8 @@ void Coordinator::PrefetchStages(const ClusterPlan& plan, uint64_t epoch, bool l
       const StagePlan& st = plan.stages[fetching[k]];
       v1::ConfigureRequest req = StageRequest(plan, fetching[k], epoch, lockstep, alive);
       req.set_prefetch_only(true);
-      auto beating = [this, id = st.node.id] {
-        const std::optional<NodeRecord> n = registry_.Find(id);
-        return n && n->alive && options_.now() - n->last_seen <= options_.node_timeout;
-      };
       absl::StatusOr<v1::ConfigureResponse> resp =
-          link_->Configure(st.node.address, st.node.identity, req, beating);
+          link_->Configure(st.node.address, st.node.identity, req, StillBeating(st.node.id));
       if (!resp.ok() || !resp->ok()) {
         // The configuration that follows asks again, and reports what fails.
         std::fprintf(stderr, "tandem coordinator: %s could not fetch layers [%d, %d) ahead: %s\n",
@@ -333,6 +329,15 @@ void Coordinator::PrefetchStages(const ClusterPlan& plan, uint64_t epoch, bool l
                std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
 }
 
+// Whether node `id` still beats: a configuration (a load or a fetch, minutes long) is not
+// waited for once its node stops.
+std::function<bool()> Coordinator::StillBeating(const std::string& id) {
+  return [this, id] {
+    const std::optional<NodeRecord> n = registry_.Find(id);
+    return n && n->alive && options_.now() - n->last_seen <= options_.node_timeout;
+  };
+}
+
 absl::Status Coordinator::ApplyPlan(const ClusterPlan& plan, uint64_t epoch,
                                     std::string* failed_node) {
   const bool lockstep = UseLockstep(plan);
@@ -347,12 +352,8 @@ absl::Status Coordinator::ApplyPlan(const ClusterPlan& plan, uint64_t epoch,
     const v1::ConfigureRequest req = StageRequest(plan, i, epoch, lockstep, alive);
     // Loading (or fetching) may take minutes; a node that stops beating meanwhile is not
     // waited for.
-    auto beating = [this, id = st.node.id] {
-      const std::optional<NodeRecord> n = registry_.Find(id);
-      return n && n->alive && options_.now() - n->last_seen <= options_.node_timeout;
-    };
     absl::StatusOr<v1::ConfigureResponse> resp =
-        link_->Configure(st.node.address, st.node.identity, req, beating);
+        link_->Configure(st.node.address, st.node.identity, req, StillBeating(st.node.id));
     if (!resp.ok() || !resp->ok()) {
       *failed_node = st.node.id;
       if (!resp.ok()) return resp.status();

@@ -136,6 +136,7 @@ class Coordinator {
   Coordinator(CoordinatorOptions options, std::unique_ptr<NodeLink> link);
   // Configures every stage; on failure `failed_node` names the node that failed.
   absl::Status ApplyPlan(const ClusterPlan& plan, uint64_t epoch, std::string* failed_node);
+  std::function<bool()> StillBeating(const std::string& id);
   // The Configure request of stage i of `plan`.
   v1::ConfigureRequest StageRequest(const ClusterPlan& plan, size_t i, uint64_t epoch,
                                     bool lockstep, const std::vector<NodeRecord>& alive) const;

@@ -292,6 +292,27 @@ function visible() {
   });
 }
 
+// Reads a server-sent event stream: onData(data) for each event (its data: lines joined),
+// until the stream ends or onData returns true.
+async function readEvents(body, onData) {
+  const reader = body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "";
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) return;
+    buffer += decoder.decode(value, { stream: true });
+    let cut;
+    while ((cut = buffer.indexOf("\n\n")) >= 0) {
+      const event = buffer.slice(0, cut);
+      buffer = buffer.slice(cut + 2);
+      const data = event.split("\n").filter((l) => l.startsWith("data: "))
+        .map((l) => l.slice(6)).join("\n");
+      if (data && onData(data)) return;
+    }
+  }
+}
+
 // The cluster as server-sent events (GET /v1/cluster/events): the coordinator sends it when
 // it changes, so the page makes no request per look. Read with fetch (EventSource cannot
 // send an API key). Returns when the coordinator offers no stream (an older one, or too
@@ -307,22 +328,7 @@ async function watch() {
         signal: watching.signal });
       if (r.status === 401) { askKey(); throw new Error("unauthorized"); }
       if (!r.ok || !r.body) { watching = null; return; }
-      const reader = r.body.getReader();
-      const decoder = new TextDecoder();
-      let buffer = "";
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done) break;
-        buffer += decoder.decode(value, { stream: true });
-        let cut;
-        while ((cut = buffer.indexOf("\n\n")) >= 0) {
-          const event = buffer.slice(0, cut);
-          buffer = buffer.slice(cut + 2);
-          const data = event.split("\n").filter((l) => l.startsWith("data: "))
-            .map((l) => l.slice(6)).join("\n");
-          if (data) show(data);
-        }
-      }
+      await readEvents(r.body, (data) => { show(data); return false; });
       unreachable();  // the coordinator ended the stream: it is stopping
     } catch (err) {
       if (!watching.signal.aborted) unreachable();
@@ -376,32 +382,17 @@ async function streamChat(out, signal) {
     try { msg = (await r.json()).error.message; } catch (e) { /* keep the status text */ }
     throw new Error(`${r.status}: ${msg}`);
   }
-  const reader = r.body.getReader();
-  const decoder = new TextDecoder();
-  let buffer = "", text = "";
-  for (;;) {
-    let done, value;
-    try {
-      ({ done, value } = await reader.read());
-    } catch (err) {
-      if (signal.aborted) return text;  // stopped: keep what came
-      throw err;
-    }
-    if (done) break;
-    buffer += decoder.decode(value, { stream: true });
-    let cut;
-    while ((cut = buffer.indexOf("\n\n")) >= 0) {
-      const event = buffer.slice(0, cut);
-      buffer = buffer.slice(cut + 2);
-      for (const line of event.split("\n")) {
-        if (!line.startsWith("data: ")) continue;
-        const data = line.slice(6);
-        if (data === "[DONE]") return text;
-        const chunk = JSON.parse(data);
-        const delta = chunk.choices && chunk.choices[0] && chunk.choices[0].delta;
-        if (delta && delta.content) { text += delta.content; out.textContent = text; }
-      }
-    }
+  let text = "";
+  try {
+    await readEvents(r.body, (data) => {
+      if (data === "[DONE]") return true;
+      const chunk = JSON.parse(data);
+      const delta = chunk.choices && chunk.choices[0] && chunk.choices[0].delta;
+      if (delta && delta.content) { text += delta.content; out.textContent = text; }
+      return false;
+    });
+  } catch (err) {
+    if (!signal.aborted) throw err;  // stopped: keep what came
   }
   return text;
 }

@@ -165,7 +165,8 @@ absl::Status ModelFetcher::FetchBlob(const BlobRef& blob, const std::vector<Fetc
                                      const std::function<void(uint64_t)>& on_bytes, Pacer* pacer,
                                      FetchStats* stats) {
   absl::Status last = absl::NotFoundError("no source to fetch from");
-  int wrong = 0;
+  int wrong = 0, busy = 0;
+  constexpr int kBusyRetries = 20;  // about 4.5 s of waiting for a busy source
   bool first_try = true;
   for (size_t s = 0; s < sources.size();) {
     TANDEM_ASSIGN_OR_RETURN(std::unique_ptr<BlobWriter> writer,
@@ -196,7 +197,15 @@ absl::Status ModelFetcher::FetchBlob(const BlobRef& blob, const std::vector<Fetc
       if (s + 1 < sources.size()) ++s;
       continue;
     }
-    ++s;  // this source does not have it, cannot be reached or is busy: the next one
+    if (status.code() == absl::StatusCode::kResourceExhausted && busy < kBusyRetries) {
+      // The source serves its most streams at once (a stream of ours that just ended may
+      // not have left its count yet): asked again shortly, then the next source.
+      std::this_thread::sleep_for(std::chrono::milliseconds(10 << std::min(busy, 5)));
+      ++busy;
+      continue;
+    }
+    busy = 0;
+    ++s;  // this source does not have it or cannot be reached: the next one
   }
   return absl::Status(last.code(), absl::StrCat("cannot fetch blob ", Sha256Hex(blob.digest), " (",
                                                 blob.size, " bytes): ", last.message()));
