@@ -3,7 +3,9 @@
 // admit frames built from the input, and run the admitted ones. Either the input is one
 // protobuf-encoded frame, or a sequence of frames whose fields the input steers near the
 // values a stage accepts (so that admission gets past its first checks). Nothing may
-// crash; every bad frame is an error status.
+// crash; every bad frame is an error status. Every frame goes through admission; the
+// kernels run admitted frames up to a budget of tokens per stage and input, so an input
+// costs microseconds, not milliseconds (the model and stages are built once per process).
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -121,11 +123,18 @@ tandem::v1::ActivationFrame SteeredFrame(Input& in, const tandem::Stage& stage,
   return f;
 }
 
-// Admits a frame and runs it at once, as a node runs a batch of one: small frames only,
+// Tokens the kernels run per stage and input: enough for a frame of each kind (first
+// position, a later one, sampling), while admission sees every frame.
+constexpr int32_t kRunTokenBudget = 8;
+
+// Admits a frame and runs it at once, as a node runs a batch of one, while `budget` lasts:
 // the point is admission, not the kernels' speed.
-bool AdmitAndRun(tandem::Stage& stage, const tandem::v1::ActivationFrame& f) {
+bool AdmitAndRun(tandem::Stage& stage, const tandem::v1::ActivationFrame& f, int32_t& budget) {
   if (!stage.Admit(f).ok()) return false;
-  if (!f.end_session() && f.n_tokens() <= 8) (void)stage.RunBatch({&f});
+  if (!f.end_session() && f.n_tokens() <= budget) {
+    budget -= f.n_tokens();
+    (void)stage.RunBatch({&f});
+  }
   return true;
 }
 
@@ -148,19 +157,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const uint8_t mode = in.Take<uint8_t>();
   absl::flat_hash_set<uint64_t> touched = {1, 2, 3};
   for (tandem::Stage* stage : {stages->whole.get(), stages->middle.get()}) {
+    int32_t budget = kRunTokenBudget;
     if ((mode & 1) == 0) {
       tandem::v1::ActivationFrame f;
       if ((stage == stages->whole.get() || (mode & 2)) &&
           f.ParseFromArray(in.data(), static_cast<int>(in.size()))) {
         touched.insert(f.session_id());
-        (void)AdmitAndRun(*stage, f);
+        (void)AdmitAndRun(*stage, f, budget);
       }
     } else {
       absl::flat_hash_map<uint64_t, int64_t> next;
       for (int i = 0; i < 12 && !in.empty(); ++i) {
         tandem::v1::ActivationFrame f = SteeredFrame(in, *stage, next);
         touched.insert(f.session_id());
-        if (AdmitAndRun(*stage, f) && !f.end_session()) {
+        if (AdmitAndRun(*stage, f, budget) && !f.end_session()) {
           next[f.session_id()] = f.position() + f.n_tokens();  // admitted: within n_ctx
         }
       }
