@@ -123,9 +123,9 @@ tandem::v1::ActivationFrame SteeredFrame(Input& in, const tandem::Stage& stage,
   return f;
 }
 
-// Tokens the kernels run per stage and input: enough for a frame of each kind (first
-// position, a later one, sampling), while admission sees every frame.
-constexpr int32_t kRunTokenBudget = 8;
+// Tokens the kernels run per stage and input (a frame of up to 4 tokens, or a few frames
+// of one), while admission sees every frame.
+constexpr int32_t kRunTokenBudget = 4;
 
 // Admits a frame and runs it at once, as a node runs a batch of one, while `budget` lasts:
 // the point is admission, not the kernels' speed.
