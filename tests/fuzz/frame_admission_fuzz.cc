@@ -1,10 +1,14 @@
-// Fuzz target: frames as a stage receives them off the wire. Two stages of the stories260K
-// model (the whole model: embedding and head; and a middle range that takes activations)
+// Fuzz target: frames as a stage receives them off the wire. Two stages of a small model
+// (the whole model: embedding and head; and a middle range that takes activations)
 // admit frames built from the input, and run the admitted ones. Either the input is one
 // protobuf-encoded frame, or a sequence of frames whose fields the input steers near the
 // values a stage accepts (so that admission gets past its first checks). Nothing may
-// crash; every bad frame is an error status.
+// crash; every bad frame is an error status. Every frame goes through admission; the
+// kernels run the admitted ones up to a budget of tokens per stage and input. The model is
+// stories260K cut to its first two layers (same vocabulary, widths and weights), built once
+// per process: a forward pass, not admission, is what an input's time goes to.
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -14,6 +18,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "model/gguf.h"
+#include "model/gguf_writer.h"
 #include "net/frames.h"
 #include "node/stage.h"
 
@@ -21,25 +26,48 @@ namespace {
 
 constexpr uint64_t kEpoch = 7;
 
+constexpr int kLayers = 2;
+
 struct Stages {
-  std::unique_ptr<tandem::Stage> whole;   // layers [0, 5): first and last
-  std::unique_ptr<tandem::Stage> middle;  // layers [1, 3): activations in and out
+  std::unique_ptr<tandem::Stage> whole;   // layers [0, 2): first and last
+  std::unique_ptr<tandem::Stage> middle;  // layers [1, 2): activations in and out
 };
+
+// stories260K's first kLayers layers as a model of their own.
+std::shared_ptr<const tandem::GgufFile> FirstLayers(const tandem::GgufFile& full) {
+  tandem::GgufWriter writer;
+  auto arch = full.GetString("general.architecture");
+  if (!arch.ok()) std::abort();
+  const std::string block_count = *arch + ".block_count";
+  for (const auto& [key, value] : full.metadata()) {
+    writer.AddMetadata(key, key == block_count
+                                ? tandem::GgufValue::Int(tandem::GgufValueType::kUint32, kLayers)
+                                : value);
+  }
+  for (const tandem::GgufTensor& t : full.tensors()) {
+    int layer = 0;
+    if (std::sscanf(t.name.c_str(), "blk.%d.", &layer) == 1 && layer >= kLayers) continue;
+    writer.AddTensor(t.name, t.dims, t.type, std::vector<uint8_t>(t.data, t.data + t.size_bytes));
+  }
+  auto file = tandem::GgufFile::FromBytes("stories260K-first-layers", writer.Serialize());
+  if (!file.ok()) std::abort();
+  return std::move(*file);
+}
 
 Stages MakeStages() {
   const char* env = std::getenv("TANDEM_SHARED_DIR");
   const std::string shared = env ? env : TANDEM_SHARED_DIR;
   auto file = tandem::GgufFile::Open(shared + "/models/stories260K-f32.gguf");
   if (!file.ok()) std::abort();
-  std::shared_ptr<const tandem::GgufFile> model = std::move(*file);
+  std::shared_ptr<const tandem::GgufFile> model = FirstLayers(**file);
   Stages s;
   tandem::StageConfig config;
   config.plan_epoch = kEpoch;
   config.n_ctx = 64;
   config.max_sessions = 4;
-  config.range = {0, 5};
+  config.range = {0, kLayers};
   auto whole = tandem::Stage::Create(model, config, /*threads=*/1);
-  config.range = {1, 3};
+  config.range = {1, kLayers};
   config.wire_dtype = tandem::v1::WIRE_DTYPE_F16;
   auto middle = tandem::Stage::Create(model, config, /*threads=*/1);
   if (!whole.ok() || !middle.ok()) std::abort();
@@ -121,11 +149,18 @@ tandem::v1::ActivationFrame SteeredFrame(Input& in, const tandem::Stage& stage,
   return f;
 }
 
-// Admits a frame and runs it at once, as a node runs a batch of one: small frames only,
+// Tokens the kernels run per stage and input (a frame of up to 4 tokens, or a few frames
+// of one), while admission sees every frame.
+constexpr int32_t kRunTokenBudget = 4;
+
+// Admits a frame and runs it at once, as a node runs a batch of one, while `budget` lasts:
 // the point is admission, not the kernels' speed.
-bool AdmitAndRun(tandem::Stage& stage, const tandem::v1::ActivationFrame& f) {
+bool AdmitAndRun(tandem::Stage& stage, const tandem::v1::ActivationFrame& f, int32_t& budget) {
   if (!stage.Admit(f).ok()) return false;
-  if (!f.end_session() && f.n_tokens() <= 8) (void)stage.RunBatch({&f});
+  if (!f.end_session() && f.n_tokens() <= budget) {
+    budget -= f.n_tokens();
+    (void)stage.RunBatch({&f});
+  }
   return true;
 }
 
@@ -148,19 +183,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const uint8_t mode = in.Take<uint8_t>();
   absl::flat_hash_set<uint64_t> touched = {1, 2, 3};
   for (tandem::Stage* stage : {stages->whole.get(), stages->middle.get()}) {
+    int32_t budget = kRunTokenBudget;
     if ((mode & 1) == 0) {
       tandem::v1::ActivationFrame f;
       if ((stage == stages->whole.get() || (mode & 2)) &&
           f.ParseFromArray(in.data(), static_cast<int>(in.size()))) {
         touched.insert(f.session_id());
-        (void)AdmitAndRun(*stage, f);
+        (void)AdmitAndRun(*stage, f, budget);
       }
     } else {
       absl::flat_hash_map<uint64_t, int64_t> next;
       for (int i = 0; i < 12 && !in.empty(); ++i) {
         tandem::v1::ActivationFrame f = SteeredFrame(in, *stage, next);
         touched.insert(f.session_id());
-        if (AdmitAndRun(*stage, f) && !f.end_session()) {
+        if (AdmitAndRun(*stage, f, budget) && !f.end_session()) {
           next[f.session_id()] = f.position() + f.n_tokens();  // admitted: within n_ctx
         }
       }
