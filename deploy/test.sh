@@ -37,10 +37,13 @@ echo "asan build: $((SECONDS - start)) s"
 # - PipelineTest.NodeMemoryIsItsShardNotTheModel bounds a node's resident memory, which
 #   ASan's shadow memory, redzones and 256 MiB quarantine inflate by design (331 MiB RSS
 #   for a 69 MiB shard): the bound measures the sanitizer, not Tandem.
+# - MembershipTest.CoordinatorRestartReformsWithinTwoHeartbeats bounds a wall-clock time
+#   (re-formed within two 500 ms heartbeats); ASan slows every process, and one run measured
+#   1045 ms. The bound is checked, unchanged, in the Release suite above.
 # - ObservabilityTest.NodeMetricsPassPromtoolAndCountTheWork: an ASan-built node's /metrics
 #   answers 200 with an empty body (no sanitizer report); not yet understood, see the
 #   issue-9 notes; to be put back once explained.
-asan_excluded='^(PipelineTest\.NodeMemoryIsItsShardNotTheModel|ObservabilityTest\.NodeMetricsPassPromtoolAndCountTheWork)$'
+asan_excluded='^(PipelineTest\.NodeMemoryIsItsShardNotTheModel|MembershipTest\.CoordinatorRestartReformsWithinTwoHeartbeats|ObservabilityTest\.NodeMetricsPassPromtoolAndCountTheWork)$'
 start=$SECONDS
 (cd "$root/build-asan" &&
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
