@@ -362,6 +362,7 @@ absl::Status Coordinator::ApplyPlan(const ClusterPlan& plan, uint64_t epoch,
                                                         "): ", resp->reason()));
     }
     registry_.AddHeldStage(st.node.id, st.layer_first, st.layer_last, n_layers);
+    registry_.Configured(st.node.id, epoch);
   }
   return absl::OkStatus();
 }

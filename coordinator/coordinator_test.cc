@@ -596,6 +596,38 @@ TEST_F(CoordinatorTest, HeartbeatsDisagreeingWithThePlanGetItAppliedAgain) {
   EXPECT_EQ(nodes_->configured()["10.0.0.1:1"].plan_epoch(), 2u);
 }
 
+// A node that answered its Configure serves: the cluster is not shown ready beside a node
+// still "joining" until its next heartbeat. A heartbeat measured before the Configure does
+// not undo that; a second one does (the node lost its shard).
+TEST_F(CoordinatorTest, ConfiguredNodesShowAsServingBeforeTheirNextHeartbeat) {
+  Start(PlanPolicy::kEven, 2);
+  const std::string a = Join("10.0.0.1:1");
+  const std::string b = Join("10.0.0.2:1");
+  auto state_of = [&](const std::string& id) {
+    const v1::StatusResponse s = c_->Status();
+    for (const auto& n : s.nodes()) {
+      if (n.node_id() == id) return n.state();
+    }
+    return std::string("missing");
+  };
+  EXPECT_EQ(state_of(a), "joining");
+  c_->Tick();
+  ASSERT_TRUE(c_->Status().ready());
+  EXPECT_EQ(state_of(a), "serving");
+  EXPECT_EQ(state_of(b), "serving");
+  v1::HeartbeatRequest hb;
+  hb.set_node_id(a);
+  hb.set_boot_id("boot-1");
+  hb.set_plan_epoch(0);
+  hb.set_serving(false);
+  c_->Heartbeat(hb);
+  EXPECT_EQ(state_of(a), "serving") << "a heartbeat measured before the Configure";
+  c_->Heartbeat(hb);
+  EXPECT_EQ(state_of(a), "joining");
+  Beat(b);
+  EXPECT_EQ(state_of(b), "serving");
+}
+
 // Liveness by progress: a session without a token for the stall timeout while a stage's
 // heartbeats are late (but not yet timed out) fences that stage; the plan moves off it,
 // the session replays with identical tokens, and the node returns after its backoff.

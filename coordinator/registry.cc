@@ -64,9 +64,13 @@ bool Registry::Heartbeat(const v1::HeartbeatRequest& r, const std::string& ident
   for (auto& n : nodes_) {
     if (n.id == r.node_id() && n.alive && n.boot_id == r.boot_id() && n.identity == identity) {
       n.last_seen = now_();
-      n.serving = r.serving();
+      const bool before_configure = n.configured_since_beat && r.plan_epoch() < n.plan_epoch;
+      n.configured_since_beat = false;
+      if (!before_configure) {
+        n.serving = r.serving();
+        n.plan_epoch = r.plan_epoch();
+      }
       n.sessions = r.sessions();
-      n.plan_epoch = r.plan_epoch();
       n.pending_frames = r.pending_frames();
       n.stalled_ms = r.stalled_ms();
       if (r.draining() && !n.draining) ++generation_;
@@ -220,6 +224,16 @@ void Registry::AddHeldStage(const std::string& id, int first, int last, int n_la
   std::lock_guard<std::mutex> lock(mutex_);
   for (auto& n : nodes_) {
     if (n.id == id) n.held.AddStage(first, last, n_layers);
+  }
+}
+
+void Registry::Configured(const std::string& id, uint64_t epoch) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (auto& n : nodes_) {
+    if (n.id != id) continue;
+    n.serving = true;
+    n.plan_epoch = epoch;
+    n.configured_since_beat = true;
   }
 }
 

@@ -42,13 +42,16 @@ struct NodeRecord {
   std::chrono::steady_clock::time_point last_seen;
   bool alive = true;
   double rtt_ms = 0;                           // measured by the coordinator; 0 until then
-  bool serving = false;                        // as its last heartbeat said
+  // As its last heartbeat said, or its last Configure's answer when that came later.
+  bool serving = false;
   std::chrono::steady_clock::time_point died;  // when it was declared dead
   uint32_t sessions = 0;                       // sessions the node holds, as of its last heartbeat
   // A node without the model file: the weights in its cache (it fetches the rest first).
   HeldWeights held;
-  // As its last heartbeat said.
+  // As `serving`.
   uint64_t plan_epoch = 0;
+  // Set by a Configure's answer: the next heartbeat may have been measured before it.
+  bool configured_since_beat = false;
   uint32_t pending_frames = 0;
   uint32_t stalled_ms = 0;
   bool draining = false;
@@ -122,6 +125,9 @@ class Registry {
   void SetHeld(const std::string& id, HeldWeights held);
   // The node now also holds what a stage of [first, last) reads.
   void AddHeldStage(const std::string& id, int first, int last, int n_layers);
+  // The node answered a Configure for `epoch`: it serves that plan now. A heartbeat
+  // measured before that answer (an older epoch) does not undo this; a second one does.
+  void Configured(const std::string& id, uint64_t epoch);
 
  private:
   bool PlannableLocked(const NodeRecord& n, std::chrono::steady_clock::time_point now) const;
