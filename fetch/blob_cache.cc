@@ -1,6 +1,7 @@
 #include "fetch/blob_cache.h"
 
 #include <fcntl.h>
+#include <sys/uio.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -172,7 +173,49 @@ absl::StatusOr<std::unique_ptr<BlobWriter>> BlobWriter::Begin(const BlobCache& c
 }
 
 BlobWriter::~BlobWriter() {
+  ClosePipe();
   if (fd_ >= 0) ::close(fd_);
+}
+
+void BlobWriter::ClosePipe() {
+  for (int& p : pipe_) {
+    if (p >= 0) ::close(p);
+    p = -1;
+  }
+}
+
+size_t BlobWriter::SpliceIn(const uint8_t* data, size_t n) {
+  // The kernel copies the pipe's pages into the page cache itself, as `cp` does: on
+  // virtual machines that hand free memory back to their host, write() from user memory
+  // into fresh page-cache pages ran 4-5x slower (bench/fetch_bench.sh). The pipe is
+  // drained before returning, so the caller's buffer is not referenced afterwards.
+  if (!splice_tried_) {
+    splice_tried_ = true;
+    if (::pipe2(pipe_, O_CLOEXEC) != 0) return 0;
+    ::fcntl(pipe_[1], F_SETPIPE_SZ, 1 << 20);  // best effort: the default 64 KiB works too
+  }
+  if (pipe_[0] < 0) return 0;
+  size_t moved = 0;
+  while (moved < n) {
+    struct iovec v = {const_cast<uint8_t*>(data + moved), n - moved};
+    const ssize_t in = ::vmsplice(pipe_[1], &v, 1, 0);
+    if (in < 0 && errno == EINTR) continue;
+    if (in <= 0) break;
+    size_t left = static_cast<size_t>(in);
+    while (left > 0) {
+      const ssize_t out = ::splice(pipe_[0], nullptr, fd_, nullptr, left, SPLICE_F_MOVE);
+      if (out < 0 && errno == EINTR) continue;
+      if (out <= 0) {
+        // What is still in the pipe is dropped with it; the caller writes it again.
+        ClosePipe();
+        return moved;
+      }
+      left -= static_cast<size_t>(out);
+      moved += static_cast<size_t>(out);
+    }
+  }
+  if (moved < n) ClosePipe();
+  return moved;
 }
 
 absl::Status BlobWriter::Append(const void* data, size_t n) {
@@ -181,7 +224,9 @@ absl::Status BlobWriter::Append(const void* data, size_t n) {
                                               " bytes sent for a blob of ", size_));
   }
   const auto* p = static_cast<const uint8_t*>(data);
-  size_t left = n;
+  const size_t spliced = SpliceIn(p, n);
+  p += spliced;
+  size_t left = n - spliced;
   while (left > 0) {
     const ssize_t w = ::write(fd_, p, left);
     if (w < 0 && errno == EINTR) continue;

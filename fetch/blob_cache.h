@@ -89,6 +89,13 @@ class BlobWriter {
   uint64_t resumed_ = 0;
   bool failed_ = false;
   int fd_ = -1;
+  // A pipe the bytes pass through into the file (vmsplice, then splice); -1 once that
+  // failed (a file system without splice): plain write() then.
+  int pipe_[2] = {-1, -1};
+  bool splice_tried_ = false;
+  // Moves bytes into the file through the pipe; how many moved (the rest, on an error).
+  size_t SpliceIn(const uint8_t* data, size_t n);
+  void ClosePipe();
   Sha256 hash_;
 };
 
