@@ -19,10 +19,12 @@
 namespace tandem::api {
 namespace {
 
-// GET /v1/cluster/events: the cluster is looked at every tick and sent when it changed, at
-// most once per min interval (while tokens flow it changes with every heartbeat).
+// GET /v1/cluster/events: the cluster is looked at every tick. A change of its shape (a
+// node's state, a plan, an event) is sent at once; a change of figures alone (while tokens
+// flow, every heartbeat changes the rates) at most once per figures interval: each event
+// costs a watching browser a parse and a redraw, on a machine that may be a stage.
 constexpr auto kClusterStreamTick = std::chrono::milliseconds(250);
-constexpr auto kClusterStreamMinInterval = std::chrono::milliseconds(500);
+constexpr auto kClusterStreamFiguresInterval = std::chrono::seconds(2);
 constexpr auto kClusterStreamKeepAlive = std::chrono::seconds(5);
 
 }  // namespace
@@ -86,7 +88,8 @@ void RegisterDashboardRoutes(httplib::Server& server, Coordinator& coordinator) 
       return;
     }
     struct Watch {
-      std::string last;  // the last body sent
+      std::string last;        // the last body sent
+      std::string last_shape;  // and its ClusterShape
       std::chrono::steady_clock::time_point sent{};
       bool first = true;
     };
@@ -99,11 +102,14 @@ void RegisterDashboardRoutes(httplib::Server& server, Coordinator& coordinator) 
           watch->first = false;
           const auto now = std::chrono::steady_clock::now();
           std::string event;
-          if (now - watch->sent >= kClusterStreamMinInterval) {
-            std::string body = ClusterJson(coordinator.Status()).dump();
-            if (body != watch->last) {
+          nlohmann::json cluster = ClusterJson(coordinator.Status());
+          std::string body = cluster.dump();
+          if (body != watch->last) {
+            std::string shape = ClusterShape(std::move(cluster)).dump();
+            if (shape != watch->last_shape || now - watch->sent >= kClusterStreamFiguresInterval) {
               event = absl::StrCat("data: ", body, "\n\n");
               watch->last = std::move(body);
+              watch->last_shape = std::move(shape);
             }
           }
           // A comment now and then: a client that went away is noticed by the failed write.

@@ -3,8 +3,8 @@
 # alternating rounds, quiet and watched. Watched is a poller fetching GET /v1/cluster and
 # GET /metrics every POLL_S seconds (what a dashboard and a Prometheus scraper do), or with
 # WATCHER=browser the dashboard itself open in headless Chromium (which watches GET
-# /v1/cluster/events, sent at most every 500 ms while the cluster changes; it needs
-# tests/dashboard/node_modules, installed by tests/dashboard/run.sh). The watcher
+# /v1/cluster/events: a change to a node, the plan or the events within 250 ms, rates alone
+# every 2 s; it needs tests/dashboard/node_modules, installed by tests/dashboard/run.sh). The watcher
 # starts once and is paused (SIGSTOP) during the quiet rounds. Each round is one `tandem
 # generate --coordinator` of N_PREDICT greedy tokens; rounds alternate so drift of the
 # machine hits both sides alike; the watcher's own CPU in the watched rounds is printed (on

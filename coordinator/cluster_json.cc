@@ -79,4 +79,21 @@ nlohmann::json ClusterJson(const v1::StatusResponse& s) {
   return out;
 }
 
+nlohmann::json ClusterShape(nlohmann::json cluster) {
+  cluster.erase("measured");
+  for (nlohmann::json& st : cluster["stages"]) {
+    for (const char* key : {"compute_ms", "queue_ms", "hop_ms", "hop_bytes_per_token"}) {
+      st.erase(key);
+    }
+  }
+  for (nlohmann::json& n : cluster["nodes"]) {
+    n.erase("rtt_ms");
+    if (n.contains("fetch")) {
+      n["fetch"].erase("bytes_done");
+      n["fetch"].erase("bytes_per_s");
+    }
+  }
+  return cluster;
+}
+
 }  // namespace tandem

@@ -16,4 +16,11 @@ namespace tandem {
 
 nlohmann::json ClusterJson(const v1::StatusResponse& status);
 
+// `cluster` (a ClusterJson) without the figures that change with every token while it
+// generates: the measured rates, the stages' timings, the round trips and a transfer's
+// progress. What is left changes when the cluster does (a node joins, loads, dies, a
+// plan or an event): GET /v1/cluster/events sends those changes at once and the
+// figures alone at a calmer pace.
+nlohmann::json ClusterShape(nlohmann::json cluster);
+
 }  // namespace tandem

@@ -240,6 +240,32 @@ TEST_F(TelemetryTest, ClusterJsonHasEveryFieldTheDashboardReads) {
   EXPECT_THAT(died["message"].get<std::string>(), HasSubstr("node-3"));
 }
 
+// The shape of the cluster stays while only its figures move (tokens flowing), and
+// changes when a node dies: what GET /v1/cluster/events sends at once.
+TEST_F(TelemetryTest, ClusterShapeIgnoresTheFiguresButNotADeath) {
+  telemetry_.NodeJoined("node-1", "127.0.0.1:1");
+  telemetry_.NodeJoined("node-2", "127.0.0.1:2");
+  Beat("node-1", 10, 10, 1, 100, 0.5);
+  v1::StatusResponse s = TwoStages();
+  telemetry_.Fill({Node("node-1"), Node("node-2")}, &s);
+  const nlohmann::json before = ClusterJson(s);
+  Beat("node-1", 30, 50, 9, 700, 2.5);
+  s = TwoStages();
+  telemetry_.Fill({Node("node-1"), Node("node-2")}, &s);
+  const nlohmann::json busier = ClusterJson(s);
+  ASSERT_NE(before.dump(), busier.dump()) << "the figures moved";
+  EXPECT_EQ(ClusterShape(before).dump(), ClusterShape(busier).dump());
+  EXPECT_FALSE(ClusterShape(busier).contains("measured"));
+  EXPECT_TRUE(ClusterShape(busier)["stages"][0].contains("layer_first"));
+  EXPECT_FALSE(ClusterShape(busier)["stages"][0].contains("compute_ms"));
+
+  wall_ms_ += 5;
+  telemetry_.NodeDied("node-2");
+  s = TwoStages();
+  telemetry_.Fill({Node("node-1"), Node("node-2", false)}, &s);
+  EXPECT_NE(ClusterShape(busier).dump(), ClusterShape(ClusterJson(s)).dump());
+}
+
 // Every sample line's metric belongs to a family with HELP and TYPE lines before it.
 void ExpectWellFormedExposition(const std::string& text) {
   std::set<std::string> help, type;
