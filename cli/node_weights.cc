@@ -92,6 +92,7 @@ absl::StatusOr<NodeWeights> OpenNodeWeights(const NodeWeightsOptions& o,
 void UseFetchedStages(NodeWeights& weights, NodeOptions* options) {
   fetch::ModelFetcher* fetcher = weights.fetcher.get();
   if (fetcher == nullptr) return;
+  options->describe_cache = [fetcher](v1::ConfigureResponse* r) { fetcher->DescribeCache(r); };
   options->stage_file =
       [fetcher](const v1::ConfigureRequest& r) -> absl::StatusOr<std::shared_ptr<const GgufFile>> {
     // Peers to fetch from before the coordinator, with the identities their certificates

@@ -97,18 +97,13 @@ v1::RegisterResponse Coordinator::Register(const v1::RegisterRequest& r,
   const int n_layers = static_cast<int>(profile_.layers.size());
   HeldWeights held;
   if (r.fetches_weights()) {
-    if (r.cached_layers_size() > n_layers) {
-      resp.set_reason(absl::StrCat("the node lists ", r.cached_layers_size(),
-                                   " cached layers; the model has ", n_layers));
+    absl::StatusOr<HeldWeights> cached =
+        CachedWeights(n_layers, r.cached_layers(), r.cached_embedding(), r.cached_head());
+    if (!cached.ok()) {
+      resp.set_reason(std::string(cached.status().message()));
       return resp;
     }
-    held.all = false;
-    held.layers.assign(n_layers, false);
-    for (int l : r.cached_layers()) {
-      if (l >= 0 && l < n_layers) held.layers[l] = true;
-    }
-    held.embedding = r.cached_embedding();
-    held.head = r.cached_head();
+    held = *std::move(cached);
   }
   const double rtt_ms = link_->MeasureRttMs(r.address(), identity);
   if (!identity.empty() && rtt_ms <= 0) {
@@ -294,6 +289,15 @@ v1::ConfigureRequest Coordinator::StageRequest(const ClusterPlan& plan, size_t i
   return req;
 }
 
+void Coordinator::NoteCache(const std::string& id, const v1::ConfigureResponse& r) {
+  if (!r.reports_cache()) return;
+  // A cache pruned to its size limit no longer holds what earlier plans gave the node.
+  absl::StatusOr<HeldWeights> held =
+      CachedWeights(static_cast<int>(profile_.layers.size()), r.cached_layers(),
+                    r.cached_embedding(), r.cached_head());
+  if (held.ok()) registry_.SetHeld(id, *std::move(held));
+}
+
 void Coordinator::PrefetchStages(const ClusterPlan& plan, uint64_t epoch, bool lockstep,
                                  const std::vector<NodeRecord>& alive) {
   std::vector<size_t> fetching;
@@ -310,6 +314,7 @@ void Coordinator::PrefetchStages(const ClusterPlan& plan, uint64_t epoch, bool l
       req.set_prefetch_only(true);
       absl::StatusOr<v1::ConfigureResponse> resp =
           link_->Configure(st.node.address, st.node.identity, req, StillBeating(st.node.id));
+      if (resp.ok()) NoteCache(st.node.id, *resp);
       if (!resp.ok() || !resp->ok()) {
         // The configuration that follows asks again, and reports what fails.
         std::fprintf(stderr, "tandem coordinator: %s could not fetch layers [%d, %d) ahead: %s\n",
@@ -361,6 +366,7 @@ absl::Status Coordinator::ApplyPlan(const ClusterPlan& plan, uint64_t epoch,
                                                         st.layer_first, ", ", st.layer_last,
                                                         "): ", resp->reason()));
     }
+    NoteCache(st.node.id, *resp);
     registry_.AddHeldStage(st.node.id, st.layer_first, st.layer_last, n_layers);
     registry_.Configured(st.node.id, epoch);
   }

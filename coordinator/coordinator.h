@@ -142,6 +142,8 @@ class Coordinator {
                                     bool lockstep, const std::vector<NodeRecord>& alive) const;
   // Has the stages of nodes without the model file fetch their tensors, concurrently (at
   // most kMaxConcurrentFetches at once), without changing what they serve.
+  // What a node without the model file said its cache holds after a Configure.
+  void NoteCache(const std::string& id, const v1::ConfigureResponse& r);
   void PrefetchStages(const ClusterPlan& plan, uint64_t epoch, bool lockstep,
                       const std::vector<NodeRecord>& alive);
   static constexpr size_t kMaxConcurrentFetches = 8;

@@ -51,6 +51,7 @@ class FakeNodes : public NodeLink {
     configured_[address] = request;
     configure_order_.push_back(address);
     v1::ConfigureResponse r;
+    if (auto it = answers_.find(address); it != answers_.end()) r = it->second;
     r.set_ok(true);
     return r;
   }
@@ -113,6 +114,11 @@ class FakeNodes : public NodeLink {
     std::lock_guard<std::mutex> lock(mutex_);
     return configure_order_;
   }
+  // What the node at `address` answers to every Configure from now on (ok is set).
+  void Answer(const std::string& address, const v1::ConfigureResponse& r) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    answers_[address] = r;
+  }
   std::vector<Sent> all_sent() {
     std::lock_guard<std::mutex> lock(mutex_);
     return all_;
@@ -124,6 +130,7 @@ class FakeNodes : public NodeLink {
   int probes_ = 0;
   std::map<std::string, v1::ConfigureRequest> configured_;
   std::vector<std::string> configure_order_;
+  std::map<std::string, v1::ConfigureResponse> answers_;
   std::vector<Sent> sent_, all_;
 };
 
@@ -626,6 +633,80 @@ TEST_F(CoordinatorTest, ConfiguredNodesShowAsServingBeforeTheirNextHeartbeat) {
   EXPECT_EQ(state_of(a), "joining");
   Beat(b);
   EXPECT_EQ(state_of(b), "serving");
+}
+
+// A node without the model file says in each Configure's answer what its cache holds: a
+// cache pruned to its limit stops being named as a source of the layers it dropped.
+TEST_F(CoordinatorTest, ACachePrunedOnConfigureIsNoLongerASource) {
+  Start(PlanPolicy::kEven, 2);
+  auto join_fetching = [&](const std::string& address, std::vector<int> cached) {
+    v1::RegisterRequest r;
+    r.set_protocol_version(kProtocolVersion);
+    r.set_address(address);
+    r.set_boot_id("boot-1");
+    r.set_model_fingerprint(fingerprint_);
+    r.mutable_profile()->set_memory_bytes(1ull << 30);
+    r.mutable_profile()->set_bandwidth_gbs(10);
+    r.mutable_profile()->set_gflops(50);
+    r.mutable_profile()->set_threads(1);
+    r.set_fetches_weights(true);
+    for (int l : cached) r.add_cached_layers(l);
+    r.set_cached_embedding(!cached.empty());
+    r.set_cached_head(!cached.empty());
+    v1::RegisterResponse resp = c_->Register(r);
+    EXPECT_TRUE(resp.accepted()) << resp.reason();
+    return resp.node_id();
+  };
+  // Node A holds every layer at first; after its Configure its cache holds only its stage.
+  join_fetching("10.0.0.1:1", {0, 1, 2, 3, 4});
+  join_fetching("10.0.0.2:1", {});
+  c_->Tick();
+  v1::StatusResponse s = c_->Status();
+  ASSERT_TRUE(s.ready()) << s.reason();
+  ASSERT_EQ(s.stages_size(), 2);
+  const std::string first = s.stages(0).address(), second = s.stages(1).address();
+  const std::string first_id = s.stages(0).node_id(), second_id = s.stages(1).node_id();
+  // The second stage (configured first) was told the first stage's node holds its layers
+  // only when that node is A (B held nothing).
+  const bool a_first = first == "10.0.0.1:1";
+  EXPECT_EQ(nodes_->configured()[second].weight_sources_size(), a_first ? 1 : 0);
+  // Now A's cache is pruned to its stage: it says so when configured again.
+  v1::ConfigureResponse pruned;
+  pruned.set_reports_cache(true);
+  for (int l = s.stages(a_first ? 0 : 1).layer_first(); l < s.stages(a_first ? 0 : 1).layer_last();
+       ++l) {
+    pruned.add_cached_layers(l);
+  }
+  nodes_->Answer("10.0.0.1:1", pruned);
+  // Both stages disagree twice: the plan is applied again (the same split, epoch 2).
+  for (int i = 0; i < 2; ++i) {
+    for (const std::string& id : {first_id, second_id}) {
+      v1::HeartbeatRequest hb;
+      hb.set_node_id(id);
+      hb.set_boot_id("boot-1");
+      hb.set_plan_epoch(0);
+      c_->Heartbeat(hb);
+    }
+  }
+  c_->Tick();
+  ASSERT_EQ(c_->Status().plan_epoch(), 2u);
+  // Again, for epoch 3: A's answer at epoch 2 said it no longer holds the other stage.
+  for (int i = 0; i < 2; ++i) {
+    for (const std::string& id : {first_id, second_id}) {
+      v1::HeartbeatRequest hb;
+      hb.set_node_id(id);
+      hb.set_boot_id("boot-1");
+      hb.set_plan_epoch(0);
+      c_->Heartbeat(hb);
+    }
+  }
+  c_->Tick();
+  ASSERT_EQ(c_->Status().plan_epoch(), 3u);
+  const std::string other = a_first ? second : first;
+  const v1::ConfigureRequest again = nodes_->configured()[other];
+  for (const std::string& source : again.weight_sources()) {
+    EXPECT_NE(source, "10.0.0.1:1") << "A's cache no longer holds " << other << "'s layers";
+  }
 }
 
 // Liveness by progress: a session without a token for the stall timeout while a stage's

@@ -205,6 +205,24 @@ void HeldWeights::AddStage(int first, int last, int n_layers) {
   if (last == n_layers) head = true;
 }
 
+absl::StatusOr<HeldWeights> CachedWeights(int n_layers,
+                                          const google::protobuf::RepeatedField<int32_t>& layers,
+                                          bool embedding, bool head) {
+  if (layers.size() > n_layers) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the node lists ", layers.size(), " cached layers; the model has ", n_layers));
+  }
+  HeldWeights held;
+  held.all = false;
+  held.layers.assign(n_layers, false);
+  for (int l : layers) {
+    if (l >= 0 && l < n_layers) held.layers[l] = true;
+  }
+  held.embedding = embedding;
+  held.head = head;
+  return held;
+}
+
 bool HeldWeights::Overlaps(int first, int last) const {
   if (all) return true;
   for (int l = std::max(first, 0); l < std::min<int>(last, layers.size()); ++l) {

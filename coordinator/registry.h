@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "tandem.pb.h"
 
 namespace tandem {
@@ -31,6 +32,13 @@ struct HeldWeights {
   // Holds some weight of a stage of [first, last).
   bool Overlaps(int first, int last) const;
 };
+
+// What a node without the model file says its cache holds (in its Register, or in a
+// Configure's answer), off the wire: a list longer than the model's layers is refused;
+// layers out of range are ignored.
+absl::StatusOr<HeldWeights> CachedWeights(int n_layers,
+                                          const google::protobuf::RepeatedField<int32_t>& layers,
+                                          bool embedding, bool head);
 
 struct NodeRecord {
   std::string id;

@@ -299,6 +299,14 @@ TEST_F(FetchTest, CacheMaxBytesKeepsOnlyWhatThePlanNeeds) {
   (*f)->DescribeCache(&request);
   EXPECT_EQ(std::vector<int>(request.cached_layers().begin(), request.cached_layers().end()),
             (std::vector<int>{3}));
+  // A Configure's answer says the same (the coordinator then stops naming this node as a
+  // source of the layers it dropped).
+  v1::ConfigureResponse answer;
+  answer.add_cached_layers(0);  // stale: replaced
+  (*f)->DescribeCache(&answer);
+  EXPECT_TRUE(answer.reports_cache());
+  EXPECT_EQ(std::vector<int>(answer.cached_layers().begin(), answer.cached_layers().end()),
+            (std::vector<int>{3}));
 }
 
 TEST_F(FetchTest, PeersAreTriedFirstAndThoseWithoutTheBlobSkipped) {

@@ -134,10 +134,10 @@ BlobRef ModelFetcher::TensorBlob(size_t index) const {
   return BlobRef{manifest_.tensor_digests[index], header_->tensors()[index].size_bytes};
 }
 
-void ModelFetcher::DescribeCache(v1::RegisterRequest* request) const {
-  request->set_fetches_weights(true);
+ModelFetcher::CacheContents ModelFetcher::Contents() const {
+  CacheContents out;
   std::vector<bool> complete(n_layer_, true);
-  bool embedding = false, output = false, output_norm = false;
+  bool output = false, output_norm = false;
   const bool tied = header_->FindTensor("output.weight") == nullptr;
   for (size_t i = 0; i < header_->tensors().size(); ++i) {
     const BlobRef blob = TensorBlob(i);
@@ -147,7 +147,7 @@ void ModelFetcher::DescribeCache(v1::RegisterRequest* request) const {
     if (layer >= 0 && layer < n_layer_) {
       if (!held) complete[layer] = false;
     } else if (name == "token_embd.weight") {
-      embedding = held;
+      out.embedding = held;
     } else if (name == "output.weight") {
       output = held;
     } else if (name == "output_norm.weight") {
@@ -155,10 +155,27 @@ void ModelFetcher::DescribeCache(v1::RegisterRequest* request) const {
     }
   }
   for (int l = 0; l < n_layer_; ++l) {
-    if (complete[l]) request->add_cached_layers(l);
+    if (complete[l]) out.layers.push_back(l);
   }
-  request->set_cached_embedding(embedding);
-  request->set_cached_head(output_norm && (tied ? embedding : output));
+  out.head = output_norm && (tied ? out.embedding : output);
+  return out;
+}
+
+void ModelFetcher::DescribeCache(v1::RegisterRequest* request) const {
+  const CacheContents c = Contents();
+  request->set_fetches_weights(true);
+  for (int l : c.layers) request->add_cached_layers(l);
+  request->set_cached_embedding(c.embedding);
+  request->set_cached_head(c.head);
+}
+
+void ModelFetcher::DescribeCache(v1::ConfigureResponse* response) const {
+  const CacheContents c = Contents();
+  response->set_reports_cache(true);
+  response->clear_cached_layers();
+  for (int l : c.layers) response->add_cached_layers(l);
+  response->set_cached_embedding(c.embedding);
+  response->set_cached_head(c.head);
 }
 
 absl::Status ModelFetcher::FetchBlob(const BlobRef& blob, const std::vector<FetchSource>& sources,

@@ -76,6 +76,8 @@ class ModelFetcher {
 
   // Says in `request` which layers (and ends) the cache holds, for the planner.
   void DescribeCache(v1::RegisterRequest* request) const;
+  // The same, after a configuration (which fetched some tensors and may have pruned others).
+  void DescribeCache(v1::ConfigureResponse* response) const;
 
   // Makes sure the cache holds every tensor a stage of [layer_first, layer_last) reads
   // (fetching from `peers` in order, then the coordinator) and returns the model with those
@@ -88,6 +90,12 @@ class ModelFetcher {
       bool prefetch = false);
 
  private:
+  struct CacheContents {
+    std::vector<int> layers;  // every tensor of these layers is cached
+    bool embedding = false;
+    bool head = false;
+  };
+  CacheContents Contents() const;
   explicit ModelFetcher(ModelFetcherOptions options) : options_(std::move(options)) {}
   class Pacer;
   // Fetches one blob into the cache from the first source that has it. Safe to call from

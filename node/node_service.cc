@@ -463,6 +463,7 @@ void NodeService::RunConfigure(const ConfigureCall& call) {
     }
     call.response->set_ok(s.ok());
     call.response->set_reason(std::string(s.message()));
+    if (options_.describe_cache) options_.describe_cache(call.response);
     call.reactor->Finish(grpc::Status::OK);
     return;
   }
@@ -484,6 +485,7 @@ void NodeService::RunConfigure(const ConfigureCall& call) {
   call.response->set_ok(s.ok());
   call.response->set_reason(std::string(s.message()));
   call.response->set_weight_bytes(weight_bytes);
+  if (options_.describe_cache) options_.describe_cache(call.response);
   // A refused configuration leaves the shard in force as it was.
   serving_ = s.ok() || was_serving;
   if (s.ok()) {

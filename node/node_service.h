@@ -49,6 +49,8 @@ struct NodeOptions {
   // tensors fetched first, fetch/model_fetcher.h). Unset: the file the service was given.
   std::function<absl::StatusOr<std::shared_ptr<const GgufFile>>(const v1::ConfigureRequest&)>
       stage_file;
+  // A node without the model file: says in a Configure's answer what its cache holds now.
+  std::function<void(v1::ConfigureResponse*)> describe_cache;
 };
 
 class NodeService final : public v1::Node::CallbackService {
