@@ -49,7 +49,7 @@ struct NodeRecord {
   std::chrono::steady_clock::time_point registered;
   std::chrono::steady_clock::time_point last_seen;
   bool alive = true;
-  double rtt_ms = 0;                           // measured by the coordinator; 0 until then
+  double rtt_ms = 0;  // measured by the coordinator; 0 until then
   // As its last heartbeat said, or its last Configure's answer when that came later.
   bool serving = false;
   std::chrono::steady_clock::time_point died;  // when it was declared dead

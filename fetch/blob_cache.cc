@@ -1,8 +1,8 @@
 #include "fetch/blob_cache.h"
 
 #include <fcntl.h>
-#include <sys/uio.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
