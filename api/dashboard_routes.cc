@@ -11,6 +11,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "api/connection_watch.h"
 #include "api/server.h"
 #include "coordinator/cluster_json.h"
 #include "coordinator/dashboard_assets.h"
@@ -77,7 +78,7 @@ void RegisterDashboardRoutes(httplib::Server& server, Coordinator& coordinator) 
   // watching it costs its browser far less than polling (no request per look), and a
   // change shows within a tick. Each stream holds one of the server's workers.
   auto streams = std::make_shared<std::atomic<int>>(0);
-  server.Get("/v1/cluster/events", [&coordinator, streams](const httplib::Request&,
+  server.Get("/v1/cluster/events", [&coordinator, streams](const httplib::Request& req,
                                                            httplib::Response& res) {
     if (streams->fetch_add(1) >= kMaxClusterStreams) {
       streams->fetch_sub(1);
@@ -94,12 +95,17 @@ void RegisterDashboardRoutes(httplib::Server& server, Coordinator& coordinator) 
       bool first = true;
     };
     auto watch = std::make_shared<Watch>();
+    // A watcher that went away (a page reloaded or hidden) frees its place within a tick,
+    // not at the next write, which may be a keep-alive away: the client is looked for on
+    // this, the handler's thread, where the content provider runs too.
+    auto client = std::make_shared<ConnectionWatch>(req);
     res.set_header("Cache-Control", "no-store");
     res.set_chunked_content_provider(
         "text/event-stream",
-        [&coordinator, watch](size_t, httplib::DataSink& sink) {
+        [&coordinator, watch, client](size_t, httplib::DataSink& sink) {
           if (!watch->first) std::this_thread::sleep_for(kClusterStreamTick);
           watch->first = false;
+          if (client->Closed()) return false;
           const auto now = std::chrono::steady_clock::now();
           std::string event;
           nlohmann::json cluster = ClusterJson(coordinator.Status());
