@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "api/server.h"
 #include "cli/commands.h"
 #include "cli/discovery_flags.h"
 #include "cli/model_loading.h"
@@ -26,9 +27,9 @@
 #include "node/membership.h"
 #include "node/node_service.h"
 #include "node/stage.h"
-#include "prometheus/exposer.h"
 #include "security/join_token.h"
 #include "security/revocation.h"
+#include "telemetry/exposition.h"
 
 namespace tandem::cli {
 namespace {
@@ -101,23 +102,29 @@ void ApplyRevocations(const google::protobuf::RepeatedPtrField<std::string>& pus
   }
 }
 
-// The node's own /metrics (prometheus-cpp's Exposer); null when not asked for.
-absl::StatusOr<std::unique_ptr<prometheus::Exposer>> ServeMetrics(const std::string& address,
-                                                                  StageMetrics& metrics) {
+// The node's own /metrics, on the HTTP server the coordinator's API uses (cpp-httplib),
+// a few workers: scrapers are few. Null when not asked for. (prometheus-cpp's Exposer is
+// not used: Debian's civetweb runs its workers on fixed 100 KiB stacks, which its handler's
+// formatting overflowed in the ASan build, killing the node at its first scrape.)
+absl::StatusOr<std::unique_ptr<api::HttpServer>> ServeMetrics(const std::string& address,
+                                                              StageMetrics& metrics) {
   if (address.empty()) return nullptr;
-  std::unique_ptr<prometheus::Exposer> exposer;
-  try {
-    exposer = std::make_unique<prometheus::Exposer>(address);
-  } catch (const std::exception& e) {
-    return absl::UnavailableError(
-        absl::StrCat("cannot serve metrics on ", address, ": ", e.what()));
+  api::HttpServerOptions options;
+  if (absl::Status s = api::ParseHostPort(address, &options.host, &options.port); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("--metrics: ", s.message()));
   }
-  exposer->RegisterCollectable(metrics.registry());
-  const std::vector<int> ports = exposer->GetListeningPorts();
-  const std::string host = address.substr(0, address.rfind(':'));
-  std::fprintf(stderr, "tandem node: metrics at http://%s:%d/metrics\n", host.c_str(),
-               ports.empty() ? 0 : ports.front());
-  return exposer;
+  options.threads = 4;
+  options.max_body_bytes = 4096;  // GET only
+  auto server = std::make_unique<api::HttpServer>(options);
+  server->routes().Get("/metrics", [&metrics](const httplib::Request&, httplib::Response& res) {
+    res.set_content(metrics.MetricsText(), kPrometheusContentType);
+  });
+  if (absl::Status s = server->Start(); !s.ok()) {
+    return absl::UnavailableError(absl::StrCat("cannot serve metrics: ", s.message()));
+  }
+  std::fprintf(stderr, "tandem node: metrics at http://%s:%d/metrics\n", options.host.c_str(),
+               server->port());
+  return server;
 }
 
 int RunNode(NodeCommandOptions o) {
@@ -216,10 +223,10 @@ int RunNode(NodeCommandOptions o) {
     return ReportError(absl::UnavailableError(absl::StrCat("cannot listen on ", o.listen)));
   }
   server->GetHealthCheckService()->SetServingStatus("tandem.v1.Node", false);
-  auto exposer = ServeMetrics(o.metrics, service.metrics());
-  if (!exposer.ok()) {
+  auto metrics_server = ServeMetrics(o.metrics, service.metrics());
+  if (!metrics_server.ok()) {
     server->Shutdown();
-    return ReportError(exposer.status());
+    return ReportError(metrics_server.status());
   }
   std::string host = o.listen.substr(0, o.listen.rfind(':'));
   std::string address = !o.advertise.empty() ? o.advertise : absl::StrCat(host, ":", port);
