@@ -205,6 +205,11 @@ int RunCoordinator(const CoordinatorCommandOptions& o) {
   }
   auto security = SetUpSecurity(o);
   if (!security.ok()) return ReportError(security.status());
+  if (security->revoked) {
+    options.is_revoked = [revoked = security->revoked](const std::string& identity) {
+      return revoked->IsRevoked(identity);
+    };
+  }
   auto coordinator = Coordinator::Create(options, NewGrpcNodeLink());
   if (!coordinator.ok()) return ReportError(coordinator.status());
 

@@ -410,8 +410,20 @@ std::vector<std::string> Coordinator::RefusingSilentNodes() {
   return gone;
 }
 
+std::vector<std::string> Coordinator::RevokedNodes() const {
+  std::vector<std::string> out;
+  if (!options_.is_revoked) return out;
+  for (const NodeRecord& n : registry_.Alive()) {
+    if (!n.identity.empty() && options_.is_revoked(n.identity)) out.push_back(n.id);
+  }
+  return out;
+}
+
 void Coordinator::ReplanIfNeeded() {
-  const Registry::Expired expired = registry_.Expire(RefusingSilentNodes());
+  std::vector<std::string> gone = RefusingSilentNodes();
+  const std::vector<std::string> revoked = RevokedNodes();
+  gone.insert(gone.end(), revoked.begin(), revoked.end());
+  const Registry::Expired expired = registry_.Expire(gone);
   for (const auto& id : expired.pruned) {
     telemetry_.Forget(id);
     probed_.erase(id);
@@ -424,8 +436,13 @@ void Coordinator::ReplanIfNeeded() {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     for (const auto& id : expired.dead) {
-      std::fprintf(stderr, "tandem coordinator: %s stopped answering\n", id.c_str());
-      telemetry_.NodeDied(id);
+      std::string why = "stopped answering";
+      if (std::find(revoked.begin(), revoked.end(), id) != revoked.end()) {
+        const std::optional<NodeRecord> n = registry_.Find(id);
+        why = absl::StrCat("(", n ? n->identity : "?", ") is revoked: it leaves the cluster");
+      }
+      std::fprintf(stderr, "tandem coordinator: %s %s\n", id.c_str(), why.c_str());
+      telemetry_.NodeDied(id, why);
     }
     // The plan in force needs every one of its nodes: alive (and the same process),
     // not draining, not fenced.

@@ -63,6 +63,10 @@ struct CoordinatorOptions {
   // A background thread calls Tick() this often; tests turn it off and call Tick().
   bool background_planner = true;
   std::chrono::milliseconds planner_interval{100};
+  // Whether a node's certificate identity is revoked (`tandem cluster revoke`): a revoked
+  // node leaves the cluster at the next tick, as a dead one does, so no user's activations
+  // reach it while it waits for its heartbeat timeout. Null: nothing is revoked.
+  std::function<bool(const std::string& identity)> is_revoked;
   // The clock heartbeats and waits are judged by (tests pass a fake one).
   std::function<std::chrono::steady_clock::time_point()> now = [] {
     return std::chrono::steady_clock::now();
@@ -164,6 +168,8 @@ class Coordinator {
   // Nodes silent for more than a heartbeat and a half whose address refuses a connection:
   // their process is gone, and they are dead now rather than at the heartbeat timeout.
   std::vector<std::string> RefusingSilentNodes();
+  // Live nodes whose identity is revoked.
+  std::vector<std::string> RevokedNodes() const;
   bool UseLockstep(const ClusterPlan& plan) const;
   // Session and node gauges for the telemetry. Called with mutex_ held.
   void RecordGaugesLocked();

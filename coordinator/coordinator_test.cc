@@ -7,6 +7,7 @@
 
 #include <map>
 #include <mutex>
+#include <set>
 
 #include "coordinator/cluster_json.h"
 #include "model/fingerprint.h"
@@ -161,7 +162,7 @@ class CoordinatorTest : public ::testing::Test {
   }
 
   std::string Join(const std::string& address, double bandwidth_gbs = 10,
-                   const std::string& boot_id = "boot-1") {
+                   const std::string& boot_id = "boot-1", const std::string& identity = "") {
     v1::RegisterRequest r;
     r.set_protocol_version(kProtocolVersion);
     r.set_address(address);
@@ -171,7 +172,7 @@ class CoordinatorTest : public ::testing::Test {
     r.mutable_profile()->set_bandwidth_gbs(bandwidth_gbs);
     r.mutable_profile()->set_gflops(50);
     r.mutable_profile()->set_threads(1);
-    v1::RegisterResponse resp = c_->Register(r);
+    v1::RegisterResponse resp = c_->Register(r, identity);
     EXPECT_TRUE(resp.accepted()) << resp.reason();
     return resp.node_id();
   }
@@ -403,6 +404,55 @@ TEST_F(CoordinatorTest, ASilentNodeThatRefusesConnectionsIsDeadBeforeTheTimeout)
   ASSERT_TRUE(s.ready()) << s.reason();
   ASSERT_EQ(s.stages_size(), 1);
   EXPECT_EQ(s.stages(0).node_id(), a);
+}
+
+// `tandem cluster revoke` takes a node out of the cluster at the next tick, not at its
+// heartbeat timeout (3 s): no frame of the new plan goes to it, its sessions replay on the
+// others with the same tokens, and the event says why.
+TEST_F(CoordinatorTest, ARevokedNodeLeavesAtTheNextTickAndItsSessionsReplay) {
+  auto revoked = std::make_shared<std::set<std::string>>();
+  Start(PlanPolicy::kEven, 2, [revoked](CoordinatorOptions& o) {
+    o.is_revoked = [revoked](const std::string& identity) { return revoked->count(identity) > 0; };
+  });
+  const std::string a = Join("10.0.0.1:1", 10, "boot-1", "node-aaaa");
+  const std::string b = Join("10.0.0.2:1", 10, "boot-1", "node-bbbb");
+  c_->Tick();
+  ASSERT_EQ(c_->Status().stages_size(), 2);
+  ASSERT_EQ(c_->Status().stages(0).node_id(), a);  // the coordinator sends frames to a
+  auto out = Generate(12);
+  for (int i = 0; i < 4; ++i) nodes_->Answer(*c_);
+  ASSERT_EQ(out->tokens.size(), 4u);
+  c_->Tick();  // nothing revoked yet: the plan stands
+  EXPECT_EQ(c_->Status().plan_epoch(), 1u);
+
+  revoked->insert("node-aaaa");
+  c_->Tick();  // no time passed: a's last heartbeat is fresh, and it is out all the same
+  v1::StatusResponse s = c_->Status();
+  ASSERT_TRUE(s.ready()) << s.reason();
+  EXPECT_EQ(s.plan_epoch(), 2u);
+  ASSERT_EQ(s.stages_size(), 1);
+  EXPECT_EQ(s.stages(0).node_id(), b);
+  ASSERT_EQ(s.dead_nodes_size(), 1);
+  EXPECT_EQ(s.dead_nodes(0).node_id(), a);
+
+  nodes_->AnswerAll(*c_);
+  EXPECT_TRUE(out->done);
+  EXPECT_EQ(out->tokens, Expected(12));
+  EXPECT_TRUE(out->error.ok()) << out->error;
+  int replayed = 0;
+  for (const FakeNodes::Sent& f : nodes_->all_sent()) {
+    if (f.frame.plan_epoch() < 2) continue;
+    ++replayed;
+    EXPECT_EQ(f.address, "10.0.0.2:1") << "a frame of the new plan went to the revoked node";
+  }
+  EXPECT_GT(replayed, 0);
+  const nlohmann::json j = ClusterJson(c_->Status());
+  bool told = false;
+  for (const auto& e : j["events"]) {
+    told = told || (e["kind"] == "died" &&
+                    e["message"] == a + " (node-aaaa) is revoked: it leaves the cluster");
+  }
+  EXPECT_TRUE(told) << j["events"].dump();
 }
 
 TEST_F(CoordinatorTest, AFasterNodeJoiningIsUsedByTheNextPlan) {

@@ -142,8 +142,8 @@ void ClusterTelemetry::NodeJoined(const std::string& id, const std::string& addr
   events_.Add("joined", absl::StrCat(id, " joined from ", address));
 }
 
-void ClusterTelemetry::NodeDied(const std::string& id) {
-  events_.Add("died", absl::StrCat(id, " stopped answering"));
+void ClusterTelemetry::NodeDied(const std::string& id, absl::string_view why) {
+  events_.Add("died", absl::StrCat(id, " ", why));
   std::lock_guard<std::mutex> lock(mutex_);
   if (auto it = stages_.find(id); it != stages_.end()) it->second.has_last = false;
 }

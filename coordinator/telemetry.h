@@ -58,7 +58,7 @@ class ClusterTelemetry {
 
   // What happens in the cluster.
   void NodeJoined(const std::string& id, const std::string& address);
-  void NodeDied(const std::string& id);
+  void NodeDied(const std::string& id, absl::string_view why = "stopped answering");
   // Left out of plans for a backoff (it held sessions up), and why.
   void NodeFenced(const std::string& id, absl::string_view why);
   void NodeDraining(const std::string& id);
