@@ -728,29 +728,23 @@ TEST_F(CoordinatorTest, ACachePrunedOnConfigureIsNoLongerASource) {
     pruned.add_cached_layers(l);
   }
   nodes_->Answer("10.0.0.1:1", pruned);
-  // Both stages disagree twice: the plan is applied again (the same split, epoch 2).
-  for (int i = 0; i < 2; ++i) {
-    for (const std::string& id : {first_id, second_id}) {
-      v1::HeartbeatRequest hb;
-      hb.set_node_id(id);
-      hb.set_boot_id("boot-1");
-      hb.set_plan_epoch(0);
-      c_->Heartbeat(hb);
+  // Both stages report no plan twice: the plan is applied again (the same split).
+  auto disagree_twice = [&] {
+    for (int i = 0; i < 2; ++i) {
+      for (const std::string& id : {first_id, second_id}) {
+        v1::HeartbeatRequest hb;
+        hb.set_node_id(id);
+        hb.set_boot_id("boot-1");
+        hb.set_plan_epoch(0);
+        c_->Heartbeat(hb);
+      }
     }
-  }
-  c_->Tick();
+    c_->Tick();
+  };
+  disagree_twice();  // epoch 2
   ASSERT_EQ(c_->Status().plan_epoch(), 2u);
   // Again, for epoch 3: A's answer at epoch 2 said it no longer holds the other stage.
-  for (int i = 0; i < 2; ++i) {
-    for (const std::string& id : {first_id, second_id}) {
-      v1::HeartbeatRequest hb;
-      hb.set_node_id(id);
-      hb.set_boot_id("boot-1");
-      hb.set_plan_epoch(0);
-      c_->Heartbeat(hb);
-    }
-  }
-  c_->Tick();
+  disagree_twice();
   ASSERT_EQ(c_->Status().plan_epoch(), 3u);
   const std::string other = a_first ? second : first;
   const v1::ConfigureRequest again = nodes_->configured()[other];
