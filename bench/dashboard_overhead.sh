@@ -8,8 +8,9 @@
 # starts once and is paused (SIGSTOP) during the quiet rounds. Each round is one `tandem
 # generate --coordinator` of N_PREDICT greedy tokens; rounds alternate so drift of the
 # machine hits both sides alike; the watcher's own CPU in the watched rounds is printed (on
-# this machine it competes with the cluster for the cores; in use it runs elsewhere). Prints each round and the medians, then the direct
-# cost: the coordinator's CPU time per GET /v1/cluster and per GET /metrics (REQUESTS of
+# this machine it competes with the cluster for the cores unless CLUSTER_CPUS/WATCHER_CPUS
+# keep them apart; in use it runs elsewhere). Prints each round, the medians and the mean
+# of the paired rounds' ratios with its 95% interval, then the direct cost: the coordinator's CPU time per GET /v1/cluster and per GET /metrics (REQUESTS of
 # each, back to back), and what one poll a second takes of a core. Never passes or fails on
 # time.
 #
@@ -18,7 +19,10 @@
 # Without MODEL a mid-sized random-weight model (about 10 ms a token on one core) is made
 # once into /tmp. Environment: TANDEM (the binary, default build/cli/tandem), NODES (2),
 # THREADS (1 per node), ROUNDS (8 of each), N_PREDICT (200), POLL_S (1), WATCHER (poller),
-# REQUESTS (2000), IDLE_S (10: the watcher's CPU is also measured with the cluster idle).
+# REQUESTS (2000), IDLE_S (10: the watcher's CPU is also measured with the cluster idle),
+# CLUSTER_CPUS and WATCHER_CPUS (taskset lists, e.g. 0 and 1: the cluster and its client on
+# some cores, the watcher on others, as when the browser runs on another machine; unset:
+# everything shares every core).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -31,6 +35,10 @@ poll_s="${POLL_S:-1}"
 watcher="${WATCHER:-poller}"
 requests="${REQUESTS:-2000}"
 idle_s="${IDLE_S:-10}"
+cluster_on=()
+[[ -n "${CLUSTER_CPUS:-}" ]] && cluster_on=(taskset -c "$CLUSTER_CPUS")
+watcher_on=()
+[[ -n "${WATCHER_CPUS:-}" ]] && watcher_on=(taskset -c "$WATCHER_CPUS")
 model="${1:-}"
 
 [[ -x "$tandem" ]] || { echo "dashboard_overhead: no tandem binary at $tandem (set TANDEM)" >&2; exit 1; }
@@ -64,7 +72,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$tandem" run -m "$model" --nodes "$nodes" -t "$threads" --http 127.0.0.1:0 >"$work/run.log" 2>&1 &
+${cluster_on[@]+"${cluster_on[@]}"} "$tandem" run -m "$model" --nodes "$nodes" -t "$threads" \
+  --http 127.0.0.1:0 >"$work/run.log" 2>&1 &
 run_pid=$!
 pattern='serving the OpenAI API on (http://127\.0\.0\.1:[0-9]+)/v1 \(coordinator (127\.0\.0\.1:[0-9]+)\)'
 for _ in $(seq 1 600); do
@@ -78,7 +87,8 @@ coordinator="${BASH_REMATCH[2]}"
 
 start_watcher() {
   if [[ "$watcher" == browser ]]; then
-    node "$here/bench/dashboard_watcher.mjs" "$base/" >"$work/watcher.log" 2>&1 &
+    ${watcher_on[@]+"${watcher_on[@]}"} node "$here/bench/dashboard_watcher.mjs" "$base/" \
+      >"$work/watcher.log" 2>&1 &
     watch_pid=$!
     # The page is loaded and polling before the round starts.
     for _ in $(seq 1 300); do
@@ -89,11 +99,11 @@ start_watcher() {
     echo "the browser did not load the dashboard" >&2
     exit 1
   else
-    (while :; do
-      curl -sf "$base/v1/cluster" >/dev/null || true
-      curl -sf "$base/metrics" >/dev/null || true
-      sleep "$poll_s"
-    done) &
+    ${watcher_on[@]+"${watcher_on[@]}"} bash -c 'while :; do
+      curl -sf "$0/v1/cluster" >/dev/null || true
+      curl -sf "$0/metrics" >/dev/null || true
+      sleep "$1"
+    done' "$base" "$poll_s" &
     watch_pid=$!
   fi
 }
@@ -138,7 +148,8 @@ watched_round() {
 }
 
 tokens_per_s() {
-  "$tandem" generate --coordinator "$coordinator" -p "Once upon a time" -n "$n_predict" \
+  ${cluster_on[@]+"${cluster_on[@]}"} "$tandem" generate --coordinator "$coordinator" \
+    -p "Once upon a time" -n "$n_predict" \
     --temp 0 --json | tail -n 1 |
     node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).timings.generated_tokens_per_s.toFixed(2)))'
 }
@@ -146,6 +157,7 @@ tokens_per_s() {
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
 echo "model $(basename "$model"), $nodes nodes x $threads thread(s), $n_predict tokens a round, watcher: $watcher" \
+  "${CLUSTER_CPUS:+(cluster on CPUs $CLUSTER_CPUS, watcher on ${WATCHER_CPUS:-any})}" \
   "$([[ "$watcher" == poller ]] && echo "(/v1/cluster + /metrics every ${poll_s}s)")"
 tokens_per_s >/dev/null  # warm-up
 start_watcher
@@ -189,6 +201,19 @@ mw=$(printf "%s\n" "${watched[@]}" | median)
 mc=$(printf "%s\n" "${watcher_cpu[@]}" | median)
 awk -v q="$mq" -v w="$mw" 'BEGIN {
   printf "median  %14.2f %14.2f   watched/quiet %.4f (%+.2f%%)\n", q, w, w / q, 100 * (w - q) / q }'
+# Each round is a pair (quiet and watched next to each other): the mean of the rounds'
+# watched/quiet ratios with a 95% interval (Student's t) bounds the cost better than the
+# medians do when the machine drifts between rounds.
+paste <(printf "%s\n" "${quiet[@]}") <(printf "%s\n" "${watched[@]}") | awk '
+  BEGIN { split("12.71 4.303 3.182 2.776 2.571 2.447 2.365 2.306 2.262 2.228 2.201 2.179 2.160 2.145 2.131 2.120 2.110 2.101 2.093 2.086 2.080 2.074 2.069 2.064 2.060 2.056 2.052 2.048 2.045", t, " ") }
+  { r[NR] = $2 / $1; sum += r[NR] }
+  END {
+    n = NR; if (n < 2) exit
+    mean = sum / n
+    for (i = 1; i <= n; i++) ss += (r[i] - mean) ^ 2
+    half = (n - 1 <= 29 ? t[n - 1] : 1.96) * sqrt(ss / (n - 1) / n)
+    printf "paired rounds: watched/quiet %.4f, 95%% interval %.4f .. %.4f (%+.2f%% .. %+.2f%%)\n",
+      mean, mean - half, mean + half, 100 * (mean - half - 1), 100 * (mean + half - 1) }'
 echo "the watcher itself (its processes on this machine) used a median ${mc}% of one core"
 echo "with the cluster idle (${idle_s}s, twice) the watcher used ${idle_cpu[*]}% of one core"
 # The spread of the quiet rounds alone: a difference smaller than this is noise.
