@@ -410,19 +410,19 @@ std::vector<std::string> Coordinator::RefusingSilentNodes() {
   return gone;
 }
 
-std::vector<std::string> Coordinator::RevokedNodes() const {
-  std::vector<std::string> out;
+std::vector<NodeRecord> Coordinator::RevokedNodes() const {
+  std::vector<NodeRecord> out;
   if (!options_.is_revoked) return out;
-  for (const NodeRecord& n : registry_.Alive()) {
-    if (!n.identity.empty() && options_.is_revoked(n.identity)) out.push_back(n.id);
+  for (NodeRecord& n : registry_.Alive()) {
+    if (!n.identity.empty() && options_.is_revoked(n.identity)) out.push_back(std::move(n));
   }
   return out;
 }
 
 void Coordinator::ReplanIfNeeded() {
   std::vector<std::string> gone = RefusingSilentNodes();
-  const std::vector<std::string> revoked = RevokedNodes();
-  gone.insert(gone.end(), revoked.begin(), revoked.end());
+  const std::vector<NodeRecord> revoked = RevokedNodes();
+  for (const NodeRecord& n : revoked) gone.push_back(n.id);
   const Registry::Expired expired = registry_.Expire(gone);
   for (const auto& id : expired.pruned) {
     telemetry_.Forget(id);
@@ -436,11 +436,12 @@ void Coordinator::ReplanIfNeeded() {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     for (const auto& id : expired.dead) {
-      std::string why = "stopped answering";
-      if (std::find(revoked.begin(), revoked.end(), id) != revoked.end()) {
-        const std::optional<NodeRecord> n = registry_.Find(id);
-        why = absl::StrCat("(", n ? n->identity : "?", ") is revoked: it leaves the cluster");
-      }
+      const auto r = std::find_if(revoked.begin(), revoked.end(),
+                                  [&id](const NodeRecord& n) { return n.id == id; });
+      const std::string why =
+          r == revoked.end()
+              ? "stopped answering"
+              : absl::StrCat("(", r->identity, ") is revoked: it leaves the cluster");
       std::fprintf(stderr, "tandem coordinator: %s %s\n", id.c_str(), why.c_str());
       telemetry_.NodeDied(id, why);
     }

@@ -169,7 +169,7 @@ class Coordinator {
   // their process is gone, and they are dead now rather than at the heartbeat timeout.
   std::vector<std::string> RefusingSilentNodes();
   // Live nodes whose identity is revoked.
-  std::vector<std::string> RevokedNodes() const;
+  std::vector<NodeRecord> RevokedNodes() const;
   bool UseLockstep(const ClusterPlan& plan) const;
   // Session and node gauges for the telemetry. Called with mutex_ held.
   void RecordGaugesLocked();

@@ -35,7 +35,6 @@ class StageMetrics {
   void SetShard(uint64_t plan_epoch, int layer_first, int layer_last, bool serving);
 
   v1::StageCounters Counters() const;
-  std::shared_ptr<prometheus::Registry> registry() const { return registry_; }
   std::string MetricsText() const;
 
  private:
